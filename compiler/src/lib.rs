@@ -1,0 +1,1 @@
+//! petasos compiler: cost model, planner, backends (later issues) and the CLI's commands.

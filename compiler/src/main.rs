@@ -1,0 +1,2 @@
+//! The `petasos` command line.
+fn main() {}

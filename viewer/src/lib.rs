@@ -1,0 +1,1 @@
+//! The desktop viewer (filled by a later issue).
