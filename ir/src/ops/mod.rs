@@ -4,14 +4,18 @@
 //! typed op. Ops the library does not know import as [`core::Opaque`] so the graph can still be
 //! viewed; evaluating one names the missing op.
 
+pub mod attention;
 pub mod control;
 pub mod core;
 pub mod elementwise;
 pub mod linalg;
 pub mod nn;
 pub mod quant;
+pub mod recurrent;
 pub mod reduce;
 pub mod shape_ops;
+pub mod signal;
+pub mod text;
 pub mod util;
 
 use crate::onnx::attrs::NodeCtx;
@@ -78,6 +82,10 @@ pub fn registry() -> &'static Registry {
         shape_ops::register(&mut r);
         linalg::register(&mut r);
         quant::register(&mut r);
+        attention::register(&mut r);
+        recurrent::register(&mut r);
+        signal::register(&mut r);
+        text::register(&mut r);
         r
     })
 }

@@ -1,0 +1,6 @@
+//! Ops of the `text` family.
+
+use super::Registry;
+
+/// Registers this family's builders.
+pub fn register(_r: &mut Registry) {}
