@@ -1,1 +1,7 @@
-//! petasos compiler: cost model, planner, backends (later issues) and the CLI's commands.
+//! petasos compiler: the library behind the `petasos` command line.
+//!
+//! Cost model, planner and backends arrive with later issues; today it holds model loading
+//! (file or built-in name) and the `inspect` report shared by the CLI and, later, the viewer.
+
+pub mod inspect;
+pub mod load;

@@ -1,2 +1,122 @@
 //! The `petasos` command line.
-fn main() {}
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use petasos_compiler::{inspect, load::load_model};
+use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
+use std::path::PathBuf;
+
+/// petasos: import, inspect and run neural-network models.
+#[derive(Parser)]
+#[command(name = "petasos", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the built-in models.
+    Models,
+    /// Print inputs/outputs, op histogram, parameter count and MACs of a model.
+    Inspect {
+        /// An ONNX file or a built-in model name.
+        #[arg(default_value = "demo-cnn")]
+        model: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the reference interpreter on inputs given as TensorProto (.pb) or numpy (.npy) files.
+    Interpret {
+        /// An ONNX file or a built-in model name.
+        model: String,
+        /// Input files, in graph-input order.
+        #[arg(short, long = "input")]
+        inputs: Vec<PathBuf>,
+        /// Output folder; receives output_N.pb (or .npy with --npy).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Write outputs as .npy instead of .pb.
+        #[arg(long)]
+        npy: bool,
+    },
+    /// Export a model (file or built-in) to ONNX.
+    ExportOnnx {
+        model: String,
+        /// Output .onnx path (written atomically).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Models => {
+            for n in petasos_models::names() {
+                println!("{n}");
+            }
+        }
+        Cmd::Inspect { model, json } => {
+            let g = load_model(&model)?;
+            let r = inspect::inspect(&model, &g);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", inspect::render(&r));
+            }
+        }
+        Cmd::Interpret { model, inputs, out, npy } => {
+            let g = load_model(&model)?;
+            if inputs.len() != g.inputs.len() {
+                let names: Vec<&str> = g.inputs.iter().map(|&i| g.g[i].outputs[0].name.as_str()).collect();
+                bail!(
+                    "{model} takes {} inputs ({}), {} given with -i",
+                    names.len(),
+                    names.join(", "),
+                    inputs.len()
+                );
+            }
+            let tensors = inputs
+                .iter()
+                .map(|p| read_tensor_file(p).map_err(anyhow::Error::from))
+                .collect::<Result<Vec<_>>>()?;
+            let outs = petasos_ir::interp::run(&g, tensors).with_context(|| format!("running {model}"))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for (i, (t, o)) in outs.iter().zip(&g.outputs).enumerate() {
+                let p = out.join(format!("output_{i}.{}", if npy { "npy" } else { "pb" }));
+                write_tensor_file(&p, &o.name, t)?;
+                println!("{}: {} {:?} -> {}", o.name, t.dtype(), t.shape(), p.display());
+            }
+        }
+        Cmd::ExportOnnx { model, out } => {
+            let g = load_model(&model)?;
+            petasos_ir::onnx::save_model(&g, &out)?;
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = std::panic::catch_unwind(move || run(cli));
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("petasos: error: {}", msg.join(": ").replace('\n', " "));
+            std::process::exit(1);
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("petasos: error: internal error ({what}); this is a bug in petasos, please report it with the model");
+            std::process::exit(1);
+        }
+    }
+}

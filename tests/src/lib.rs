@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod conformance;
+pub mod signature;
 
 use std::path::PathBuf;
 

@@ -496,6 +496,9 @@ fn resolve(
             return Ok(r);
         }
     }
+    if node.is_empty() {
+        return Err(import_err!("{op} '{name}' is never defined (not an input, initializer or node output)"));
+    }
     Err(import_err!(
         "{op} node '{node}' uses value '{name}', which is never defined (not an input, initializer or node output)"
     ))

@@ -1,0 +1,76 @@
+//! Every model in ../shared/models imports, verifies, survives an ONNX round trip, and the
+//! interpreter reproduces its recorded outputs within 1e-4 * max|want| + 1e-6 (before and after
+//! the round trip).
+
+use petasos_ir::onnx::{export_model, import_bytes, import_file};
+use petasos_ir::{interp, verify::verify};
+use petasos_tests::compare::compare_scaled;
+use petasos_tests::conformance::read_set;
+use petasos_tests::signature::signature;
+use petasos_tests::{shared_dir, skipped_loudly};
+use protobuf::Message;
+
+const MODELS: [&str; 12] = [
+    "resnet18",
+    "mobilenet_v2",
+    "densenet121",
+    "ch_PP-OCRv4_det_infer",
+    "ch_PP-OCRv4_rec_infer",
+    "ch_ppocr_mobile_v2.0_cls_infer",
+    "silero_vad",
+    "espcn_subpixel_float",
+    "espcn_subpixel_quant",
+    "tiny_gpt2",
+    "tiny_llama",
+    "tiny_mixtral",
+];
+
+fn check_model(name: &str) -> Result<(), String> {
+    let shared = shared_dir().ok_or("no shared dir")?;
+    let dir = shared.join("models");
+    let g = import_file(&dir.join(format!("{name}.onnx"))).map_err(|e| format!("import: {e}"))?;
+    verify(&g).map_err(|e| format!("verify: {e}"))?;
+    let bytes = export_model(&g).and_then(|m| m.write_to_bytes().map_err(|e| petasos_ir::Error::Export(e.to_string()))).map_err(|e| format!("export: {e}"))?;
+    let g2 = import_bytes(&bytes).map_err(|e| format!("re-import: {e}"))?;
+    verify(&g2).map_err(|e| format!("verify after round trip: {e}"))?;
+    let (s1, s2) = (signature(&g), signature(&g2));
+    if s1 != s2 {
+        let i = s1.iter().zip(&s2).position(|(a, b)| a != b).unwrap_or(s1.len().min(s2.len()));
+        return Err(format!(
+            "round trip changed the graph at line {i}:\n  before: {:?}\n  after:  {:?}",
+            s1.get(i),
+            s2.get(i)
+        ));
+    }
+    let case = dir.join(name);
+    let inputs = read_set(&case, "input")?;
+    let want = read_set(&case, "output")?;
+    for (label, graph) in [("imported", &g), ("round-tripped", &g2)] {
+        let got = interp::run(graph, inputs.clone()).map_err(|e| format!("{label}: run: {e}"))?;
+        for (i, w) in want.iter().enumerate() {
+            let gt = got.get(i).ok_or(format!("{label}: output {i} missing"))?;
+            compare_scaled(gt, w, 1e-4, 1e-6).map_err(|e| format!("{label}: output {i}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn shared_models_import_roundtrip_and_reproduce_outputs() {
+    if shared_dir().is_none() {
+        skipped_loudly("shared_models_import_roundtrip_and_reproduce_outputs");
+        return;
+    }
+    let mut failures = Vec::new();
+    for m in MODELS {
+        let t = std::time::Instant::now();
+        match check_model(m) {
+            Ok(()) => println!("ok   {m} ({:.1}s)", t.elapsed().as_secs_f64()),
+            Err(e) => {
+                println!("FAIL {m}: {e}");
+                failures.push(m);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "models failing: {failures:?}");
+}
