@@ -34,7 +34,10 @@ fn port(name: &str, t: &ValueType) -> Port {
     Port {
         name: name.to_string(),
         dtype: t.dtype.to_string(),
-        shape: t.shape.as_ref().map(|s| s.iter().map(|d| d.to_string()).collect()),
+        shape: t
+            .shape
+            .as_ref()
+            .map(|s| s.iter().map(|d| d.to_string()).collect()),
     }
 }
 
@@ -45,7 +48,11 @@ pub fn inspect(model: &str, g: &Graph) -> InspectReport {
         model: model.to_string(),
         metadata: g.metadata.clone(),
         opsets: g.opsets.clone(),
-        inputs: g.inputs.iter().map(|&i| port(&g.g[i].outputs[0].name, &g.g[i].outputs[0].ty)).collect(),
+        inputs: g
+            .inputs
+            .iter()
+            .map(|&i| port(&g.g[i].outputs[0].name, &g.g[i].outputs[0].ty))
+            .collect(),
         outputs: g
             .outputs
             .iter()
@@ -65,7 +72,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -98,7 +105,11 @@ pub fn render(r: &InspectReport) -> String {
     for (k, v) in &r.metadata {
         let _ = writeln!(o, "  {k}: {v}");
     }
-    let opsets: Vec<String> = r.opsets.iter().map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d })).collect();
+    let opsets: Vec<String> = r
+        .opsets
+        .iter()
+        .map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d }))
+        .collect();
     let _ = writeln!(o, "  opsets: {}", opsets.join(", "));
     let _ = writeln!(o, "inputs:");
     for p in &r.inputs {
@@ -108,15 +119,46 @@ pub fn render(r: &InspectReport) -> String {
     for p in &r.outputs {
         let _ = writeln!(o, "  {:<24} {}", p.name, shape_text(p));
     }
-    let _ = writeln!(o, "parameters: {} ({} bytes)", thousands(r.parameters), thousands(r.parameter_bytes));
-    let _ = writeln!(o, "MACs: {} ({}), FLOPs: {}", si(r.macs), thousands(r.macs), si(r.flops));
+    let _ = writeln!(
+        o,
+        "parameters: {} ({} bytes)",
+        thousands(r.parameters),
+        thousands(r.parameter_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "MACs: {} ({}), FLOPs: {}",
+        si(r.macs),
+        thousands(r.macs),
+        si(r.flops)
+    );
     let _ = writeln!(o, "ops: {} nodes", r.nodes);
-    let _ = writeln!(o, "  {:<28} {:>7} {:>12} {:>7}", "op type", "count", "MACs", "share");
+    let _ = writeln!(
+        o,
+        "  {:<28} {:>7} {:>12} {:>7}",
+        "op type", "count", "MACs", "share"
+    );
     let mut rows: Vec<_> = r.ops.iter().collect();
-    rows.sort_by(|a, b| b.1.macs.cmp(&a.1.macs).then(b.1.count.cmp(&a.1.count)).then(a.0.cmp(b.0)));
+    rows.sort_by(|a, b| {
+        b.1.macs
+            .cmp(&a.1.macs)
+            .then(b.1.count.cmp(&a.1.count))
+            .then(a.0.cmp(b.0))
+    });
     for (name, s) in rows {
-        let share = if r.macs > 0 { 100.0 * s.macs as f64 / r.macs as f64 } else { 0.0 };
-        let _ = writeln!(o, "  {:<28} {:>7} {:>12} {:>6.1}%", name, s.count, si(s.macs), share);
+        let share = if r.macs > 0 {
+            100.0 * s.macs as f64 / r.macs as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            o,
+            "  {:<28} {:>7} {:>12} {:>6.1}%",
+            name,
+            s.count,
+            si(s.macs),
+            share
+        );
     }
     o
 }

@@ -16,5 +16,5 @@ pub fn load_model(model: &str) -> Result<Graph> {
             petasos_models::names().join(", ")
         );
     }
-    petasos_ir::onnx::import_file(path).with_context(|| format!("{model}"))
+    petasos_ir::onnx::import_file(path).with_context(|| model.to_string())
 }

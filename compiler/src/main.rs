@@ -66,10 +66,19 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", inspect::render(&r));
             }
         }
-        Cmd::Interpret { model, inputs, out, npy } => {
+        Cmd::Interpret {
+            model,
+            inputs,
+            out,
+            npy,
+        } => {
             let g = load_model(&model)?;
             if inputs.len() != g.inputs.len() {
-                let names: Vec<&str> = g.inputs.iter().map(|&i| g.g[i].outputs[0].name.as_str()).collect();
+                let names: Vec<&str> = g
+                    .inputs
+                    .iter()
+                    .map(|&i| g.g[i].outputs[0].name.as_str())
+                    .collect();
                 bail!(
                     "{model} takes {} inputs ({}), {} given with -i",
                     names.len(),
@@ -81,12 +90,19 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|p| read_tensor_file(p).map_err(anyhow::Error::from))
                 .collect::<Result<Vec<_>>>()?;
-            let outs = petasos_ir::interp::run(&g, tensors).with_context(|| format!("running {model}"))?;
+            let outs =
+                petasos_ir::interp::run(&g, tensors).with_context(|| format!("running {model}"))?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             for (i, (t, o)) in outs.iter().zip(&g.outputs).enumerate() {
                 let p = out.join(format!("output_{i}.{}", if npy { "npy" } else { "pb" }));
                 write_tensor_file(&p, &o.name, t)?;
-                println!("{}: {} {:?} -> {}", o.name, t.dtype(), t.shape(), p.display());
+                println!(
+                    "{}: {} {:?} -> {}",
+                    o.name,
+                    t.dtype(),
+                    t.shape(),
+                    p.display()
+                );
             }
         }
         Cmd::ExportOnnx { model, out } => {

@@ -23,10 +23,14 @@ fn children_max_rss() -> u64 {
 #[test]
 fn malformed_corpus_gets_one_line_errors() {
     let dir = corpus();
-    let manifest = std::fs::read_to_string(dir.join("expected.tsv")).expect("tests/malformed/expected.tsv");
+    let manifest =
+        std::fs::read_to_string(dir.join("expected.tsv")).expect("tests/malformed/expected.tsv");
     let mut checked = 0;
     let mut failures = Vec::new();
-    for line in manifest.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (file, phrase) = line.split_once('\t').expect("file<TAB>phrase");
         let path = dir.join(file);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -55,11 +59,19 @@ fn malformed_corpus_gets_one_line_errors() {
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         let problem = match status {
             None => Some("hung (killed after 20 s)".to_string()),
-            Some(s) if s.code() != Some(1) => Some(format!("exit status {:?}, stderr: {stderr}", s.code())),
+            Some(s) if s.code() != Some(1) => {
+                Some(format!("exit status {:?}, stderr: {stderr}", s.code()))
+            }
             _ if lines.len() != 1 => Some(format!("expected one line of error, got: {stderr:?}")),
-            _ if !lines[0].starts_with("petasos: error:") => Some(format!("not an error line: {}", lines[0])),
-            _ if !lines[0].contains(phrase) => Some(format!("error does not mention '{phrase}': {}", lines[0])),
-            _ if rss > 64 * 1024 * 1024 + 2 * size => Some(format!("peak memory {rss} bytes for a {size}-byte file")),
+            _ if !lines[0].starts_with("petasos: error:") => {
+                Some(format!("not an error line: {}", lines[0]))
+            }
+            _ if !lines[0].contains(phrase) => {
+                Some(format!("error does not mention '{phrase}': {}", lines[0]))
+            }
+            _ if rss > 64 * 1024 * 1024 + 2 * size => {
+                Some(format!("peak memory {rss} bytes for a {size}-byte file"))
+            }
             _ => None,
         };
         println!("{file:<28} {}", lines.first().copied().unwrap_or(""));
@@ -68,6 +80,13 @@ fn malformed_corpus_gets_one_line_errors() {
         }
         checked += 1;
     }
-    assert!(checked >= 20, "the corpus should hold at least 20 files, has {checked}");
-    assert!(failures.is_empty(), "malformed files not handled:\n{}", failures.join("\n"));
+    assert!(
+        checked >= 20,
+        "the corpus should hold at least 20 files, has {checked}"
+    );
+    assert!(
+        failures.is_empty(),
+        "malformed files not handled:\n{}",
+        failures.join("\n")
+    );
 }

@@ -15,7 +15,12 @@ fn main() {
     };
     let target_ms = 50.0;
     let mut failed = false;
-    for name in ["resnet18", "densenet121", "ch_PP-OCRv4_rec_infer", "tiny_llama"] {
+    for name in [
+        "resnet18",
+        "densenet121",
+        "ch_PP-OCRv4_rec_infer",
+        "tiny_llama",
+    ] {
         let path = shared.join("models").join(format!("{name}.onnx"));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let mut times = Vec::new();

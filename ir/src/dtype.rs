@@ -223,7 +223,9 @@ impl DType {
             | DType::F8E5M2
             | DType::F8E5M2FNUZ
             | DType::F4E2M1
-            | DType::F8E8M0 => crate::minifloat::decode(self, crate::minifloat::encode(self, v, false)),
+            | DType::F8E8M0 => {
+                crate::minifloat::decode(self, crate::minifloat::encode(self, v, false))
+            }
             _ => v,
         }
     }

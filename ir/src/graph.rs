@@ -91,22 +91,45 @@ pub struct Graph {
 impl Graph {
     /// An empty graph.
     pub fn new(name: &str) -> Graph {
-        Graph { name: name.to_string(), ..Default::default() }
+        Graph {
+            name: name.to_string(),
+            ..Default::default()
+        }
     }
 
     /// Adds a node with `num_inputs` slots and outputs named `outputs` (types left unknown
     /// until inference).
-    pub fn add_node(&mut self, op: Box<dyn Op>, num_inputs: usize, outputs: &[String], provenance: Provenance) -> NodeIndex {
+    pub fn add_node(
+        &mut self,
+        op: Box<dyn Op>,
+        num_inputs: usize,
+        outputs: &[String],
+        provenance: Provenance,
+    ) -> NodeIndex {
         let outputs = outputs
             .iter()
-            .map(|n| Value { name: n.clone(), ty: ValueType::unranked(crate::DType::F32) })
+            .map(|n| Value {
+                name: n.clone(),
+                ty: ValueType::unranked(crate::DType::F32),
+            })
             .collect();
-        self.g.add_node(Node { op, num_inputs, outputs, provenance, captures: Vec::new() })
+        self.g.add_node(Node {
+            op,
+            num_inputs,
+            outputs,
+            provenance,
+            captures: Vec::new(),
+        })
     }
 
     /// Adds a formal input.
     pub fn add_input(&mut self, name: &str, ty: ValueType) -> NodeIndex {
-        let n = self.add_node(Box::new(Input { ty: ty.clone() }), 0, &[name.to_string()], Provenance::default());
+        let n = self.add_node(
+            Box::new(Input { ty: ty.clone() }),
+            0,
+            &[name.to_string()],
+            Provenance::default(),
+        );
         self.g[n].outputs[0].ty = ty;
         self.inputs.push(n);
         n
@@ -115,19 +138,34 @@ impl Graph {
     /// Adds a constant node.
     pub fn add_const(&mut self, name: &str, value: ConstTensor) -> NodeIndex {
         let ty = ValueType::known(value.dtype, &value.shape);
-        let n = self.add_node(Box::new(Constant { value }), 0, &[name.to_string()], Provenance::default());
+        let n = self.add_node(
+            Box::new(Constant { value }),
+            0,
+            &[name.to_string()],
+            Provenance::default(),
+        );
         self.g[n].outputs[0].ty = ty;
         n
     }
 
     /// Connects `src` to input slot `dst_in` of `dst`.
     pub fn connect(&mut self, src: ValueRef, dst: NodeIndex, dst_in: usize) {
-        self.g.add_edge(src.node, dst, Edge { src_out: src.out, dst_in });
+        self.g.add_edge(
+            src.node,
+            dst,
+            Edge {
+                src_out: src.out,
+                dst_in,
+            },
+        );
     }
 
     /// Marks a value as a graph output.
     pub fn add_output(&mut self, value: ValueRef, name: &str) {
-        self.outputs.push(GraphOutput { value, name: name.to_string() });
+        self.outputs.push(GraphOutput {
+            value,
+            name: name.to_string(),
+        });
     }
 
     /// The values feeding each input slot of `n`, `None` for omitted ones.
@@ -136,7 +174,10 @@ impl Graph {
         for e in self.g.edges_directed(n, Direction::Incoming) {
             let w = e.weight();
             if w.dst_in < v.len() {
-                v[w.dst_in] = Some(ValueRef { node: e.source(), out: w.src_out });
+                v[w.dst_in] = Some(ValueRef {
+                    node: e.source(),
+                    out: w.src_out,
+                });
             }
         }
         v
@@ -144,12 +185,18 @@ impl Graph {
 
     /// The type of a value.
     pub fn value_type(&self, v: ValueRef) -> Option<&ValueType> {
-        self.g.node_weight(v.node).and_then(|n| n.outputs.get(v.out)).map(|x| &x.ty)
+        self.g
+            .node_weight(v.node)
+            .and_then(|n| n.outputs.get(v.out))
+            .map(|x| &x.ty)
     }
 
     /// The name of a value.
     pub fn value_name(&self, v: ValueRef) -> Option<&str> {
-        self.g.node_weight(v.node).and_then(|n| n.outputs.get(v.out)).map(|x| x.name.as_str())
+        self.g
+            .node_weight(v.node)
+            .and_then(|n| n.outputs.get(v.out))
+            .map(|x| x.name.as_str())
     }
 
     /// Nodes in a topological order, or an error naming a node on a cycle.
@@ -175,7 +222,12 @@ impl Graph {
 
     /// The constant held by a node, if it is a `Constant`.
     pub fn constant(&self, n: NodeIndex) -> Option<&ConstTensor> {
-        self.g.node_weight(n)?.op.as_any().downcast_ref::<Constant>().map(|c| &c.value)
+        self.g
+            .node_weight(n)?
+            .op
+            .as_any()
+            .downcast_ref::<Constant>()
+            .map(|c| &c.value)
     }
 
     /// Number of op nodes (excluding inputs and constants).

@@ -63,7 +63,11 @@ impl Inferencer {
     }
 
     /// Infers node `n`'s output types; its inputs must already be inferred.
-    pub fn infer_node(&mut self, g: &mut Graph, n: petgraph::stable_graph::NodeIndex) -> Result<()> {
+    pub fn infer_node(
+        &mut self,
+        g: &mut Graph,
+        n: petgraph::stable_graph::NodeIndex,
+    ) -> Result<()> {
         let consts = &mut self.consts;
         let fresh = &self.fresh;
         let ins = g.node_inputs(n);
@@ -89,17 +93,28 @@ impl Inferencer {
             && !node.op.is_random()
             && node.op.subgraphs().is_empty()
             && n_caps == 0
-            && types.iter().zip(&values).all(|(t, v)| t.is_none() || v.is_some())
+            && types
+                .iter()
+                .zip(&values)
+                .all(|(t, v)| t.is_none() || v.is_some())
             && values.iter().flatten().map(|t| t.len()).sum::<usize>() <= FOLD_LIMIT
             && types.iter().any(|t| t.is_some());
         let mut outs: Option<Vec<ValueType>> = None;
         if foldable {
             let refs: Vec<Option<&Tensor>> = values.iter().map(|v| v.as_ref()).collect();
             let mut runner = NoSubgraphs;
-            let mut cx = EvalCx { num_outputs, runner: &mut runner };
+            let mut cx = EvalCx {
+                num_outputs,
+                runner: &mut runner,
+            };
             if let Ok(res) = node.op.eval(&mut cx, &refs) {
                 if res.len() >= num_outputs && res.iter().all(|t| t.len() <= FOLD_LIMIT) {
-                    outs = Some(res.iter().take(num_outputs).map(|t| ValueType::known(t.dtype(), t.shape())).collect());
+                    outs = Some(
+                        res.iter()
+                            .take(num_outputs)
+                            .map(|t| ValueType::known(t.dtype(), t.shape()))
+                            .collect(),
+                    );
                     for (i, t) in res.into_iter().take(num_outputs).enumerate() {
                         consts.insert(ValueRef { node: n, out: i }, t);
                     }
@@ -109,7 +124,12 @@ impl Inferencer {
         let outs = match outs {
             Some(o) => o,
             None => {
-                let cx = InferCx { inputs: &types, values: &values, num_outputs, fresh };
+                let cx = InferCx {
+                    inputs: &types,
+                    values: &values,
+                    num_outputs,
+                    fresh,
+                };
                 g.g[n].op.infer(&cx).map_err(|e| node_context(g, n, e))?
             }
         };
@@ -117,7 +137,10 @@ impl Inferencer {
             return Err(node_context(
                 g,
                 n,
-                Error::Infer(format!("the op gives {} outputs but the node declares {num_outputs}", outs.len())),
+                Error::Infer(format!(
+                    "the op gives {} outputs but the node declares {num_outputs}",
+                    outs.len()
+                )),
             ));
         }
         let node = &mut g.g[n];

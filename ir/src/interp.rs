@@ -28,7 +28,9 @@ fn check_input(g: &Graph, i: usize, t: &Tensor) -> Result<()> {
     if v.ty.dtype != t.dtype() {
         return Err(Error::Eval(format!(
             "input {i} '{}' must be {}, got {}",
-            v.name, v.ty.dtype, t.dtype()
+            v.name,
+            v.ty.dtype,
+            t.dtype()
         )));
     }
     if let Some(s) = &v.ty.shape {
@@ -50,7 +52,11 @@ fn check_input(g: &Graph, i: usize, t: &Tensor) -> Result<()> {
 }
 
 /// Runs `g` with its captures resolved from `scope` (outer values by name).
-pub fn run_scoped(g: &Graph, inputs: Vec<Tensor>, scope: &HashMap<String, Tensor>) -> Result<Vec<Tensor>> {
+pub fn run_scoped(
+    g: &Graph,
+    inputs: Vec<Tensor>,
+    scope: &HashMap<String, Tensor>,
+) -> Result<Vec<Tensor>> {
     if inputs.len() != g.inputs.len() {
         return Err(Error::Eval(format!(
             "the graph takes {} inputs, {} were given",
@@ -64,20 +70,33 @@ pub fn run_scoped(g: &Graph, inputs: Vec<Tensor>, scope: &HashMap<String, Tensor
     let mut reads: HashMap<ValueRef, usize> = HashMap::new();
     for e in g.g.edge_indices() {
         if let (Some((s, _)), Some(w)) = (g.g.edge_endpoints(e), g.g.edge_weight(e)) {
-            *reads.entry(ValueRef { node: s, out: w.src_out }).or_default() += 1;
+            *reads
+                .entry(ValueRef {
+                    node: s,
+                    out: w.src_out,
+                })
+                .or_default() += 1;
         }
     }
     for o in &g.outputs {
         *reads.entry(o.value).or_default() += 1 << 40;
     }
     for (i, t) in inputs.into_iter().enumerate() {
-        values.insert(ValueRef { node: g.inputs[i], out: 0 }, t);
+        values.insert(
+            ValueRef {
+                node: g.inputs[i],
+                out: 0,
+            },
+            t,
+        );
     }
     for &c in &g.captures {
         let name = &g.g[c].outputs[0].name;
-        let t = scope
-            .get(name)
-            .ok_or_else(|| Error::Eval(format!("subgraph value '{name}' is not defined in an enclosing scope")))?;
+        let t = scope.get(name).ok_or_else(|| {
+            Error::Eval(format!(
+                "subgraph value '{name}' is not defined in an enclosing scope"
+            ))
+        })?;
         values.insert(ValueRef { node: c, out: 0 }, t.clone());
     }
     for n in order {
@@ -92,7 +111,11 @@ pub fn run_scoped(g: &Graph, inputs: Vec<Tensor>, scope: &HashMap<String, Tensor
         for v in ins.iter().take(n_regular) {
             args.push(match v {
                 Some(v) => Some(values.get(v).ok_or_else(|| {
-                    node_context(g, n, Error::Eval(format!("input value {:?} was not computed", v)))
+                    node_context(
+                        g,
+                        n,
+                        Error::Eval(format!("input value {:?} was not computed", v)),
+                    )
                 })?),
                 None => None,
             });
@@ -104,13 +127,23 @@ pub fn run_scoped(g: &Graph, inputs: Vec<Tensor>, scope: &HashMap<String, Tensor
             }
         }
         let mut runner = ScopeRunner { scope: inner_scope };
-        let mut cx = EvalCx { num_outputs: node.outputs.len(), runner: &mut runner };
-        let outs = node.op.eval(&mut cx, &args).map_err(|e| node_context(g, n, e))?;
+        let mut cx = EvalCx {
+            num_outputs: node.outputs.len(),
+            runner: &mut runner,
+        };
+        let outs = node
+            .op
+            .eval(&mut cx, &args)
+            .map_err(|e| node_context(g, n, e))?;
         if outs.len() < node.outputs.len() {
             return Err(node_context(
                 g,
                 n,
-                Error::Eval(format!("produced {} outputs, {} expected", outs.len(), node.outputs.len())),
+                Error::Eval(format!(
+                    "produced {} outputs, {} expected",
+                    outs.len(),
+                    node.outputs.len()
+                )),
             ));
         }
         for v in ins.iter().flatten() {

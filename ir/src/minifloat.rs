@@ -20,19 +20,59 @@ struct Layout {
 
 fn layout(d: DType) -> Layout {
     match d {
-        DType::F8E4M3FN => Layout { exp_bits: 4, man_bits: 3, bias: 7, uz: false, ieee: false },
-        DType::F8E4M3FNUZ => Layout { exp_bits: 4, man_bits: 3, bias: 8, uz: true, ieee: false },
-        DType::F8E5M2 => Layout { exp_bits: 5, man_bits: 2, bias: 15, uz: false, ieee: true },
-        DType::F8E5M2FNUZ => Layout { exp_bits: 5, man_bits: 2, bias: 16, uz: true, ieee: false },
-        DType::F4E2M1 => Layout { exp_bits: 2, man_bits: 1, bias: 1, uz: false, ieee: false },
-        _ => Layout { exp_bits: 8, man_bits: 0, bias: 127, uz: false, ieee: false },
+        DType::F8E4M3FN => Layout {
+            exp_bits: 4,
+            man_bits: 3,
+            bias: 7,
+            uz: false,
+            ieee: false,
+        },
+        DType::F8E4M3FNUZ => Layout {
+            exp_bits: 4,
+            man_bits: 3,
+            bias: 8,
+            uz: true,
+            ieee: false,
+        },
+        DType::F8E5M2 => Layout {
+            exp_bits: 5,
+            man_bits: 2,
+            bias: 15,
+            uz: false,
+            ieee: true,
+        },
+        DType::F8E5M2FNUZ => Layout {
+            exp_bits: 5,
+            man_bits: 2,
+            bias: 16,
+            uz: true,
+            ieee: false,
+        },
+        DType::F4E2M1 => Layout {
+            exp_bits: 2,
+            man_bits: 1,
+            bias: 1,
+            uz: false,
+            ieee: false,
+        },
+        _ => Layout {
+            exp_bits: 8,
+            man_bits: 0,
+            bias: 127,
+            uz: false,
+            ieee: false,
+        },
     }
 }
 
 /// Decodes one code of a minifloat type to `f64`.
 pub fn decode(d: DType, code: u8) -> f64 {
     if d == DType::F8E8M0 {
-        return if code == 0xFF { f64::NAN } else { 2f64.powi(code as i32 - 127) };
+        return if code == 0xFF {
+            f64::NAN
+        } else {
+            2f64.powi(code as i32 - 127)
+        };
     }
     let l = layout(d);
     let total = 1 + l.exp_bits + l.man_bits;
@@ -69,18 +109,24 @@ pub fn decode(d: DType, code: u8) -> f64 {
 fn table(d: DType) -> &'static [(f64, u8)] {
     static TABLES: OnceLock<Vec<Vec<(f64, u8)>>> = OnceLock::new();
     let all = TABLES.get_or_init(|| {
-        [DType::F8E4M3FN, DType::F8E4M3FNUZ, DType::F8E5M2, DType::F8E5M2FNUZ, DType::F4E2M1]
-            .iter()
-            .map(|&t| {
-                let bits = t.bits() as u32;
-                let mut v: Vec<(f64, u8)> = (0..(1u32 << (bits - 1)))
-                    .map(|c| (decode(t, c as u8), c as u8))
-                    .filter(|(x, _)| x.is_finite())
-                    .collect();
-                v.sort_by(|a, b| a.0.total_cmp(&b.0));
-                v
-            })
-            .collect()
+        [
+            DType::F8E4M3FN,
+            DType::F8E4M3FNUZ,
+            DType::F8E5M2,
+            DType::F8E5M2FNUZ,
+            DType::F4E2M1,
+        ]
+        .iter()
+        .map(|&t| {
+            let bits = t.bits() as u32;
+            let mut v: Vec<(f64, u8)> = (0..(1u32 << (bits - 1)))
+                .map(|c| (decode(t, c as u8), c as u8))
+                .filter(|(x, _)| x.is_finite())
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            v
+        })
+        .collect()
     });
     let i = match d {
         DType::F8E4M3FN => 0,
@@ -106,11 +152,19 @@ fn nan_code(d: DType) -> u8 {
 /// Encodes `v` to the nearest code (ties to even).
 pub fn encode(d: DType, v: f64, saturate: bool) -> u8 {
     if d == DType::F8E8M0 {
-        if v.is_nan() || v <= 0.0 && v != 0.0 {
+        if v.is_nan() || v < 0.0 {
             return 0xFF;
         }
         if v == 0.0 || v.is_infinite() {
-            return if saturate { if v == 0.0 { 0 } else { 0xFE } } else { 0xFF };
+            return if saturate {
+                if v == 0.0 {
+                    0
+                } else {
+                    0xFE
+                }
+            } else {
+                0xFF
+            };
         }
         let e = v.log2().round() as i32 + 127;
         return e.clamp(0, 254) as u8;
@@ -120,7 +174,11 @@ pub fn encode(d: DType, v: f64, saturate: bool) -> u8 {
     }
     let l = layout(d);
     let total = 1 + l.exp_bits + l.man_bits;
-    let sign = if v.is_sign_negative() && !(l.uz && v == 0.0) { 1u8 << (total - 1) } else { 0 };
+    let sign = if v.is_sign_negative() && !(l.uz && v == 0.0) {
+        1u8 << (total - 1)
+    } else {
+        0
+    };
     let a = v.abs();
     let t = table(d);
     let (max, max_code) = t[t.len() - 1];
@@ -139,7 +197,10 @@ pub fn encode(d: DType, v: f64, saturate: bool) -> u8 {
     // The virtual next value above max decides whether rounding overflows.
     let prev = t[t.len() - 2].0;
     let beyond = max + (max - prev);
-    if a >= beyond || (a > max && a - max > beyond - a) || (a > max && a - max == beyond - a && max_code & 1 == 1) {
+    if a >= beyond
+        || (a > max && a - max > beyond - a)
+        || (a > max && a - max == beyond - a && max_code & 1 == 1)
+    {
         return overflow(sign);
     }
     if a >= max {

@@ -88,7 +88,10 @@ pub struct InferCx<'a> {
 impl<'a> InferCx<'a> {
     /// The type of input `i`, or an error if it is absent.
     pub fn input(&self, i: usize) -> Result<&ValueType> {
-        self.inputs.get(i).and_then(|x| x.as_ref()).ok_or_else(|| infer_err!("missing required input {i}"))
+        self.inputs
+            .get(i)
+            .and_then(|x| x.as_ref())
+            .ok_or_else(|| infer_err!("missing required input {i}"))
     }
     /// The type of input `i` if present.
     pub fn opt_input(&self, i: usize) -> Option<&ValueType> {
@@ -131,7 +134,11 @@ pub struct EvalCx<'a> {
 
 /// Input `i` or an error naming it.
 pub fn req<'t>(inputs: &[Option<&'t Tensor>], i: usize) -> Result<&'t Tensor> {
-    inputs.get(i).copied().flatten().ok_or_else(|| eval_err!("missing required input {i}"))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| eval_err!("missing required input {i}"))
 }
 
 /// Input `i` if present.

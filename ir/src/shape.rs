@@ -84,12 +84,14 @@ impl Dim {
             (DimOp::Mul, Some(1), _) => return b.clone(),
             _ => {}
         }
-        if op == DimOp::Max || op == DimOp::Min {
-            if a == b {
-                return a.clone();
-            }
+        if (op == DimOp::Max || op == DimOp::Min) && a == b {
+            return a.clone();
         }
-        Dim::Expr(Box::new(DimExpr { op, lhs: a.clone(), rhs: b.clone() }))
+        Dim::Expr(Box::new(DimExpr {
+            op,
+            lhs: a.clone(),
+            rhs: b.clone(),
+        }))
     }
 
     pub fn add(&self, o: &Dim) -> Dim {
@@ -185,7 +187,10 @@ pub struct ValueType {
 
 impl ValueType {
     pub fn new(dtype: DType, shape: Shape) -> ValueType {
-        ValueType { dtype, shape: Some(shape) }
+        ValueType {
+            dtype,
+            shape: Some(shape),
+        }
     }
     pub fn unranked(dtype: DType) -> ValueType {
         ValueType { dtype, shape: None }
@@ -199,7 +204,8 @@ impl ValueType {
     /// Number of elements when every dim is known.
     pub fn numel(&self) -> Option<u64> {
         let s = self.shape.as_ref()?;
-        s.iter().try_fold(1u64, |acc, d| acc.checked_mul(d.known()?))
+        s.iter()
+            .try_fold(1u64, |acc, d| acc.checked_mul(d.known()?))
     }
 }
 
@@ -220,8 +226,16 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Shape, String> {
     let n = a.len().max(b.len());
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let da = if i + a.len() >= n { Some(&a[i + a.len() - n]) } else { None };
-        let db = if i + b.len() >= n { Some(&b[i + b.len() - n]) } else { None };
+        let da = if i + a.len() >= n {
+            Some(&a[i + a.len() - n])
+        } else {
+            None
+        };
+        let db = if i + b.len() >= n {
+            Some(&b[i + b.len() - n])
+        } else {
+            None
+        };
         let d = match (da, db) {
             (Some(x), None) | (None, Some(x)) => x.clone(),
             (Some(x), Some(y)) => match (x.known(), y.known()) {
@@ -259,13 +273,20 @@ mod tests {
         assert_eq!(s.add(&Dim::Known(1)).to_string(), "(seq + 1)");
         let mut env = HashMap::new();
         env.insert("seq".to_string(), 7);
-        assert_eq!(s.add(&Dim::Known(1)).ceil_div(&Dim::Known(2)).eval(&env), Some(4));
+        assert_eq!(
+            s.add(&Dim::Known(1)).ceil_div(&Dim::Known(2)).eval(&env),
+            Some(4)
+        );
     }
 
     #[test]
     fn broadcasting() {
         let b = Dim::sym("b");
-        let r = broadcast_shapes(&[b.clone(), Dim::Known(1), Dim::Known(4)], &[Dim::Known(3), Dim::Known(1)]).unwrap();
+        let r = broadcast_shapes(
+            &[b.clone(), Dim::Known(1), Dim::Known(4)],
+            &[Dim::Known(3), Dim::Known(1)],
+        )
+        .unwrap();
         assert_eq!(r, vec![b, Dim::Known(3), Dim::Known(4)]);
         assert!(broadcast_shapes(&[Dim::Known(2)], &[Dim::Known(3)]).is_err());
     }

@@ -46,7 +46,10 @@ fn accumulate(g: &Graph, s: &mut GraphStats) {
             continue;
         }
         let ins = g.node_inputs(n);
-        let tys: Vec<_> = ins.iter().map(|v| v.and_then(|v| g.value_type(v))).collect();
+        let tys: Vec<_> = ins
+            .iter()
+            .map(|v| v.and_then(|v| g.value_type(v)))
+            .collect();
         let outs: Vec<_> = node.outputs.iter().map(|v| v.ty.clone()).collect();
         let macs = node.op.macs(&tys, &outs);
         let key = if node.op.domain().is_empty() {

@@ -40,10 +40,18 @@ macro_rules! map_data {
 macro_rules! zip_data {
     ($x:expr, $y:expr, $a:ident, $b:ident => $body:expr) => {
         match ($x, $y) {
-            ($crate::tensor::Data::F($a), $crate::tensor::Data::F($b)) => Some($crate::tensor::Data::F($body)),
-            ($crate::tensor::Data::I($a), $crate::tensor::Data::I($b)) => Some($crate::tensor::Data::I($body)),
-            ($crate::tensor::Data::B($a), $crate::tensor::Data::B($b)) => Some($crate::tensor::Data::B($body)),
-            ($crate::tensor::Data::S($a), $crate::tensor::Data::S($b)) => Some($crate::tensor::Data::S($body)),
+            ($crate::tensor::Data::F($a), $crate::tensor::Data::F($b)) => {
+                Some($crate::tensor::Data::F($body))
+            }
+            ($crate::tensor::Data::I($a), $crate::tensor::Data::I($b)) => {
+                Some($crate::tensor::Data::I($body))
+            }
+            ($crate::tensor::Data::B($a), $crate::tensor::Data::B($b)) => {
+                Some($crate::tensor::Data::B($body))
+            }
+            ($crate::tensor::Data::S($a), $crate::tensor::Data::S($b)) => {
+                Some($crate::tensor::Data::S($body))
+            }
             _ => None,
         }
     };
@@ -63,22 +71,34 @@ impl Tensor {
         if dtype != DType::F64 {
             a.mapv_inplace(|v| dtype.round_f64(v));
         }
-        Tensor { dtype, data: Data::F(a) }
+        Tensor {
+            dtype,
+            data: Data::F(a),
+        }
     }
 
     /// An integer tensor; values are wrapped to `dtype`'s width.
     pub fn int(dtype: DType, mut a: ArrayD<i128>) -> Tensor {
         debug_assert!(dtype.is_int(), "Tensor::int with {dtype}");
         a.mapv_inplace(|v| dtype.wrap_int(v));
-        Tensor { dtype, data: Data::I(a) }
+        Tensor {
+            dtype,
+            data: Data::I(a),
+        }
     }
 
     pub fn bool(a: ArrayD<bool>) -> Tensor {
-        Tensor { dtype: DType::Bool, data: Data::B(a) }
+        Tensor {
+            dtype: DType::Bool,
+            data: Data::B(a),
+        }
     }
 
     pub fn string(a: ArrayD<String>) -> Tensor {
-        Tensor { dtype: DType::String, data: Data::S(a) }
+        Tensor {
+            dtype: DType::String,
+            data: Data::S(a),
+        }
     }
 
     /// A tensor from data already valid for `dtype` (layout ops that move values unchanged).
@@ -86,10 +106,15 @@ impl Tensor {
     pub fn from_data(dtype: DType, data: Data) -> Result<Tensor> {
         let ok = matches!(
             (dtype.class(), &data),
-            (DClass::Float, Data::F(_)) | (DClass::Int, Data::I(_)) | (DClass::Bool, Data::B(_)) | (DClass::String, Data::S(_))
+            (DClass::Float, Data::F(_))
+                | (DClass::Int, Data::I(_))
+                | (DClass::Bool, Data::B(_))
+                | (DClass::String, Data::S(_))
         );
         if !ok {
-            return Err(eval_err!("internal: data carrier does not match dtype {dtype}"));
+            return Err(eval_err!(
+                "internal: data carrier does not match dtype {dtype}"
+            ));
         }
         Ok(Tensor { dtype, data })
     }
@@ -204,7 +229,11 @@ impl Tensor {
 
     /// Values as a flat `i64` list (for shape, axes and index inputs).
     pub fn to_i64_vec(&self) -> Result<Vec<i64>> {
-        Ok(self.to_i()?.iter().map(|&v| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64).collect())
+        Ok(self
+            .to_i()?
+            .iter()
+            .map(|&v| v.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+            .collect())
     }
 
     /// Values as a flat `f64` list.
@@ -217,7 +246,10 @@ impl Tensor {
         let v = self.to_f64_vec()?;
         match v.as_slice() {
             [x] => Ok(*x),
-            _ => Err(eval_err!("expected a single value, got shape {:?}", self.shape())),
+            _ => Err(eval_err!(
+                "expected a single value, got shape {:?}",
+                self.shape()
+            )),
         }
     }
 
@@ -226,20 +258,30 @@ impl Tensor {
         let v = self.to_i64_vec()?;
         match v.as_slice() {
             [x] => Ok(*x),
-            _ => Err(eval_err!("expected a single value, got shape {:?}", self.shape())),
+            _ => Err(eval_err!(
+                "expected a single value, got shape {:?}",
+                self.shape()
+            )),
         }
     }
 
     /// Reshapes (element count must match).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if shape.iter().product::<usize>() != self.len() {
-            return Err(eval_err!("cannot reshape {:?} to {:?}", self.shape(), shape));
+            return Err(eval_err!(
+                "cannot reshape {:?} to {:?}",
+                self.shape(),
+                shape
+            ));
         }
         let data = map_data!(&self.data, a => {
             let v: Vec<_> = a.iter().cloned().collect();
             ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| Error::Eval(e.to_string()))?
         });
-        Ok(Tensor { dtype: self.dtype, data })
+        Ok(Tensor {
+            dtype: self.dtype,
+            data,
+        })
     }
 
     /// Converts to another dtype with ONNX `Cast` semantics (`saturate` applies to float8 targets).
@@ -249,10 +291,20 @@ impl Tensor {
         }
         Ok(match (&self.data, to.class()) {
             (Data::F(a), DClass::Float) => {
-                if matches!(to, DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F4E2M1 | DType::F8E8M0) {
+                if matches!(
+                    to,
+                    DType::F8E4M3FN
+                        | DType::F8E4M3FNUZ
+                        | DType::F8E5M2
+                        | DType::F8E5M2FNUZ
+                        | DType::F4E2M1
+                        | DType::F8E8M0
+                ) {
                     Tensor {
                         dtype: to,
-                        data: Data::F(a.mapv(|v| crate::minifloat::decode(to, crate::minifloat::encode(to, v, saturate)))),
+                        data: Data::F(a.mapv(|v| {
+                            crate::minifloat::decode(to, crate::minifloat::encode(to, v, saturate))
+                        })),
                     }
                 } else {
                     Tensor::float(to, a.clone())
@@ -266,7 +318,9 @@ impl Tensor {
             (Data::B(a), DClass::Float) => Tensor::float(to, a.mapv(|v| if v { 1.0 } else { 0.0 })),
             (Data::B(a), DClass::Int) => Tensor::int(to, a.mapv(i128::from)),
             (Data::S(a), DClass::Float) => Tensor::float(to, a.mapv(|s| parse_float(&s))),
-            (Data::S(a), DClass::Int) => Tensor::int(to, a.mapv(|s| s.trim().parse::<i128>().unwrap_or(0))),
+            (Data::S(a), DClass::Int) => {
+                Tensor::int(to, a.mapv(|s| s.trim().parse::<i128>().unwrap_or(0)))
+            }
             (Data::S(a), DClass::Bool) => Tensor::bool(a.mapv(|s| parse_float(&s) != 0.0)),
             (_, DClass::String) => Tensor::string(match &self.data {
                 Data::F(a) => a.mapv(|v| format_float(v, self.dtype)),
@@ -328,6 +382,9 @@ mod tests {
     #[test]
     fn cast_float_to_int_truncates() {
         let t = Tensor::from_f32(&[3], vec![-1.7, 2.9, f32::NAN]).unwrap();
-        assert_eq!(t.cast(DType::I32, true).unwrap().to_i64_vec().unwrap(), vec![-1, 2, 0]);
+        assert_eq!(
+            t.cast(DType::I32, true).unwrap().to_i64_vec().unwrap(),
+            vec![-1, 2, 0]
+        );
     }
 }

@@ -53,10 +53,16 @@ pub fn verify(g: &Graph) -> Result<()> {
     let mut names = HashSet::new();
     for o in &g.outputs {
         if g.value_type(o.value).is_none() {
-            return Err(Error::Verify(format!("graph output '{}' refers to a missing value", o.name)));
+            return Err(Error::Verify(format!(
+                "graph output '{}' refers to a missing value",
+                o.name
+            )));
         }
         if !names.insert(o.name.as_str()) {
-            return Err(Error::Verify(format!("graph output name '{}' is used twice", o.name)));
+            return Err(Error::Verify(format!(
+                "graph output name '{}' is used twice",
+                o.name
+            )));
         }
     }
     // Types: re-infer on a copy and compare dtypes and ranks.
@@ -65,7 +71,9 @@ pub fn verify(g: &Graph) -> Result<()> {
     for &n in &order {
         inf.infer_node(&mut copy, n)?;
         for (a, b) in g.g[n].outputs.iter().zip(&copy.g[n].outputs) {
-            if a.ty.dtype != b.ty.dtype || (a.ty.rank().is_some() && b.ty.rank().is_some() && a.ty.rank() != b.ty.rank()) {
+            if a.ty.dtype != b.ty.dtype
+                || (a.ty.rank().is_some() && b.ty.rank().is_some() && a.ty.rank() != b.ty.rank())
+            {
                 return Err(Error::Verify(format!(
                     "value '{}' is recorded as {} but inference gives {}",
                     a.name, a.ty, b.ty

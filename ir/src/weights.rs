@@ -18,7 +18,11 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub enum Storage {
     /// A byte range of a memory-mapped file.
-    Mapped { map: Arc<Mmap>, offset: usize, len: usize },
+    Mapped {
+        map: Arc<Mmap>,
+        offset: usize,
+        len: usize,
+    },
     /// Bytes owned in memory.
     Owned(Arc<[u8]>),
     /// Values drawn uniformly from `[-scale, scale]` by a deterministic generator seeded with `seed`.
@@ -46,21 +50,30 @@ impl ConstTensor {
     /// Size of the stored values in bytes.
     pub fn nbytes(&self) -> usize {
         match &self.storage {
-            Storage::Values(t) if t.dtype() == DType::String => {
-                t.as_s().map(|a| a.iter().map(|s| s.len()).sum()).unwrap_or(0)
-            }
+            Storage::Values(t) if t.dtype() == DType::String => t
+                .as_s()
+                .map(|a| a.iter().map(|s| s.len()).sum())
+                .unwrap_or(0),
             _ => self.dtype.bytes_for(self.numel()),
         }
     }
 
     /// A constant holding `t`'s values (kept decoded).
     pub fn from_tensor(t: Tensor) -> ConstTensor {
-        ConstTensor { dtype: t.dtype(), shape: t.shape().to_vec(), storage: Storage::Values(Arc::new(t)) }
+        ConstTensor {
+            dtype: t.dtype(),
+            shape: t.shape().to_vec(),
+            storage: Storage::Values(Arc::new(t)),
+        }
     }
 
     /// A synthetic constant.
     pub fn synthetic(dtype: DType, shape: Vec<usize>, seed: u64, scale: f32) -> ConstTensor {
-        ConstTensor { dtype, shape, storage: Storage::Synthetic { seed, scale } }
+        ConstTensor {
+            dtype,
+            shape,
+            storage: Storage::Synthetic { seed, scale },
+        }
     }
 
     /// The raw little-endian bytes (borrowed from the map where possible). `None` for strings.
@@ -94,12 +107,15 @@ impl ConstTensor {
                         (2.0 * x - 1.0) * *scale as f64
                     })
                     .collect();
-                let a = ArrayD::from_shape_vec(IxDyn(&self.shape), vals).map_err(|e| eval_err!("{e}"))?;
+                let a = ArrayD::from_shape_vec(IxDyn(&self.shape), vals)
+                    .map_err(|e| eval_err!("{e}"))?;
                 Ok(Tensor::from_f64_as(self.dtype, a))
             }
             Storage::Detached { .. } => Err(eval_err!("constant values are not loaded")),
             Storage::Mapped { .. } | Storage::Owned(_) => {
-                let b = self.bytes()?.ok_or_else(|| eval_err!("string constant has no bytes"))?;
+                let b = self
+                    .bytes()?
+                    .ok_or_else(|| eval_err!("string constant has no bytes"))?;
                 decode_le(self.dtype, &self.shape, &b)
             }
         }
@@ -130,15 +146,24 @@ pub fn decode_le(dtype: DType, shape: &[usize], b: &[u8]) -> Result<Tensor> {
     }
     let sh = IxDyn(shape);
     let mk_f = |v: Vec<f64>| -> Result<Tensor> {
-        Ok(Tensor::float(dtype, ArrayD::from_shape_vec(sh.clone(), v).map_err(|e| eval_err!("{e}"))?))
+        Ok(Tensor::float(
+            dtype,
+            ArrayD::from_shape_vec(sh.clone(), v).map_err(|e| eval_err!("{e}"))?,
+        ))
     };
     let mk_i = |v: Vec<i128>| -> Result<Tensor> {
-        Ok(Tensor::int(dtype, ArrayD::from_shape_vec(sh.clone(), v).map_err(|e| eval_err!("{e}"))?))
+        Ok(Tensor::int(
+            dtype,
+            ArrayD::from_shape_vec(sh.clone(), v).map_err(|e| eval_err!("{e}"))?,
+        ))
     };
     macro_rules! chunks {
         ($t:ty, $conv:expr) => {{
             const W: usize = std::mem::size_of::<$t>();
-            b[..need].chunks_exact(W).map(|c| $conv(<$t>::from_le_bytes(c.try_into().expect("chunk width")))).collect::<Vec<_>>()
+            b[..need]
+                .chunks_exact(W)
+                .map(|c| $conv(<$t>::from_le_bytes(c.try_into().expect("chunk width"))))
+                .collect::<Vec<_>>()
         }};
     }
     match dtype {
@@ -147,9 +172,18 @@ pub fn decode_le(dtype: DType, shape: &[usize], b: &[u8]) -> Result<Tensor> {
         DType::F16 => mk_f(chunks!(u16, |x| half::f16::from_bits(x).to_f64())),
         DType::BF16 => mk_f(chunks!(u16, |x| half::bf16::from_bits(x).to_f64())),
         DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ | DType::F8E8M0 => {
-            mk_f(b[..n].iter().map(|&c| crate::minifloat::decode(dtype, c)).collect())
+            mk_f(
+                b[..n]
+                    .iter()
+                    .map(|&c| crate::minifloat::decode(dtype, c))
+                    .collect(),
+            )
         }
-        DType::F4E2M1 => mk_f((0..n).map(|i| crate::minifloat::decode(dtype, nibble(b, i))).collect()),
+        DType::F4E2M1 => mk_f(
+            (0..n)
+                .map(|i| crate::minifloat::decode(dtype, nibble(b, i)))
+                .collect(),
+        ),
         DType::I64 => mk_i(chunks!(i64, i128::from)),
         DType::I32 => mk_i(chunks!(i32, i128::from)),
         DType::I16 => mk_i(chunks!(i16, i128::from)),
@@ -158,14 +192,23 @@ pub fn decode_le(dtype: DType, shape: &[usize], b: &[u8]) -> Result<Tensor> {
         DType::U32 => mk_i(chunks!(u32, i128::from)),
         DType::U16 => mk_i(chunks!(u16, i128::from)),
         DType::U8 => mk_i(chunks!(u8, i128::from)),
-        DType::I4 | DType::U4 => mk_i((0..n).map(|i| dtype.wrap_int(nibble(b, i) as i128)).collect()),
-        DType::I2 | DType::U2 => mk_i((0..n).map(|i| dtype.wrap_int(((b[i / 4] >> ((i % 4) * 2)) & 3) as i128)).collect()),
+        DType::I4 | DType::U4 => mk_i(
+            (0..n)
+                .map(|i| dtype.wrap_int(nibble(b, i) as i128))
+                .collect(),
+        ),
+        DType::I2 | DType::U2 => mk_i(
+            (0..n)
+                .map(|i| dtype.wrap_int(((b[i / 4] >> ((i % 4) * 2)) & 3) as i128))
+                .collect(),
+        ),
         DType::Bool => Ok(Tensor::bool(
-            ArrayD::from_shape_vec(sh.clone(), b[..n].iter().map(|&x| x != 0).collect()).map_err(|e| eval_err!("{e}"))?,
+            ArrayD::from_shape_vec(sh.clone(), b[..n].iter().map(|&x| x != 0).collect())
+                .map_err(|e| eval_err!("{e}"))?,
         )),
-        DType::Complex64 | DType::Complex128 | DType::String => {
-            Err(eval_err!("{dtype} tensors cannot be decoded from raw bytes"))
-        }
+        DType::Complex64 | DType::Complex128 | DType::String => Err(eval_err!(
+            "{dtype} tensors cannot be decoded from raw bytes"
+        )),
     }
 }
 
@@ -179,16 +222,29 @@ pub fn encode_le(t: &Tensor) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(d.bytes_for(t.len()));
     match t.data() {
         Data::F(a) => match d {
-            DType::F64 => a.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-            DType::F32 => a.iter().for_each(|v| out.extend_from_slice(&(*v as f32).to_le_bytes())),
-            DType::F16 => a.iter().for_each(|v| out.extend_from_slice(&half::f16::from_f64(*v).to_le_bytes())),
-            DType::BF16 => a.iter().for_each(|v| out.extend_from_slice(&half::bf16::from_f64(*v).to_le_bytes())),
+            DType::F64 => a
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            DType::F32 => a
+                .iter()
+                .for_each(|v| out.extend_from_slice(&(*v as f32).to_le_bytes())),
+            DType::F16 => a
+                .iter()
+                .for_each(|v| out.extend_from_slice(&half::f16::from_f64(*v).to_le_bytes())),
+            DType::BF16 => a
+                .iter()
+                .for_each(|v| out.extend_from_slice(&half::bf16::from_f64(*v).to_le_bytes())),
             DType::F4E2M1 => {
-                let codes: Vec<u8> = a.iter().map(|&v| crate::minifloat::encode(d, v, true)).collect();
+                let codes: Vec<u8> = a
+                    .iter()
+                    .map(|&v| crate::minifloat::encode(d, v, true))
+                    .collect();
                 pack_nibbles(&codes, &mut out);
             }
             DType::Complex64 | DType::Complex128 => return Err(eval_err!("cannot encode {d}")),
-            _ => a.iter().for_each(|&v| out.push(crate::minifloat::encode(d, v, true))),
+            _ => a
+                .iter()
+                .for_each(|&v| out.push(crate::minifloat::encode(d, v, true))),
         },
         Data::I(a) => match d {
             DType::I4 | DType::U4 => {
@@ -206,7 +262,8 @@ pub fn encode_le(t: &Tensor) -> Result<Vec<u8>> {
             }
             _ => {
                 let w = d.bits() / 8;
-                a.iter().for_each(|&v| out.extend_from_slice(&v.to_le_bytes()[..w]));
+                a.iter()
+                    .for_each(|&v| out.extend_from_slice(&v.to_le_bytes()[..w]));
             }
         },
         Data::B(a) => a.iter().for_each(|&v| out.push(v as u8)),
@@ -243,7 +300,14 @@ const INLINE_LIMIT: usize = 4096;
 impl Serialize for ConstTensor {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let nbytes = self.nbytes();
-        let mut r = ConstRepr { dtype: self.dtype, shape: self.shape.clone(), bytes: None, strings: None, synthetic: None, nbytes };
+        let mut r = ConstRepr {
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            bytes: None,
+            strings: None,
+            synthetic: None,
+            nbytes,
+        };
         if let Storage::Synthetic { seed, scale } = self.storage {
             r.synthetic = Some((seed, scale));
         } else if self.dtype.class() == DClass::String {
@@ -265,12 +329,17 @@ impl<'de> Deserialize<'de> for ConstTensor {
         } else if let Some(b) = r.bytes {
             Storage::Owned(Arc::from(b))
         } else if let Some(strs) = r.strings {
-            let a = ArrayD::from_shape_vec(IxDyn(&r.shape), strs).map_err(serde::de::Error::custom)?;
+            let a =
+                ArrayD::from_shape_vec(IxDyn(&r.shape), strs).map_err(serde::de::Error::custom)?;
             Storage::Values(Arc::new(Tensor::string(a)))
         } else {
             Storage::Detached { len: r.nbytes }
         };
-        Ok(ConstTensor { dtype: r.dtype, shape: r.shape, storage })
+        Ok(ConstTensor {
+            dtype: r.dtype,
+            shape: r.shape,
+            storage,
+        })
     }
 }
 
@@ -280,9 +349,27 @@ mod tests {
 
     #[test]
     fn bytes_round_trip() {
-        for d in [DType::F32, DType::F16, DType::BF16, DType::I64, DType::U8, DType::I4, DType::U2, DType::F8E4M3FN, DType::F4E2M1, DType::Bool] {
-            let t = Tensor::from_f64_as(d, ArrayD::from_shape_vec(IxDyn(&[5]), vec![0.0, 1.0, -1.0, 2.0, 1.0]).unwrap());
-            let t = if d.is_signed_int() || d.is_float() { t } else { t.cast(d, true).unwrap() };
+        for d in [
+            DType::F32,
+            DType::F16,
+            DType::BF16,
+            DType::I64,
+            DType::U8,
+            DType::I4,
+            DType::U2,
+            DType::F8E4M3FN,
+            DType::F4E2M1,
+            DType::Bool,
+        ] {
+            let t = Tensor::from_f64_as(
+                d,
+                ArrayD::from_shape_vec(IxDyn(&[5]), vec![0.0, 1.0, -1.0, 2.0, 1.0]).unwrap(),
+            );
+            let t = if d.is_signed_int() || d.is_float() {
+                t
+            } else {
+                t.cast(d, true).unwrap()
+            };
             let b = encode_le(&t).unwrap();
             assert_eq!(b.len(), d.bytes_for(5), "{d}");
             assert_eq!(decode_le(d, &[5], &b).unwrap(), t, "{d}");

@@ -5,8 +5,8 @@ use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DV;
 use onnx_protobuf::tensor_shape_proto::Dimension;
 use onnx_protobuf::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-    TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use petasos_ir::{Graph, Result};
 use protobuf::{Message, MessageField};
@@ -16,7 +16,9 @@ fn weights(name: &str, dims: &[i64], seed: u64, scale: f32) -> TensorProto {
     let mut s = seed;
     let mut raw = Vec::with_capacity(n as usize * 4);
     for _ in 0..n {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let u = ((s >> 40) as f32) / (1u64 << 24) as f32;
         raw.extend_from_slice(&((2.0 * u - 1.0) * scale).to_le_bytes());
     }
@@ -36,7 +38,13 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
     a
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
     let mut n = NodeProto::new();
     n.op_type = op.into();
     n.name = name.into();
@@ -67,7 +75,13 @@ fn value(name: &str, dims: &[DV]) -> ValueInfoProto {
 /// Serialized ONNX bytes of `demo-cnn` (input `image` [batch, 3, 32, 32], output `probs` [batch, 10]).
 pub fn demo_cnn_onnx() -> Vec<u8> {
     let conv = |name: &str, i: &str, o: &str, w: &str, b: &str| {
-        node("Conv", name, &[i, w, b], &[o], vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])])
+        node(
+            "Conv",
+            name,
+            &[i, w, b],
+            &[o],
+            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+        )
     };
     let mut g = GraphProto::new();
     g.name = "demo-cnn".into();
@@ -84,12 +98,30 @@ pub fn demo_cnn_onnx() -> Vec<u8> {
     g.node = vec![
         conv("/stem/Conv", "image", "s0", "stem.w", "stem.b"),
         node("Relu", "/stem/Relu", &["s0"], &["s1"], vec![]),
-        conv("/block/conv1/Conv", "s1", "b0", "block.conv1.w", "block.conv1.b"),
+        conv(
+            "/block/conv1/Conv",
+            "s1",
+            "b0",
+            "block.conv1.w",
+            "block.conv1.b",
+        ),
         node("Relu", "/block/relu1/Relu", &["b0"], &["b1"], vec![]),
-        conv("/block/conv2/Conv", "b1", "b2", "block.conv2.w", "block.conv2.b"),
+        conv(
+            "/block/conv2/Conv",
+            "b1",
+            "b2",
+            "block.conv2.w",
+            "block.conv2.b",
+        ),
         node("Add", "/block/Add", &["b2", "s1"], &["b3"], vec![]),
         node("Relu", "/block/relu2/Relu", &["b3"], &["b4"], vec![]),
-        node("GlobalAveragePool", "/pool/GlobalAveragePool", &["b4"], &["p0"], vec![]),
+        node(
+            "GlobalAveragePool",
+            "/pool/GlobalAveragePool",
+            &["b4"],
+            &["p0"],
+            vec![],
+        ),
         node("Flatten", "/pool/Flatten", &["p0"], &["p1"], vec![]),
         node("Gemm", "/fc/Gemm", &["p1", "fc.w", "fc.b"], &["logits"], {
             let mut a = AttributeProto::new();
@@ -101,7 +133,15 @@ pub fn demo_cnn_onnx() -> Vec<u8> {
         node("Softmax", "/Softmax", &["logits"], &["probs"], vec![]),
     ];
     let batch = DV::DimParam("batch".into());
-    g.input = vec![value("image", &[batch.clone(), DV::DimValue(3), DV::DimValue(32), DV::DimValue(32)])];
+    g.input = vec![value(
+        "image",
+        &[
+            batch.clone(),
+            DV::DimValue(3),
+            DV::DimValue(32),
+            DV::DimValue(32),
+        ],
+    )];
     g.output = vec![value("probs", &[batch, DV::DimValue(10)])];
     let mut m = ModelProto::new();
     m.ir_version = 10;

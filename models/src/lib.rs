@@ -34,7 +34,10 @@ pub fn is_builtin(name: &str) -> bool {
 /// Builds a built-in model by name.
 pub fn build(name: &str) -> Result<Graph, ModelError> {
     match name {
-        "demo-cnn" => demo::demo_cnn().map_err(|source| ModelError::Build { name: name.into(), source }),
+        "demo-cnn" => demo::demo_cnn().map_err(|source| ModelError::Build {
+            name: name.into(),
+            source,
+        }),
         _ => Err(ModelError::Unknown(name.into())),
     }
 }

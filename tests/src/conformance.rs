@@ -62,7 +62,10 @@ pub fn run_case_caught(case: &Path) -> Result<(), String> {
         Ok(r) => r,
         Err(p) => Err(format!(
             "PANIC: {}",
-            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
         )),
     }
 }
@@ -92,7 +95,10 @@ pub fn run_all(cases: &[PathBuf], threads: usize) -> Vec<(String, Result<(), Str
         .iter()
         .zip(results)
         .map(|(c, r)| {
-            let name = c.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = c
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             (name, r.unwrap_or_else(|| Err("not run".into())))
         })
         .collect()

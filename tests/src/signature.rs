@@ -16,19 +16,31 @@ pub fn signature(g: &Graph) -> Vec<String> {
             .iter()
             .map(|v| v.and_then(|v| g.value_name(v)).unwrap_or("").to_string())
             .collect();
-        let outs: Vec<String> = node.outputs.iter().map(|v| format!("{}:{}", v.name, v.ty.dtype)).collect();
+        let outs: Vec<String> = node
+            .outputs
+            .iter()
+            .map(|v| format!("{}:{}", v.name, v.ty.dtype))
+            .collect();
         let op = if let Some(c) = g.constant(n) {
             let sum = c
                 .bytes()
                 .ok()
                 .flatten()
-                .map(|b| b.iter().fold(0u64, |h, &x| h.wrapping_mul(1099511628211).wrapping_add(x as u64)))
+                .map(|b| {
+                    b.iter().fold(0u64, |h, &x| {
+                        h.wrapping_mul(1099511628211).wrapping_add(x as u64)
+                    })
+                })
                 .unwrap_or(0);
             format!("Constant {} {:?} #{sum:x}", c.dtype, c.shape)
         } else {
             serde_json::to_string(&node.op).unwrap_or_else(|e| format!("<unserialisable: {e}>"))
         };
-        out.push(format!("{op} ({}) -> ({})", ins.join(", "), outs.join(", ")));
+        out.push(format!(
+            "{op} ({}) -> ({})",
+            ins.join(", "),
+            outs.join(", ")
+        ));
     }
     for o in &g.outputs {
         out.push(format!("output {}", o.name));

@@ -19,7 +19,9 @@ fn node_suite_allow_list_passes() {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
     let all = cases(&node_suite(&shared)).expect("list the node suite");
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let results = run_all(&all, threads);
     let mut passed = 0;
     let mut regressions = Vec::new();
@@ -36,11 +38,31 @@ fn node_suite_allow_list_passes() {
             Err(_) => {}
         }
     }
-    let missing: Vec<&String> = allow.iter().filter(|a| !results.iter().any(|(n, _)| n == *a)).collect();
-    println!("node suite: {} passed, {} failed ({} cases, {} allow-listed)", passed, results.len() - passed, results.len(), allow.len());
+    let missing: Vec<&String> = allow
+        .iter()
+        .filter(|a| !results.iter().any(|(n, _)| n == *a))
+        .collect();
+    println!(
+        "node suite: {} passed, {} failed ({} cases, {} allow-listed)",
+        passed,
+        results.len() - passed,
+        results.len(),
+        allow.len()
+    );
     if !new_passes.is_empty() {
-        println!("{} cases pass but are not allow-listed yet (add them): {:?}", new_passes.len(), new_passes);
+        println!(
+            "{} cases pass but are not allow-listed yet (add them): {:?}",
+            new_passes.len(),
+            new_passes
+        );
     }
-    assert!(missing.is_empty(), "allow-listed cases missing from the suite: {missing:?}");
-    assert!(regressions.is_empty(), "allow-listed cases now fail:\n{}", regressions.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "allow-listed cases missing from the suite: {missing:?}"
+    );
+    assert!(
+        regressions.is_empty(),
+        "allow-listed cases now fail:\n{}",
+        regressions.join("\n")
+    );
 }

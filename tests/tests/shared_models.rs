@@ -30,12 +30,21 @@ fn check_model(name: &str) -> Result<(), String> {
     let dir = shared.join("models");
     let g = import_file(&dir.join(format!("{name}.onnx"))).map_err(|e| format!("import: {e}"))?;
     verify(&g).map_err(|e| format!("verify: {e}"))?;
-    let bytes = export_model(&g).and_then(|m| m.write_to_bytes().map_err(|e| petasos_ir::Error::Export(e.to_string()))).map_err(|e| format!("export: {e}"))?;
+    let bytes = export_model(&g)
+        .and_then(|m| {
+            m.write_to_bytes()
+                .map_err(|e| petasos_ir::Error::Export(e.to_string()))
+        })
+        .map_err(|e| format!("export: {e}"))?;
     let g2 = import_bytes(&bytes).map_err(|e| format!("re-import: {e}"))?;
     verify(&g2).map_err(|e| format!("verify after round trip: {e}"))?;
     let (s1, s2) = (signature(&g), signature(&g2));
     if s1 != s2 {
-        let i = s1.iter().zip(&s2).position(|(a, b)| a != b).unwrap_or(s1.len().min(s2.len()));
+        let i = s1
+            .iter()
+            .zip(&s2)
+            .position(|(a, b)| a != b)
+            .unwrap_or(s1.len().min(s2.len()));
         return Err(format!(
             "round trip changed the graph at line {i}:\n  before: {:?}\n  after:  {:?}",
             s1.get(i),

@@ -141,9 +141,12 @@ impl<'a> NodeCtx<'a> {
         match self.find(name) {
             None => Ok(None),
             Some(a) => match Self::kind(a) {
-                Some(AttributeType::STRINGS) => {
-                    Ok(Some(a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()))
-                }
+                Some(AttributeType::STRINGS) => Ok(Some(
+                    a.strings
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect(),
+                )),
                 _ => Err(self.wrong(a, "STRINGS")),
             },
         }
@@ -170,11 +173,20 @@ impl<'a> NodeCtx<'a> {
     }
     /// A graph attribute that must be present.
     pub fn req_graph(&self, name: &str) -> Result<Graph> {
-        self.graph(name)?
-            .ok_or_else(|| import_err!("{} node '{}' lacks its '{name}' graph attribute", self.op_type, self.node_name))
+        self.graph(name)?.ok_or_else(|| {
+            import_err!(
+                "{} node '{}' lacks its '{name}' graph attribute",
+                self.op_type,
+                self.node_name
+            )
+        })
     }
     /// An error saying an attribute value is invalid.
     pub fn invalid(&self, name: &str, why: &str) -> crate::Error {
-        import_err!("attribute '{name}' of {} node '{}': {why}", self.op_type, self.node_name)
+        import_err!(
+            "attribute '{name}' of {} node '{}': {why}",
+            self.op_type,
+            self.node_name
+        )
     }
 }

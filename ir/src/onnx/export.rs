@@ -14,8 +14,8 @@ use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DV;
 use onnx_protobuf::tensor_shape_proto::Dimension;
 use onnx_protobuf::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use protobuf::{Message, MessageField};
 use std::io::Write;
@@ -134,7 +134,8 @@ pub fn export_graph(g: &Graph) -> Result<GraphProto> {
         if let Some(o) = node.op.as_any().downcast_ref::<Opaque>() {
             for raw in &o.raw_attrs {
                 np.attribute.push(
-                    AttributeProto::parse_from_bytes(raw).map_err(|e| Error::Export(format!("attribute of '{}': {e}", np.name)))?,
+                    AttributeProto::parse_from_bytes(raw)
+                        .map_err(|e| Error::Export(format!("attribute of '{}': {e}", np.name)))?,
                 );
             }
         } else {
@@ -151,9 +152,9 @@ pub fn export_graph(g: &Graph) -> Result<GraphProto> {
         gp.node.push(np);
     }
     for o in &g.outputs {
-        let ty = g
-            .value_type(o.value)
-            .ok_or_else(|| Error::Export(format!("output '{}' refers to a missing value", o.name)))?;
+        let ty = g.value_type(o.value).ok_or_else(|| {
+            Error::Export(format!("output '{}' refers to a missing value", o.name))
+        })?;
         let vname = g.value_name(o.value).unwrap_or("");
         if vname != o.name {
             // Rename through an Identity so the output keeps its name.
@@ -171,7 +172,12 @@ pub fn export_graph(g: &Graph) -> Result<GraphProto> {
 /// Exports a top-level graph as a model.
 pub fn export_model(g: &Graph) -> Result<ModelProto> {
     let mut m = ModelProto::new();
-    m.ir_version = g.metadata.get("ir_version").and_then(|v| v.parse().ok()).unwrap_or(10).max(3);
+    m.ir_version = g
+        .metadata
+        .get("ir_version")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .max(3);
     m.producer_name = "petasos".into();
     m.producer_version = env!("CARGO_PKG_VERSION").into();
     let mut opsets = g.opsets.clone();
@@ -201,15 +207,26 @@ fn collect_domains(g: &Graph, opsets: &mut std::collections::BTreeMap<String, i6
 
 /// Serialises `g` and writes it to `path` atomically.
 pub fn save_model(g: &Graph, path: &Path) -> Result<()> {
-    let bytes = export_model(g)?.write_to_bytes().map_err(|e| Error::Export(e.to_string()))?;
+    let bytes = export_model(g)?
+        .write_to_bytes()
+        .map_err(|e| Error::Export(e.to_string()))?;
     write_atomic(path, &bytes)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let fname = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fname = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{fname}.tmp{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;

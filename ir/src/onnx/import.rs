@@ -17,7 +17,9 @@ use crate::ops::registry;
 use crate::shape::{Dim, ValueType};
 use crate::{import_err, DType, Error, Result};
 use memmap2::Mmap;
-use onnx_protobuf::{AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto};
+use onnx_protobuf::{
+    AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto,
+};
 use protobuf::Message;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -32,7 +34,9 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { strict_shapes: true }
+        ImportOptions {
+            strict_shapes: true,
+        }
     }
 }
 
@@ -43,17 +47,35 @@ pub fn import_file(path: &Path) -> Result<Graph> {
 
 /// [`import_file`] with options.
 pub fn import_file_with(path: &Path, opts: &ImportOptions) -> Result<Graph> {
-    let f = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let meta = f.metadata().map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let meta = f.metadata().map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if meta.is_dir() {
-        return Err(import_err!("{} is a folder, not an ONNX file", path.display()));
+        return Err(import_err!(
+            "{} is a folder, not an ONNX file",
+            path.display()
+        ));
     }
     if meta.len() == 0 {
         return Err(import_err!("{} is empty", path.display()));
     }
     // SAFETY: read-only map of a model file; see TensorSource::external.
-    let map = Arc::new(unsafe { Mmap::map(&f) }.map_err(|source| Error::Io { path: path.to_path_buf(), source })?);
-    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { p.to_path_buf() });
+    let map = Arc::new(unsafe { Mmap::map(&f) }.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?);
+    let dir = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".").to_path_buf()
+        } else {
+            p.to_path_buf()
+        }
+    });
     let stripped = wire::strip(&map)?;
     let src = TensorSource::new(Backing::Map(map.clone()), stripped.ranges, dir);
     import_stripped(&stripped.bytes, src, opts)
@@ -83,25 +105,46 @@ fn import_stripped(bytes: &[u8], src: TensorSource, opts: &ImportOptions) -> Res
         .as_ref()
         .ok_or_else(|| import_err!("the file holds no graph (is it an ONNX model?)"))?;
     if model.ir_version <= 0 && model.opset_import.is_empty() && gp.node.is_empty() {
-        return Err(import_err!("the file holds no ONNX model (no IR version, opsets or nodes)"));
+        return Err(import_err!(
+            "the file holds no ONNX model (no IR version, opsets or nodes)"
+        ));
     }
     let mut opsets: HashMap<String, i64> = HashMap::new();
     for o in &model.opset_import {
-        let d = if o.domain == "ai.onnx" { String::new() } else { o.domain.clone() };
+        let d = if o.domain == "ai.onnx" {
+            String::new()
+        } else {
+            o.domain.clone()
+        };
         opsets.insert(d, o.version);
     }
     opsets.entry(String::new()).or_insert(21);
-    let functions: HashMap<(String, String), &FunctionProto> =
-        model.functions.iter().map(|f| ((f.domain.clone(), f.name.clone()), f)).collect();
-    let cx = ModelCx { src: &src, opsets: &opsets, functions: &functions, opts };
+    let functions: HashMap<(String, String), &FunctionProto> = model
+        .functions
+        .iter()
+        .map(|f| ((f.domain.clone(), f.name.clone()), f))
+        .collect();
+    let cx = ModelCx {
+        src: &src,
+        opsets: &opsets,
+        functions: &functions,
+        opts,
+    };
     let mut g = build_graph(&cx, gp, &[], 0)?;
     g.opsets = opsets.into_iter().collect();
-    g.metadata.insert("ir_version".into(), model.ir_version.to_string());
+    g.metadata
+        .insert("ir_version".into(), model.ir_version.to_string());
     if !model.producer_name.is_empty() {
-        g.metadata.insert("producer".into(), format!("{} {}", model.producer_name, model.producer_version).trim().to_string());
+        g.metadata.insert(
+            "producer".into(),
+            format!("{} {}", model.producer_name, model.producer_version)
+                .trim()
+                .to_string(),
+        );
     }
     for p in &model.metadata_props {
-        g.metadata.insert(format!("meta.{}", p.key), p.value.clone());
+        g.metadata
+            .insert(format!("meta.{}", p.key), p.value.clone());
     }
     Ok(g)
 }
@@ -118,8 +161,9 @@ fn value_type(name: &str, tp: &TypeProto, unk: &mut u64) -> Result<ValueType> {
     use onnx_protobuf::type_proto::Value;
     match &tp.value {
         Some(Value::TensorType(t)) => {
-            let dtype = DType::from_onnx_code(t.elem_type)
-                .ok_or_else(|| import_err!("value '{name}' has unknown element type {}", t.elem_type))?;
+            let dtype = DType::from_onnx_code(t.elem_type).ok_or_else(|| {
+                import_err!("value '{name}' has unknown element type {}", t.elem_type)
+            })?;
             let Some(shape) = t.shape.as_ref() else {
                 return Ok(ValueType::unranked(dtype));
             };
@@ -129,7 +173,9 @@ fn value_type(name: &str, tp: &TypeProto, unk: &mut u64) -> Result<ValueType> {
                 dims.push(match &d.value {
                     Some(DV::DimValue(v)) if *v >= 0 => {
                         if *v as u64 > super::tensor_proto::MAX_ELEMENTS {
-                            return Err(import_err!("value '{name}' has a dim of {v}, larger than 2^40"));
+                            return Err(import_err!(
+                                "value '{name}' has a dim of {v}, larger than 2^40"
+                            ));
                         }
                         Dim::Known(*v as u64)
                     }
@@ -155,19 +201,29 @@ struct PendingNode {
 }
 
 /// Inlines calls to model-local functions (recursively), renaming their internal values.
-fn expand_functions(cx: &ModelCx<'_>, nodes: &[NodeProto], depth: usize, counter: &mut usize) -> Result<Vec<PendingNode>> {
+fn expand_functions(
+    cx: &ModelCx<'_>,
+    nodes: &[NodeProto],
+    depth: usize,
+    counter: &mut usize,
+) -> Result<Vec<PendingNode>> {
     let mut out = Vec::new();
     for n in nodes {
         let key = (n.domain.clone(), n.op_type.clone());
         let f = match cx.functions.get(&key) {
-            Some(f) if registry().get(&n.domain, &n.op_type).is_none() || !n.domain.is_empty() => *f,
+            Some(f) if registry().get(&n.domain, &n.op_type).is_none() || !n.domain.is_empty() => {
+                *f
+            }
             _ => {
                 out.push(PendingNode { node: n.clone() });
                 continue;
             }
         };
         if depth > 16 {
-            return Err(import_err!("function '{}' is recursive or nested more than 16 deep", n.op_type));
+            return Err(import_err!(
+                "function '{}' is recursive or nested more than 16 deep",
+                n.op_type
+            ));
         }
         *counter += 1;
         let prefix = format!("{}__f{}__", n.op_type, counter);
@@ -193,7 +249,10 @@ fn expand_functions(cx: &ModelCx<'_>, nodes: &[NodeProto], depth: usize, counter
                 if s.is_empty() {
                     return String::new();
                 }
-                rename.entry(s.clone()).or_insert_with(|| format!("{prefix}{s}")).clone()
+                rename
+                    .entry(s.clone())
+                    .or_insert_with(|| format!("{prefix}{s}"))
+                    .clone()
             };
             nn.input = bn.input.iter().map(|s| map(s, &mut rename)).collect();
             nn.output = bn.output.iter().map(|s| map(s, &mut rename)).collect();
@@ -225,7 +284,9 @@ fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNod
                 continue;
             }
             if producer.insert(o.as_str(), i).is_some() {
-                return Err(import_err!("value '{o}' is produced by more than one node in graph '{graph_name}'"));
+                return Err(import_err!(
+                    "value '{o}' is produced by more than one node in graph '{graph_name}'"
+                ));
             }
         }
     }
@@ -255,8 +316,13 @@ fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNod
         }
     }
     if order.len() < n {
-        let stuck = (0..n).find(|&i| indeg[i] > 0).map(|i| nodes[i].node.name.clone()).unwrap_or_default();
-        return Err(import_err!("graph '{graph_name}' has a cycle (through node '{stuck}')"));
+        let stuck = (0..n)
+            .find(|&i| indeg[i] > 0)
+            .map(|i| nodes[i].node.name.clone())
+            .unwrap_or_default();
+        return Err(import_err!(
+            "graph '{graph_name}' has a cycle (through node '{stuck}')"
+        ));
     }
     let mut slots: Vec<Option<PendingNode>> = nodes.into_iter().map(Some).collect();
     Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
@@ -308,7 +374,12 @@ fn render_attr(a: &AttributeProto) -> String {
 }
 
 /// Builds one graph. `outer` are the visible value types of enclosing scopes, innermost first.
-fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, ValueType>], depth: usize) -> Result<Graph> {
+fn build_graph(
+    cx: &ModelCx<'_>,
+    gp: &GraphProto,
+    outer: &[&HashMap<String, ValueType>],
+    depth: usize,
+) -> Result<Graph> {
     if depth > 64 {
         return Err(import_err!("subgraphs are nested more than 64 deep"));
     }
@@ -320,12 +391,18 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
 
     for t in &gp.initializer {
         if t.name.is_empty() {
-            return Err(import_err!("an initializer of graph '{}' has no name", gp.name));
+            return Err(import_err!(
+                "an initializer of graph '{}' has no name",
+                gp.name
+            ));
         }
         let c = cx.src.load(t)?;
         let n = g.add_const(&t.name, c);
         inf.infer_node(&mut g, n)?;
-        if names.insert(t.name.clone(), ValueRef { node: n, out: 0 }).is_some() {
+        if names
+            .insert(t.name.clone(), ValueRef { node: n, out: 0 })
+            .is_some()
+        {
             return Err(import_err!("initializer '{}' is defined twice", t.name));
         }
         types.insert(t.name.clone(), g.g[n].outputs[0].ty.clone());
@@ -349,7 +426,11 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
 
     for p in pending {
         let np = &p.node;
-        let domain = if np.domain == "ai.onnx" { "" } else { np.domain.as_str() };
+        let domain = if np.domain == "ai.onnx" {
+            ""
+        } else {
+            np.domain.as_str()
+        };
         let opset = cx
             .opsets
             .get(domain)
@@ -362,10 +443,20 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
                 input_refs.push(None);
                 continue;
             }
-            input_refs.push(Some(resolve(&mut g, &mut names, &mut types, outer, name, &np.name, &np.op_type)?));
+            input_refs.push(Some(resolve(
+                &mut g,
+                &mut names,
+                &mut types,
+                outer,
+                name,
+                &np.name,
+                &np.op_type,
+            )?));
         }
         let op: Box<dyn Op> = {
-            let scope_chain: Vec<&HashMap<String, ValueType>> = std::iter::once(&types).chain(outer.iter().copied()).collect();
+            let scope_chain: Vec<&HashMap<String, ValueType>> = std::iter::once(&types)
+                .chain(outer.iter().copied())
+                .collect();
             let sub = |sg: &GraphProto| build_graph(cx, sg, &scope_chain, depth + 1);
             let tl = |t: &onnx_protobuf::TensorProto| cx.src.load(t);
             let ncx = NodeCtx {
@@ -415,7 +506,15 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
             }
         }
         for (k, name) in captures.iter().enumerate() {
-            let r = resolve(&mut g, &mut names, &mut types, outer, name, &np.name, &np.op_type)?;
+            let r = resolve(
+                &mut g,
+                &mut names,
+                &mut types,
+                outer,
+                name,
+                &np.name,
+                &np.op_type,
+            )?;
             g.connect(r, n, np.input.len() + k);
         }
         match inf.infer_node(&mut g, n) {
@@ -427,8 +526,15 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
             if o.is_empty() {
                 continue;
             }
-            if names.insert(o.clone(), ValueRef { node: n, out: i }).is_some() {
-                return Err(node_context(&g, n, import_err!("value '{o}' is defined twice")));
+            if names
+                .insert(o.clone(), ValueRef { node: n, out: i })
+                .is_some()
+            {
+                return Err(node_context(
+                    &g,
+                    n,
+                    import_err!("value '{o}' is defined twice"),
+                ));
             }
             types.insert(o.clone(), g.g[n].outputs[i].ty.clone());
         }
@@ -437,11 +543,23 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
     let mut seen = HashSet::new();
     for vi in &gp.output {
         if !seen.insert(vi.name.clone()) {
-            return Err(import_err!("graph '{}' lists output '{}' twice", gp.name, vi.name));
+            return Err(import_err!(
+                "graph '{}' lists output '{}' twice",
+                gp.name,
+                vi.name
+            ));
         }
         let r = match names.get(&vi.name) {
             Some(r) => *r,
-            None => resolve(&mut g, &mut names, &mut types, outer, &vi.name, "", "graph output")?,
+            None => resolve(
+                &mut g,
+                &mut names,
+                &mut types,
+                outer,
+                &vi.name,
+                "",
+                "graph output",
+            )?,
         };
         g.add_output(r, &vi.name);
     }
@@ -451,7 +569,11 @@ fn build_graph(cx: &ModelCx<'_>, gp: &GraphProto, outer: &[&HashMap<String, Valu
 /// Errors that must fail the import rather than make the node opaque.
 fn is_structural(e: &Error) -> bool {
     let m = e.to_string();
-    m.contains("tensor '") || m.contains("nested") || m.contains("cycle") || m.contains("never defined") || m.contains("escapes")
+    m.contains("tensor '")
+        || m.contains("nested")
+        || m.contains("cycle")
+        || m.contains("never defined")
+        || m.contains("escapes")
 }
 
 fn declared(vi: &ValueInfoProto, unk: &mut u64) -> Result<ValueType> {
@@ -465,10 +587,18 @@ fn opaque(np: &NodeProto, domain: &str, reason: String) -> Box<dyn Op> {
     Box::new(Opaque {
         op_type: np.op_type.clone(),
         domain: domain.to_string(),
-        attributes: np.attribute.iter().map(|a| (a.name.clone(), render_attr(a))).collect(),
+        attributes: np
+            .attribute
+            .iter()
+            .map(|a| (a.name.clone(), render_attr(a)))
+            .collect(),
         declared: Vec::new(),
         reason,
-        raw_attrs: np.attribute.iter().filter_map(|a| a.write_to_bytes().ok()).collect(),
+        raw_attrs: np
+            .attribute
+            .iter()
+            .filter_map(|a| a.write_to_bytes().ok())
+            .collect(),
     })
 }
 
@@ -487,7 +617,12 @@ fn resolve(
     }
     for scope in outer {
         if let Some(ty) = scope.get(name) {
-            let n = g.add_node(Box::new(Input { ty: ty.clone() }), 0, &[name.to_string()], Provenance::default());
+            let n = g.add_node(
+                Box::new(Input { ty: ty.clone() }),
+                0,
+                &[name.to_string()],
+                Provenance::default(),
+            );
             g.g[n].outputs[0].ty = ty.clone();
             g.captures.push(n);
             let r = ValueRef { node: n, out: 0 };
@@ -497,7 +632,9 @@ fn resolve(
         }
     }
     if node.is_empty() {
-        return Err(import_err!("{op} '{name}' is never defined (not an input, initializer or node output)"));
+        return Err(import_err!(
+            "{op} '{name}' is never defined (not an input, initializer or node output)"
+        ));
     }
     Err(import_err!(
         "{op} node '{node}' uses value '{name}', which is never defined (not an input, initializer or node output)"

@@ -1,8 +1,8 @@
 //! Reading and writing single tensors as serialized `TensorProto` files (`.pb`) and numpy `.npy`.
 
+use super::export::write_atomic;
 use super::tensor_proto::{to_proto, Backing, TensorSource};
 use crate::dtype::DType;
-use super::export::write_atomic;
 use crate::tensor::Tensor;
 use crate::weights::{decode_le, encode_le, ConstTensor};
 use crate::{import_err, Error, Result};
@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 /// Parses a serialized `TensorProto`. Returns the tensor and its name.
 pub fn tensor_from_pb(bytes: &[u8]) -> Result<(String, Tensor)> {
-    let t = TensorProto::parse_from_bytes(bytes).map_err(|e| import_err!("not a TensorProto: {e}"))?;
+    let t =
+        TensorProto::parse_from_bytes(bytes).map_err(|e| import_err!("not a TensorProto: {e}"))?;
     let src = TensorSource::new(Backing::Bytes(Arc::from(&[][..])), Vec::new(), None);
     let c = src.load(&t)?;
     Ok((t.name.clone(), c.to_tensor()?))
@@ -64,34 +65,61 @@ pub fn tensor_from_npy(b: &[u8]) -> Result<Tensor> {
         Some(rest.to_string())
     };
     let descr = field("descr").ok_or_else(|| import_err!(".npy header has no descr"))?;
-    let descr = descr.trim_start_matches('\'').split('\'').next().unwrap_or("").to_string();
-    let fortran = field("fortran_order").map(|s| s.starts_with("True")).unwrap_or(false);
+    let descr = descr
+        .trim_start_matches('\'')
+        .split('\'')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let fortran = field("fortran_order")
+        .map(|s| s.starts_with("True"))
+        .unwrap_or(false);
     if fortran {
-        return Err(import_err!(".npy arrays in Fortran order are not supported"));
+        return Err(import_err!(
+            ".npy arrays in Fortran order are not supported"
+        ));
     }
     let shape_s = field("shape").ok_or_else(|| import_err!(".npy header has no shape"))?;
-    let inner = shape_s.trim_start_matches('(').split(')').next().unwrap_or("");
+    let inner = shape_s
+        .trim_start_matches('(')
+        .split(')')
+        .next()
+        .unwrap_or("");
     let shape: Vec<usize> = inner
         .split(',')
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| import_err!(".npy shape '{shape_s}' is malformed")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| import_err!(".npy shape '{shape_s}' is malformed"))
+        })
         .collect::<Result<_>>()?;
     let dtype = DType::ALL
         .iter()
         .copied()
-        .find(|&d| npy_descr(d).is_some_and(|x| x == descr || x.replace('<', "|") == descr || x.replace('|', "<") == descr))
+        .find(|&d| {
+            npy_descr(d).is_some_and(|x| {
+                x == descr || x.replace('<', "|") == descr || x.replace('|', "<") == descr
+            })
+        })
         .ok_or_else(|| import_err!(".npy dtype '{descr}' is not supported"))?;
     decode_le(dtype, &shape, &b[start + hlen..])
 }
 
 /// Serializes a tensor as a numpy `.npy` (version 1).
 pub fn tensor_to_npy(t: &Tensor) -> Result<Vec<u8>> {
-    let descr = npy_descr(t.dtype()).ok_or_else(|| Error::Export(format!("{} cannot be written as .npy", t.dtype())))?;
+    let descr = npy_descr(t.dtype())
+        .ok_or_else(|| Error::Export(format!("{} cannot be written as .npy", t.dtype())))?;
     let shape = match t.shape() {
         [] => "()".to_string(),
         [x] => format!("({x},)"),
-        s => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        s => format!(
+            "({})",
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
@@ -107,7 +135,10 @@ pub fn tensor_to_npy(t: &Tensor) -> Result<Vec<u8>> {
 
 /// Reads a tensor from a `.pb` or `.npy` file (by extension; `.pb` otherwise).
 pub fn read_tensor_file(path: &Path) -> Result<Tensor> {
-    let b = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let b = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let r = if path.extension().is_some_and(|e| e == "npy") {
         tensor_from_npy(&b)
     } else {
@@ -118,7 +149,11 @@ pub fn read_tensor_file(path: &Path) -> Result<Tensor> {
 
 /// Writes a tensor to a `.pb` or `.npy` file (by extension), atomically.
 pub fn write_tensor_file(path: &Path, name: &str, t: &Tensor) -> Result<()> {
-    let b = if path.extension().is_some_and(|e| e == "npy") { tensor_to_npy(t)? } else { tensor_to_pb(name, t)? };
+    let b = if path.extension().is_some_and(|e| e == "npy") {
+        tensor_to_npy(t)?
+    } else {
+        tensor_to_pb(name, t)?
+    };
     write_atomic(path, &b)
 }
 
@@ -130,7 +165,10 @@ mod tests {
     fn npy_and_pb_round_trip() {
         let t = Tensor::from_f32(&[2, 3], vec![1.0, -2.0, 3.5, 0.0, 7.0, 8.0]).unwrap();
         assert_eq!(tensor_from_npy(&tensor_to_npy(&t).unwrap()).unwrap(), t);
-        assert_eq!(tensor_from_pb(&tensor_to_pb("x", &t).unwrap()).unwrap().1, t);
+        assert_eq!(
+            tensor_from_pb(&tensor_to_pb("x", &t).unwrap()).unwrap().1,
+            t
+        );
         assert!(tensor_from_npy(b"garbage").is_err());
     }
 }

@@ -57,7 +57,10 @@ pub struct Stripped {
 
 /// Strips `data` (a serialized `ModelProto`).
 pub fn strip(data: &[u8]) -> Result<Stripped> {
-    let mut s = Stripped { bytes: Vec::with_capacity(data.len().min(1 << 20)), ranges: Vec::new() };
+    let mut s = Stripped {
+        bytes: Vec::with_capacity(data.len().min(1 << 20)),
+        ranges: Vec::new(),
+    };
     let mut out = Vec::new();
     copy(Kind::Model, data, 0, 0, &mut out, &mut s.ranges)?;
     s.bytes = out;
@@ -67,7 +70,9 @@ pub fn strip(data: &[u8]) -> Result<Stripped> {
 fn read_varint(data: &[u8], pos: &mut usize) -> Result<u64> {
     let mut v: u64 = 0;
     for shift in (0..70).step_by(7) {
-        let b = *data.get(*pos).ok_or_else(|| import_err!("the file is truncated (inside a varint at byte {})", *pos))?;
+        let b = *data.get(*pos).ok_or_else(|| {
+            import_err!("the file is truncated (inside a varint at byte {})", *pos)
+        })?;
         *pos += 1;
         if shift >= 64 {
             return Err(import_err!("malformed varint at byte {}", *pos - 1));
@@ -88,7 +93,14 @@ fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn copy(kind: Kind, data: &[u8], base: usize, depth: usize, out: &mut Vec<u8>, ranges: &mut Vec<(usize, usize)>) -> Result<()> {
+fn copy(
+    kind: Kind,
+    data: &[u8],
+    base: usize,
+    depth: usize,
+    out: &mut Vec<u8>,
+    ranges: &mut Vec<(usize, usize)>,
+) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(import_err!(
             "the model nests subgraphs too deeply (more than {} levels); refusing it",
@@ -103,7 +115,10 @@ fn copy(kind: Kind, data: &[u8], base: usize, depth: usize, out: &mut Vec<u8>, r
         let wt = (tag & 7) as u8;
         let tag_end = pos;
         if field == 0 {
-            return Err(import_err!("not an ONNX protobuf file (field number 0 at byte {})", base + start));
+            return Err(import_err!(
+                "not an ONNX protobuf file (field number 0 at byte {})",
+                base + start
+            ));
         }
         match wt {
             0 => {
@@ -113,21 +128,28 @@ fn copy(kind: Kind, data: &[u8], base: usize, depth: usize, out: &mut Vec<u8>, r
             1 | 5 => {
                 let w = if wt == 1 { 8 } else { 4 };
                 if pos + w > data.len() {
-                    return Err(import_err!("the file is truncated (at byte {})", base + pos));
+                    return Err(import_err!(
+                        "the file is truncated (at byte {})",
+                        base + pos
+                    ));
                 }
                 pos += w;
                 out.extend_from_slice(&data[start..pos]);
             }
             2 => {
                 let len = read_varint(data, &mut pos)?;
-                let len = usize::try_from(len).map_err(|_| import_err!("field length {len} is too large"))?;
-                let end = pos.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| {
-                    import_err!(
+                let len = usize::try_from(len)
+                    .map_err(|_| import_err!("field length {len} is too large"))?;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|&e| e <= data.len())
+                    .ok_or_else(|| {
+                        import_err!(
                         "the file is truncated: a field at byte {} claims {len} bytes, {} remain",
                         base + start,
                         data.len() - pos
                     )
-                })?;
+                    })?;
                 let body = &data[pos..end];
                 if kind == Kind::Tensor && field == 9 && len >= MIN_LIFT {
                     write_varint(out, (RANGE_FIELD as u64) << 3);

@@ -24,7 +24,11 @@ pub fn register(r: &mut Registry) {
 fn output_types(g: &Graph) -> Vec<ValueType> {
     g.outputs
         .iter()
-        .map(|o| g.value_type(o.value).cloned().unwrap_or_else(|| ValueType::unranked(crate::DType::F32)))
+        .map(|o| {
+            g.value_type(o.value)
+                .cloned()
+                .unwrap_or_else(|| ValueType::unranked(crate::DType::F32))
+        })
         .collect()
 }
 
@@ -33,7 +37,10 @@ fn join(a: &ValueType, b: &ValueType, cx: &InferCx<'_>) -> ValueType {
     match (&a.shape, &b.shape) {
         (Some(x), Some(y)) if x.len() == y.len() => ValueType::new(
             a.dtype,
-            x.iter().zip(y).map(|(p, q)| if p == q { p.clone() } else { cx.fresh_dim() }).collect(),
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| if p == q { p.clone() } else { cx.fresh_dim() })
+                .collect(),
         ),
         _ => ValueType::unranked(a.dtype),
     }
@@ -47,7 +54,10 @@ pub struct If {
 }
 
 fn build_if(cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
-    Ok(Box::new(If { then_branch: cx.req_graph("then_branch")?, else_branch: cx.req_graph("else_branch")? }))
+    Ok(Box::new(If {
+        then_branch: cx.req_graph("then_branch")?,
+        else_branch: cx.req_graph("else_branch")?,
+    }))
 }
 
 #[typetag::serde]
@@ -58,7 +68,11 @@ impl Op for If {
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         if let Some(c) = cx.value(0) {
             let b = c.scalar_f64()? != 0.0;
-            return Ok(output_types(if b { &self.then_branch } else { &self.else_branch }));
+            return Ok(output_types(if b {
+                &self.then_branch
+            } else {
+                &self.else_branch
+            }));
         }
         let t = output_types(&self.then_branch);
         let e = output_types(&self.else_branch);
@@ -66,12 +80,25 @@ impl Op for If {
     }
     fn eval(&self, cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let c = req(inputs, 0)?.scalar_f64()? != 0.0;
-        cx.runner.run(if c { &self.then_branch } else { &self.else_branch }, Vec::new())
+        cx.runner.run(
+            if c {
+                &self.then_branch
+            } else {
+                &self.else_branch
+            },
+            Vec::new(),
+        )
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![
-            ("then_branch", Attr::Graph(Box::new(self.then_branch.clone()))),
-            ("else_branch", Attr::Graph(Box::new(self.else_branch.clone()))),
+            (
+                "then_branch",
+                Attr::Graph(Box::new(self.then_branch.clone())),
+            ),
+            (
+                "else_branch",
+                Attr::Graph(Box::new(self.else_branch.clone())),
+            ),
         ]
     }
     fn subgraphs(&self) -> Vec<&Graph> {
@@ -97,7 +124,10 @@ fn stack(ts: &[Tensor], axis: usize) -> Result<Tensor> {
 }
 
 fn concat(ts: &[Tensor], axis: usize, dtype: crate::DType) -> Result<Tensor> {
-    let mut acc = ts.first().ok_or_else(|| eval_err!("nothing to concatenate"))?.clone();
+    let mut acc = ts
+        .first()
+        .ok_or_else(|| eval_err!("nothing to concatenate"))?
+        .clone();
     for t in &ts[1..] {
         if t.dtype() != dtype {
             return Err(eval_err!("scan outputs change dtype between iterations"));
@@ -116,7 +146,9 @@ pub struct Loop {
 }
 
 fn build_loop(cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
-    Ok(Box::new(Loop { body: cx.req_graph("body")? }))
+    Ok(Box::new(Loop {
+        body: cx.req_graph("body")?,
+    }))
 }
 
 /// Upper bound on loop iterations, so a hostile model cannot hang the interpreter.
@@ -132,7 +164,10 @@ impl Op for Loop {
         let body_out = output_types(&self.body);
         let mut out = Vec::new();
         for i in 0..n_carried {
-            let t = cx.opt_input(2 + i).cloned().or_else(|| body_out.get(1 + i).cloned());
+            let t = cx
+                .opt_input(2 + i)
+                .cloned()
+                .or_else(|| body_out.get(1 + i).cloned());
             let bt = body_out.get(1 + i);
             out.push(match (t, bt) {
                 (Some(a), Some(b)) => join(&a, b, cx),
@@ -161,19 +196,35 @@ impl Op for Loop {
             Some(t) => t.scalar_f64()? != 0.0,
             None => true,
         };
-        let mut carried: Vec<Tensor> = inputs.iter().skip(2).map(|t| t.cloned().ok_or_else(|| eval_err!("Loop: an omitted loop-carried input"))).collect::<Result<_>>()?;
+        let mut carried: Vec<Tensor> = inputs
+            .iter()
+            .skip(2)
+            .map(|t| {
+                t.cloned()
+                    .ok_or_else(|| eval_err!("Loop: an omitted loop-carried input"))
+            })
+            .collect::<Result<_>>()?;
         let n_carried = carried.len();
         let mut scans: Vec<Vec<Tensor>> = Vec::new();
         let mut i: i64 = 0;
         while i < max && cond {
             if i >= MAX_TRIPS {
-                return Err(eval_err!("Loop ran {MAX_TRIPS} iterations without ending; refusing to go on"));
+                return Err(eval_err!(
+                    "Loop ran {MAX_TRIPS} iterations without ending; refusing to go on"
+                ));
             }
-            let mut args = vec![Tensor::from_i64(&[], vec![i])?, Tensor::bool(ndarray::ArrayD::from_elem(IxDyn(&[]), cond))];
+            let mut args = vec![
+                Tensor::from_i64(&[], vec![i])?,
+                Tensor::bool(ndarray::ArrayD::from_elem(IxDyn(&[]), cond)),
+            ];
             args.extend(carried.iter().cloned());
             let outs = cx.runner.run(&self.body, args)?;
             if outs.len() < 1 + n_carried {
-                return Err(eval_err!("Loop body returned {} values, needs at least {}", outs.len(), 1 + n_carried));
+                return Err(eval_err!(
+                    "Loop body returned {} values, needs at least {}",
+                    outs.len(),
+                    1 + n_carried
+                ));
             }
             cond = outs[0].scalar_f64()? != 0.0;
             let mut it = outs.into_iter().skip(1);
@@ -193,7 +244,10 @@ impl Op for Loop {
             match scans.get(k) {
                 Some(s) if !s.is_empty() => out.push(stack(s, 0)?),
                 _ => {
-                    let ty = self.body.value_type(self.body.outputs[1 + n_carried + k].value).cloned();
+                    let ty = self
+                        .body
+                        .value_type(self.body.outputs[1 + n_carried + k].value)
+                        .cloned();
                     let dt = ty.as_ref().map(|t| t.dtype).unwrap_or(crate::DType::F32);
                     let mut shape = vec![0usize];
                     if let Some(s) = ty.and_then(|t| t.shape) {
@@ -229,7 +283,10 @@ pub struct Scan {
 
 fn build_scan(cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
     if cx.opset < 9 {
-        return Err(cx.invalid("body", "Scan before opset 9 (with sequence_lens) is not supported"));
+        return Err(cx.invalid(
+            "body",
+            "Scan before opset 9 (with sequence_lens) is not supported",
+        ));
     }
     let n = cx.i("num_scan_inputs", 0)?;
     if n <= 0 {
@@ -253,7 +310,13 @@ impl Op for Scan {
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let n_state = cx.inputs.len().saturating_sub(self.num_scan_inputs);
         let body_out = output_types(&self.body);
-        let mut out: Vec<ValueType> = (0..n_state).map(|i| cx.opt_input(i).cloned().unwrap_or_else(|| ValueType::unranked(crate::DType::F32))).collect();
+        let mut out: Vec<ValueType> = (0..n_state)
+            .map(|i| {
+                cx.opt_input(i)
+                    .cloned()
+                    .unwrap_or_else(|| ValueType::unranked(crate::DType::F32))
+            })
+            .collect();
         for (k, t) in body_out.iter().enumerate().skip(n_state) {
             out.push(match &t.shape {
                 Some(s) => {
@@ -270,7 +333,13 @@ impl Op for Scan {
         Ok(out)
     }
     fn eval(&self, cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let all: Vec<Tensor> = inputs.iter().map(|t| t.cloned().ok_or_else(|| eval_err!("Scan: an omitted input"))).collect::<Result<_>>()?;
+        let all: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| {
+                t.cloned()
+                    .ok_or_else(|| eval_err!("Scan: an omitted input"))
+            })
+            .collect::<Result<_>>()?;
         if all.len() < self.num_scan_inputs {
             return Err(eval_err!("Scan needs {} scan inputs", self.num_scan_inputs));
         }
@@ -280,7 +349,8 @@ impl Op for Scan {
         let mut axes = Vec::new();
         let mut len = None;
         for (k, t) in scan_in.iter().enumerate() {
-            let ax = crate::op::norm_axis(self.scan_input_axes.get(k).copied().unwrap_or(0), t.rank())?;
+            let ax =
+                crate::op::norm_axis(self.scan_input_axes.get(k).copied().unwrap_or(0), t.rank())?;
             let l = t.shape().get(ax).copied().unwrap_or(0);
             if len.is_some_and(|x| x != l) {
                 return Err(eval_err!("Scan inputs disagree on the sequence length"));
@@ -324,18 +394,30 @@ impl Op for Scan {
         Ok(result)
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        let mut v = vec![("body", Attr::Graph(Box::new(self.body.clone()))), ("num_scan_inputs", Attr::Int(self.num_scan_inputs as i64))];
+        let mut v = vec![
+            ("body", Attr::Graph(Box::new(self.body.clone()))),
+            ("num_scan_inputs", Attr::Int(self.num_scan_inputs as i64)),
+        ];
         if !self.scan_input_axes.is_empty() {
             v.push(("scan_input_axes", Attr::Ints(self.scan_input_axes.clone())));
         }
         if !self.scan_input_directions.is_empty() {
-            v.push(("scan_input_directions", Attr::Ints(self.scan_input_directions.clone())));
+            v.push((
+                "scan_input_directions",
+                Attr::Ints(self.scan_input_directions.clone()),
+            ));
         }
         if !self.scan_output_axes.is_empty() {
-            v.push(("scan_output_axes", Attr::Ints(self.scan_output_axes.clone())));
+            v.push((
+                "scan_output_axes",
+                Attr::Ints(self.scan_output_axes.clone()),
+            ));
         }
         if !self.scan_output_directions.is_empty() {
-            v.push(("scan_output_directions", Attr::Ints(self.scan_output_directions.clone())));
+            v.push((
+                "scan_output_directions",
+                Attr::Ints(self.scan_output_directions.clone()),
+            ));
         }
         v
     }

@@ -31,7 +31,9 @@ impl Op for Input {
         Ok(vec![self.ty.clone()])
     }
     fn eval(&self, _cx: &mut EvalCx<'_>, _inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        Err(Error::Eval("internal: Input nodes are bound by the interpreter".into()))
+        Err(Error::Eval(
+            "internal: Input nodes are bound by the interpreter".into(),
+        ))
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -72,7 +74,11 @@ fn build_constant(cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
     } else if let Some(v) = cx.opt_f("value_float")? {
         one(ArrayD::from_elem(IxDyn(&[]), v as f64), DType::F32)
     } else if let Some(v) = cx.floats("value_floats")? {
-        one(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.iter().map(|&x| x as f64).collect()).map_err(|e| import_err!("{e}"))?, DType::F32)
+        one(
+            ArrayD::from_shape_vec(IxDyn(&[v.len()]), v.iter().map(|&x| x as f64).collect())
+                .map_err(|e| import_err!("{e}"))?,
+            DType::F32,
+        )
     } else if let Some(v) = cx.opt_i("value_int")? {
         ConstTensor::from_tensor(Tensor::from_i64(&[], vec![v])?)
     } else if let Some(v) = cx.ints("value_ints")? {
@@ -81,9 +87,14 @@ fn build_constant(cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
         ConstTensor::from_tensor(Tensor::string(ArrayD::from_elem(IxDyn(&[]), v)))
     } else if let Some(v) = cx.strings("value_strings")? {
         let n = v.len();
-        ConstTensor::from_tensor(Tensor::string(ArrayD::from_shape_vec(IxDyn(&[n]), v).map_err(|e| import_err!("{e}"))?))
+        ConstTensor::from_tensor(Tensor::string(
+            ArrayD::from_shape_vec(IxDyn(&[n]), v).map_err(|e| import_err!("{e}"))?,
+        ))
     } else {
-        return Err(import_err!("Constant node '{}' has no value attribute", cx.node_name));
+        return Err(import_err!(
+            "Constant node '{}' has no value attribute",
+            cx.node_name
+        ));
     };
     Ok(Box::new(Constant { value }))
 }
@@ -134,14 +145,37 @@ impl Op for Opaque {
         &self.domain
     }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
-        let dt = cx.inputs.iter().flatten().next().map(|t| t.dtype).unwrap_or(crate::DType::F32);
+        let dt = cx
+            .inputs
+            .iter()
+            .flatten()
+            .next()
+            .map(|t| t.dtype)
+            .unwrap_or(crate::DType::F32);
         Ok((0..cx.num_outputs)
-            .map(|i| self.declared.get(i).cloned().flatten().unwrap_or_else(|| ValueType::unranked(dt)))
+            .map(|i| {
+                self.declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| ValueType::unranked(dt))
+            })
             .collect())
     }
     fn eval(&self, _cx: &mut EvalCx<'_>, _inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let op = if self.domain.is_empty() { self.op_type.clone() } else { format!("{}.{}", self.domain, self.op_type) };
-        Err(Error::Unsupported { op, detail: if self.reason.is_empty() { String::new() } else { format!(" ({})", self.reason) } })
+        let op = if self.domain.is_empty() {
+            self.op_type.clone()
+        } else {
+            format!("{}.{}", self.domain, self.op_type)
+        };
+        Err(Error::Unsupported {
+            op,
+            detail: if self.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.reason)
+            },
+        })
     }
     fn as_any(&self) -> &dyn Any {
         self

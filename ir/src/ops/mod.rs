@@ -34,7 +34,11 @@ pub struct Registry {
 }
 
 /// Domains whose ops are aliases of one another (QONNX's three spellings).
-pub const QONNX_DOMAINS: [&str; 3] = ["qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general"];
+pub const QONNX_DOMAINS: [&str; 3] = [
+    "qonnx.custom_op.general",
+    "onnx.brevitas",
+    "finn.custom_op.general",
+];
 
 impl Registry {
     /// Registers a builder for an op of the default domain.
@@ -43,7 +47,8 @@ impl Registry {
     }
     /// Registers a builder for an op of a named domain.
     pub fn add_domain(&mut self, domain: &str, op_type: &str, b: Builder) {
-        self.map.insert((domain.to_string(), op_type.to_string()), b);
+        self.map
+            .insert((domain.to_string(), op_type.to_string()), b);
     }
     /// The builder for `(domain, op_type)`; `ai.onnx` is the default domain.
     pub fn get(&self, domain: &str, op_type: &str) -> Option<Builder> {
@@ -62,7 +67,13 @@ impl Registry {
         let mut v: Vec<String> = self
             .map
             .keys()
-            .map(|(d, o)| if d.is_empty() { o.clone() } else { format!("{d}.{o}") })
+            .map(|(d, o)| {
+                if d.is_empty() {
+                    o.clone()
+                } else {
+                    format!("{d}.{o}")
+                }
+            })
             .collect();
         v.sort();
         v

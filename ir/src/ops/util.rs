@@ -10,8 +10,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for (i, o) in out.iter_mut().enumerate() {
-        let x = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let y = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let x = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let y = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         *o = if x == y || y == 1 {
             x
         } else if x == 1 {
@@ -31,11 +39,19 @@ pub fn broadcast_to<T: Clone>(a: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T
 }
 
 /// Applies `f` elementwise over two arrays broadcast together.
-pub fn zip_broadcast<A: Clone, B: Clone, C>(a: &ArrayD<A>, b: &ArrayD<B>, f: impl Fn(&A, &B) -> C) -> Result<ArrayD<C>> {
+pub fn zip_broadcast<A: Clone, B: Clone, C>(
+    a: &ArrayD<A>,
+    b: &ArrayD<B>,
+    f: impl Fn(&A, &B) -> C,
+) -> Result<ArrayD<C>> {
     let s = broadcast_shape(a.shape(), b.shape())?;
-    let av = a.broadcast(IxDyn(&s)).ok_or_else(|| eval_err!("broadcast {:?} to {:?}", a.shape(), s))?;
-    let bv = b.broadcast(IxDyn(&s)).ok_or_else(|| eval_err!("broadcast {:?} to {:?}", b.shape(), s))?;
-    Ok(Zip::from(&av).and(&bv).map_collect(|x, y| f(x, y)))
+    let av = a
+        .broadcast(IxDyn(&s))
+        .ok_or_else(|| eval_err!("broadcast {:?} to {:?}", a.shape(), s))?;
+    let bv = b
+        .broadcast(IxDyn(&s))
+        .ok_or_else(|| eval_err!("broadcast {:?} to {:?}", b.shape(), s))?;
+    Ok(Zip::from(&av).and(&bv).map_collect(f))
 }
 
 /// Output type of an elementwise op over inputs `0..n` broadcast together, with `dtype`

@@ -10,8 +10,16 @@ use petasos_tests::shared_dir;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let show = args.iter().any(|a| a == "--failures");
-    let allow_out = args.iter().position(|a| a == "--write-allow").and_then(|i| args.get(i + 1)).cloned();
-    let filter = args.iter().find(|a| !a.starts_with("--") && Some(*a) != allow_out.as_ref()).cloned().unwrap_or_default();
+    let allow_out = args
+        .iter()
+        .position(|a| a == "--write-allow")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with("--") && Some(*a) != allow_out.as_ref())
+        .cloned()
+        .unwrap_or_default();
     let Some(shared) = shared_dir() else {
         eprintln!("set PETASOS_SHARED to the shared data folder");
         std::process::exit(2);
@@ -23,8 +31,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let sel: Vec<_> = all.into_iter().filter(|c| c.to_string_lossy().contains(&filter)).collect();
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let sel: Vec<_> = all
+        .into_iter()
+        .filter(|c| c.to_string_lossy().contains(&filter))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let res = run_all(&sel, threads);
     let mut passed = Vec::new();
     let mut failed = 0;
@@ -41,7 +54,9 @@ fn main() {
         }
     }
     if let Some(path) = allow_out {
-        let mut text = String::from("# ONNX node-suite cases that pass (import + interpret + compare). Only add lines.\n");
+        let mut text = String::from(
+            "# ONNX node-suite cases that pass (import + interpret + compare). Only add lines.\n",
+        );
         for p in &passed {
             text.push_str(p);
             text.push('\n');
