@@ -1,6 +1,7 @@
 //! The ONNX backend node-suite harness: import, interpret and compare one case.
 
 use crate::compare::compare;
+use crate::signature::signature;
 use petasos_ir::onnx::{import_file, tensor_file::read_tensor_file};
 use petasos_ir::{interp, Tensor};
 use std::path::{Path, PathBuf};
@@ -38,7 +39,8 @@ pub fn read_set(case: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     Ok(out)
 }
 
-/// Runs one case: `Ok(())` when every output matches.
+/// Runs one case: `Ok(())` when every output matches. The graph is first exported to ONNX and
+/// re-imported; the round trip must keep its signature, and the re-imported graph is what runs.
 pub fn run_case(case: &Path) -> Result<(), String> {
     let g = import_file(&case.join("model.onnx")).map_err(|e| e.to_string())?;
     let inputs = read_set(case, "input")?;
@@ -46,6 +48,7 @@ pub fn run_case(case: &Path) -> Result<(), String> {
     if want.is_empty() {
         return Err("the case has no recorded outputs (sequence/optional values)".into());
     }
+    let g = round_trip(&g)?;
     let got = interp::run(&g, inputs).map_err(|e| e.to_string())?;
     if got.len() < want.len() {
         return Err(format!("{} outputs, expected {}", got.len(), want.len()));
@@ -102,4 +105,31 @@ pub fn run_all(cases: &[PathBuf], threads: usize) -> Vec<(String, Result<(), Str
             (name, r.unwrap_or_else(|| Err("not run".into())))
         })
         .collect()
+}
+
+/// Exports `g` to ONNX bytes, re-imports it, and checks the signature is unchanged.
+pub fn round_trip(g: &petasos_ir::Graph) -> Result<petasos_ir::Graph, String> {
+    use protobuf::Message;
+    let bytes = petasos_ir::onnx::export_model(g)
+        .and_then(|m| {
+            m.write_to_bytes()
+                .map_err(|e| petasos_ir::Error::Export(e.to_string()))
+        })
+        .map_err(|e| format!("round trip: {e}"))?;
+    let g2 = petasos_ir::onnx::import_bytes(&bytes)
+        .map_err(|e| format!("round trip: re-import: {e}"))?;
+    let (a, b) = (signature(g), signature(&g2));
+    if a != b {
+        let i = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        return Err(format!(
+            "round trip changed the graph: {:?} became {:?}",
+            a.get(i),
+            b.get(i)
+        ));
+    }
+    Ok(g2)
 }

@@ -2,7 +2,7 @@
 
 use petasos_ir::Graph;
 
-/// One line per node in topological order: op (with typed attributes, as JSON), input value
+/// One line per node (sorted, so node numbering does not matter): op (with typed attributes, as JSON), input value
 /// names, output names and types; constants add a checksum of their bytes. Subgraphs nest.
 pub fn signature(g: &Graph) -> Vec<String> {
     let mut out = Vec::new();
@@ -42,6 +42,7 @@ pub fn signature(g: &Graph) -> Vec<String> {
             outs.join(", ")
         ));
     }
+    out.sort();
     for o in &g.outputs {
         out.push(format!("output {}", o.name));
     }
