@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod linalg;
 pub mod nn;
 pub mod quant;
+pub mod recent;
 pub mod recurrent;
 pub mod reduce;
 pub mod shape_ops;
@@ -94,6 +95,7 @@ pub fn registry() -> &'static Registry {
         linalg::register(&mut r);
         quant::register(&mut r);
         attention::register(&mut r);
+        recent::register(&mut r);
         recurrent::register(&mut r);
         signal::register(&mut r);
         text::register(&mut r);
