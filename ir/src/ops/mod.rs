@@ -17,6 +17,7 @@ pub mod reduce;
 pub mod shape_ops;
 pub mod signal;
 pub mod text;
+pub mod training;
 pub mod util;
 
 use crate::onnx::attrs::NodeCtx;
@@ -99,6 +100,7 @@ pub fn registry() -> &'static Registry {
         recurrent::register(&mut r);
         signal::register(&mut r);
         text::register(&mut r);
+        training::register(&mut r);
         r
     })
 }
