@@ -17,6 +17,7 @@ pub mod reduce;
 pub mod shape_ops;
 pub mod signal;
 pub mod text;
+pub mod tfidf;
 pub mod training;
 pub mod util;
 
@@ -100,6 +101,7 @@ pub fn registry() -> &'static Registry {
         recurrent::register(&mut r);
         signal::register(&mut r);
         text::register(&mut r);
+        tfidf::register(&mut r);
         training::register(&mut r);
         r
     })
