@@ -1,5 +1,6 @@
 //! A structural signature of a graph, for round-trip comparisons.
 
+use petasos_ir::op::Attr;
 use petasos_ir::Graph;
 
 /// One line per node (sorted, so node numbering does not matter): op (with typed attributes, as JSON), input value
@@ -33,6 +34,30 @@ pub fn signature(g: &Graph) -> Vec<String> {
                 })
                 .unwrap_or(0);
             format!("Constant {} {:?} #{sum:x}", c.dtype, c.shape)
+        } else if !node.op.subgraphs().is_empty() {
+            // Subgraph node numbering may change across a round trip: render bodies by signature.
+            let attrs: Vec<String> = node
+                .op
+                .attrs()
+                .into_iter()
+                .map(|(k, a)| match a {
+                    Attr::Graph(g) => format!("{k}={{{}}}", signature(&g).join("; ")),
+                    Attr::Graphs(gs) => format!(
+                        "{k}=[{}]",
+                        gs.iter()
+                            .map(|g| signature(g).join("; "))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    ),
+                    other => format!("{k}={other:?}"),
+                })
+                .collect();
+            format!(
+                "{}.{}({})",
+                node.op.domain(),
+                node.op.op_type(),
+                attrs.join(", ")
+            )
         } else {
             serde_json::to_string(&node.op).unwrap_or_else(|e| format!("<unserialisable: {e}>"))
         };

@@ -1,6 +1,7 @@
 //! Recent fused ops (opsets 27-28): `CausalConvWithState`, `LinearAttention`, `SwiGLU`.
 
 use super::Registry;
+use crate::graph::Graph;
 use crate::onnx::attrs::NodeCtx;
 use crate::op::{opt, req, Attr, EvalCx, InferCx, Op};
 use crate::shape::{Dim, ValueType};
@@ -23,6 +24,14 @@ pub fn register(r: &mut Registry) {
     r.add("SwiGLU", |cx| {
         Ok(Box::new(SwiGlu {
             alpha: cx.f("alpha", 1.0)?,
+        }))
+    });
+    r.add_domain("ai.onnx.preview", "FlexAttention", |cx| {
+        Ok(Box::new(FlexAttention {
+            scale: cx.opt_f("scale")?,
+            softmax_precision: cx.opt_i("softmax_precision")?,
+            score_mod: cx.graph("score_mod")?,
+            prob_mod: cx.graph("prob_mod")?,
         }))
     });
 }
@@ -376,6 +385,171 @@ impl Op for SwiGlu {
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("alpha", Attr::Float(self.alpha))]
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Scaled dot-product attention over rank-4 inputs with optional `score_mod` / `prob_mod`
+/// subgraphs (`ai.onnx.preview`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FlexAttention {
+    pub scale: Option<f32>,
+    pub softmax_precision: Option<i64>,
+    pub score_mod: Option<Graph>,
+    pub prob_mod: Option<Graph>,
+}
+
+#[typetag::serde]
+impl Op for FlexAttention {
+    fn op_type(&self) -> &str {
+        "FlexAttention"
+    }
+    fn domain(&self) -> &str {
+        "ai.onnx.preview"
+    }
+    fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
+        let q = cx.input(0)?;
+        let v = cx.input(2)?;
+        Ok(vec![match (&q.shape, &v.shape) {
+            (Some(qs), Some(vs)) if qs.len() == 4 && vs.len() == 4 => ValueType::new(
+                q.dtype,
+                vec![qs[0].clone(), qs[1].clone(), qs[2].clone(), vs[3].clone()],
+            ),
+            _ => ValueType::unranked(q.dtype),
+        }])
+    }
+    fn eval(&self, cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let (q, k, v) = (req(inputs, 0)?, req(inputs, 1)?, req(inputs, 2)?);
+        let (qs, ks, vs) = (q.shape().to_vec(), k.shape().to_vec(), v.shape().to_vec());
+        if qs.len() != 4
+            || ks.len() != 4
+            || vs.len() != 4
+            || ks[1] == 0
+            || qs[1] % ks[1] != 0
+            || ks[3] != qs[3]
+            || vs[2] != ks[2]
+            || vs[1] != ks[1]
+            || ks[0] != qs[0]
+            || vs[0] != qs[0]
+        {
+            return Err(eval_err!(
+                "FlexAttention: incompatible shapes Q {qs:?}, K {ks:?}, V {vs:?}"
+            ));
+        }
+        let (b, hq, lq, d) = (qs[0], qs[1], qs[2], qs[3]);
+        let (lk, dv) = (ks[2], vs[3]);
+        let group = hq / ks[1];
+        let scale = self
+            .scale
+            .map(|s| s as f64)
+            .unwrap_or(1.0 / (d as f64).sqrt());
+        let prec = match self.softmax_precision {
+            Some(p) => crate::DType::from_onnx_code(p as i32)
+                .ok_or_else(|| eval_err!("FlexAttention: bad softmax_precision {p}"))?,
+            None if q.dtype() == crate::DType::F64 => crate::DType::F64,
+            None => crate::DType::F32,
+        };
+        let (qa, ka, va) = (q.as_f()?, k.as_f()?, v.as_f()?);
+        let mut scores = ArrayD::<f64>::zeros(IxDyn(&[b, hq, lq, lk]));
+        for bi in 0..b {
+            for h in 0..hq {
+                let kh = h / group;
+                for i in 0..lq {
+                    for j in 0..lk {
+                        let s: f64 = (0..d).map(|x| qa[[bi, h, i, x]] * ka[[bi, kh, j, x]]).sum();
+                        scores[[bi, h, i, j]] = s * scale;
+                    }
+                }
+            }
+        }
+        let mut st = Tensor::float(prec, scores);
+        if let Some(g) = &self.score_mod {
+            st = cx
+                .runner
+                .run(g, vec![st])?
+                .into_iter()
+                .next()
+                .ok_or_else(|| eval_err!("score_mod returned nothing"))?;
+        }
+        let mut p = st.to_f()?;
+        for mut row in p.lanes_mut(ndarray::Axis(3)) {
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = row
+                .iter()
+                .map(|&x| {
+                    if m == f64::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (x - m).exp()
+                    }
+                })
+                .collect();
+            let sum: f64 = e.iter().sum();
+            for (r, x) in row.iter_mut().zip(e) {
+                *r = if sum > 0.0 { x / sum } else { f64::NAN };
+            }
+        }
+        let mut pt = Tensor::float(prec, p);
+        if let Some(g) = &self.prob_mod {
+            pt = cx
+                .runner
+                .run(g, vec![pt])?
+                .into_iter()
+                .next()
+                .ok_or_else(|| eval_err!("prob_mod returned nothing"))?;
+        }
+        let pa = pt.to_f()?;
+        let mut y = ArrayD::<f64>::zeros(IxDyn(&[b, hq, lq, dv]));
+        for bi in 0..b {
+            for h in 0..hq {
+                let kh = h / group;
+                for i in 0..lq {
+                    for m in 0..dv {
+                        y[[bi, h, i, m]] = (0..lk)
+                            .map(|j| pa[[bi, h, i, j]] * va[[bi, kh, j, m]])
+                            .sum();
+                    }
+                }
+            }
+        }
+        Ok(vec![Tensor::float(q.dtype(), y)])
+    }
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        let mut v = Vec::new();
+        if let Some(s) = self.scale {
+            v.push(("scale", Attr::Float(s)));
+        }
+        if let Some(p) = self.softmax_precision {
+            v.push(("softmax_precision", Attr::Int(p)));
+        }
+        if let Some(g) = &self.score_mod {
+            v.push(("score_mod", Attr::Graph(Box::new(g.clone()))));
+        }
+        if let Some(g) = &self.prob_mod {
+            v.push(("prob_mod", Attr::Graph(Box::new(g.clone()))));
+        }
+        v
+    }
+    fn subgraphs(&self) -> Vec<&Graph> {
+        self.score_mod.iter().chain(self.prob_mod.iter()).collect()
+    }
+    fn macs(&self, inputs: &[Option<&ValueType>], outputs: &[ValueType]) -> u64 {
+        let q = inputs
+            .first()
+            .copied()
+            .flatten()
+            .and_then(|t| t.numel())
+            .unwrap_or(0);
+        let lk = inputs
+            .get(1)
+            .copied()
+            .flatten()
+            .and_then(|t| t.shape.as_ref()?.get(2)?.known())
+            .unwrap_or(0);
+        let y = outputs.first().and_then(|t| t.numel()).unwrap_or(0);
+        q * lk + y * lk
     }
     fn as_any(&self) -> &dyn Any {
         self
