@@ -100,7 +100,7 @@ impl Op for Optimizer {
     }
     fn eval(&self, _cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let m = self.group();
-        if inputs.len() < 2 + m || (inputs.len() - 2) % m != 0 {
+        if inputs.len() < 2 + m || !(inputs.len() - 2).is_multiple_of(m) {
             return Err(eval_err!(
                 "{}: expects R, T and groups of {m} tensors",
                 self.op_type()
