@@ -21,7 +21,8 @@ use onnx_protobuf::{
     AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, TypeProto, ValueInfoProto,
 };
 use protobuf::Message;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -295,7 +296,13 @@ fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNod
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, p) in nodes.iter().enumerate() {
         let mut seen = HashSet::new();
-        for inp in &p.node.input {
+        let mut implicit = HashSet::new();
+        for a in &p.node.attribute {
+            for sg in a.g.as_ref().into_iter().chain(a.graphs.iter()) {
+                outer_uses(sg, &mut implicit);
+            }
+        }
+        for inp in p.node.input.iter().chain(implicit.iter()) {
             if let Some(&j) = producer.get(inp.as_str()) {
                 if seen.insert(j) {
                     indeg[i] += 1;
@@ -304,14 +311,16 @@ fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNod
             }
         }
     }
-    let mut q: VecDeque<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
+    // Smallest index first: keeps the file's order wherever it is already valid.
+    let mut q: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indeg[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
-    while let Some(i) = q.pop_front() {
+    while let Some(Reverse(i)) = q.pop() {
         order.push(i);
         for &u in &users[i] {
             indeg[u] -= 1;
             if indeg[u] == 0 {
-                q.push_back(u);
+                q.push(Reverse(u));
             }
         }
     }
@@ -326,6 +335,30 @@ fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNod
     }
     let mut slots: Vec<Option<PendingNode>> = nodes.into_iter().map(Some).collect();
     Ok(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// Adds to `uses` the names a subgraph (and the subgraphs nested in it) reads from enclosing
+/// scopes: every name its nodes read that it does not define itself.
+fn outer_uses(g: &GraphProto, uses: &mut HashSet<String>) {
+    let mut defined: HashSet<&str> = HashSet::new();
+    defined.extend(g.input.iter().map(|v| v.name.as_str()));
+    defined.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    for n in &g.node {
+        defined.extend(n.output.iter().map(|s| s.as_str()));
+    }
+    let mut inner = HashSet::new();
+    for n in &g.node {
+        inner.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
+        for a in &n.attribute {
+            for sg in a.g.as_ref().into_iter().chain(a.graphs.iter()) {
+                outer_uses(sg, &mut inner);
+            }
+        }
+    }
+    for o in &g.output {
+        inner.insert(o.name.clone());
+    }
+    uses.extend(inner.into_iter().filter(|s| !defined.contains(s.as_str())));
 }
 
 /// Derives the layer path from a node name like `/layer1/layer1.0/conv1/Conv`.
@@ -488,6 +521,7 @@ fn build_graph(
                 }
             }
         }
+        captures.sort(); // a canonical order, independent of the order nodes were read in
         let prov = Provenance {
             onnx_name: np.name.clone(),
             layer_path: layer_path(np),

@@ -1,7 +1,7 @@
 //! Runs the ONNX node suite and prints each case's result.
 //!
 //! `conformance [FILTER] [--failures] [--write-allow FILE]`: FILTER keeps cases whose name
-//! contains it; `--failures` prints the reason of each failing case; `--write-allow` writes the
+//! contains it; `--failures` prints the reason of each failing case (`--long`: untruncated); `--write-allow` writes the
 //! names of passing cases (the allow-list).
 
 use petasos_tests::conformance::{cases, node_suite, run_all};
@@ -9,7 +9,8 @@ use petasos_tests::shared_dir;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let show = args.iter().any(|a| a == "--failures");
+    let show = args.iter().any(|a| a == "--failures" || a == "--long");
+    let long = args.iter().any(|a| a == "--long");
     let allow_out = args
         .iter()
         .position(|a| a == "--write-allow")
@@ -47,7 +48,7 @@ fn main() {
             Err(e) => {
                 failed += 1;
                 if show {
-                    let e: String = e.chars().take(300).collect();
+                    let e: String = e.chars().take(if long { 100_000 } else { 300 }).collect();
                     println!("FAIL {name}: {e}");
                 }
             }
