@@ -2,7 +2,8 @@
 //!
 //! Nodes are visited in topological order. Each op infers its outputs from its inputs' types;
 //! where every input is a known constant (and small), the node is evaluated instead, so chains
-//! such as `Shape -> Gather -> Concat -> Reshape` resolve to exact shapes.
+//! such as `Shape -> Gather -> Concat -> Reshape` resolve to exact shapes. Ops whose outputs
+//! follow from input types alone (`Shape`, `Size` of known shapes) fold too.
 
 use crate::graph::{Graph, ValueRef};
 use crate::op::{EvalCx, InferCx, SubgraphRunner};
@@ -108,6 +109,21 @@ impl Inferencer {
                 runner: &mut runner,
             };
             if let Ok(res) = node.op.eval(&mut cx, &refs) {
+                if res.len() >= num_outputs && res.iter().all(|t| t.len() <= FOLD_LIMIT) {
+                    outs = Some(
+                        res.iter()
+                            .take(num_outputs)
+                            .map(|t| ValueType::known(t.dtype(), t.shape()))
+                            .collect(),
+                    );
+                    for (i, t) in res.into_iter().take(num_outputs).enumerate() {
+                        consts.insert(ValueRef { node: n, out: i }, t);
+                    }
+                }
+            }
+        }
+        if outs.is_none() && n_caps == 0 {
+            if let Some(res) = node.op.fold_from_types(&types) {
                 if res.len() >= num_outputs && res.iter().all(|t| t.len() <= FOLD_LIMIT) {
                     outs = Some(
                         res.iter()

@@ -67,6 +67,12 @@ pub trait Op: Debug + Send + Sync + dyn_clone::DynClone + Any {
         false
     }
 
+    /// Output values computable from input types alone (e.g. `Shape` of a fully known shape),
+    /// so inference can treat them as constants. `None` when they depend on input values.
+    fn fold_from_types(&self, _inputs: &[Option<ValueType>]) -> Option<Vec<Tensor>> {
+        None
+    }
+
     /// Downcasting support.
     fn as_any(&self) -> &dyn Any;
 }
@@ -150,7 +156,7 @@ pub fn opt<'t>(inputs: &[Option<&'t Tensor>], i: usize) -> Option<&'t Tensor> {
 pub fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r.max(1) {
+    if a < 0 || a >= r {
         return Err(eval_err!("axis {axis} is out of range for rank {rank}"));
     }
     Ok(a as usize)
