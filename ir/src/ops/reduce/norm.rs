@@ -58,6 +58,16 @@ pub fn register(r: &mut Registry) {
     });
 }
 
+/// Elements of input 0 when known (roughly the work of a normalisation), else 0.
+fn input_numel(inputs: &[Option<&ValueType>]) -> u64 {
+    inputs
+        .first()
+        .copied()
+        .flatten()
+        .and_then(|t| t.numel())
+        .unwrap_or(0)
+}
+
 /// The dtype named by a `stash_type` attribute, or `fallback` if it names no float type.
 fn stash_dtype(code: i64, fallback: DType) -> DType {
     DType::from_onnx_code(code as i32)
@@ -153,6 +163,9 @@ impl Op for LayerNormalization {
             ("stash_type", Attr::Int(self.stash_type)),
         ]
     }
+    fn macs(&self, inputs: &[Option<&ValueType>], _outputs: &[ValueType]) -> u64 {
+        input_numel(inputs)
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -195,6 +208,9 @@ impl Op for RmsNormalization {
             ("epsilon", Attr::Float(self.epsilon)),
             ("stash_type", Attr::Int(self.stash_type)),
         ]
+    }
+    fn macs(&self, inputs: &[Option<&ValueType>], _outputs: &[ValueType]) -> u64 {
+        input_numel(inputs)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -294,6 +310,9 @@ impl Op for GroupNormalization {
         }
         v
     }
+    fn macs(&self, inputs: &[Option<&ValueType>], _outputs: &[ValueType]) -> u64 {
+        input_numel(inputs)
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -328,6 +347,9 @@ impl Op for InstanceNormalization {
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
         vec![("epsilon", Attr::Float(self.epsilon))]
+    }
+    fn macs(&self, inputs: &[Option<&ValueType>], _outputs: &[ValueType]) -> u64 {
+        input_numel(inputs)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -457,6 +479,9 @@ impl Op for BatchNormalization {
             v.push(("is_test", Attr::Int(s)));
         }
         v
+    }
+    fn macs(&self, inputs: &[Option<&ValueType>], _outputs: &[ValueType]) -> u64 {
+        input_numel(inputs)
     }
     fn as_any(&self) -> &dyn Any {
         self

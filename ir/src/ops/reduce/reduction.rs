@@ -119,7 +119,7 @@ pub struct Reduce {
 fn build(cx: &NodeCtx<'_>, kind: ReduceKind) -> Result<Box<dyn Op>> {
     Ok(Box::new(Reduce {
         kind,
-        axes: cx.ints("axes")?,
+        axes: cx.ints("axes")?.filter(|a| !a.is_empty()),
         keepdims: cx.i("keepdims", 1)? != 0,
         noop_with_empty_axes: cx.i("noop_with_empty_axes", 0)? != 0,
     }))
