@@ -284,43 +284,41 @@ impl Tensor {
         })
     }
 
-    /// Converts to another dtype with ONNX `Cast` semantics (`saturate` applies to float8 targets).
+    /// Converts to another dtype with ONNX `Cast` semantics (`saturate` applies to float8 targets;
+    /// float8e8m0 targets round up, the default `round_mode`).
     pub fn cast(&self, to: DType, saturate: bool) -> Result<Tensor> {
+        self.cast_with(to, saturate, "up")
+    }
+
+    /// [`Tensor::cast`] with the `round_mode` of float8e8m0 targets (`up`, `down`, `nearest`).
+    pub fn cast_with(&self, to: DType, saturate: bool, round_mode: &str) -> Result<Tensor> {
         if to == self.dtype {
             return Ok(self.clone());
         }
+        if to.class() == DClass::Float {
+            let a = match &self.data {
+                Data::S(a) => a.mapv(|s| parse_float(&s)),
+                _ => self.to_f()?,
+            };
+            return Ok(Tensor {
+                dtype: to,
+                data: Data::F(a.mapv(|v| cast_to_float(to, v, saturate, round_mode))),
+            });
+        }
         Ok(match (&self.data, to.class()) {
-            (Data::F(a), DClass::Float) => {
-                if matches!(
-                    to,
-                    DType::F8E4M3FN
-                        | DType::F8E4M3FNUZ
-                        | DType::F8E5M2
-                        | DType::F8E5M2FNUZ
-                        | DType::F4E2M1
-                        | DType::F8E8M0
-                ) {
-                    Tensor {
-                        dtype: to,
-                        data: Data::F(a.mapv(|v| {
-                            crate::minifloat::decode(to, crate::minifloat::encode(to, v, saturate))
-                        })),
-                    }
-                } else {
-                    Tensor::float(to, a.clone())
-                }
-            }
             (Data::F(a), DClass::Int) => Tensor::int(to, a.mapv(f64_to_i128)),
             (Data::F(a), DClass::Bool) => Tensor::bool(a.mapv(|v| v != 0.0)),
-            (Data::I(a), DClass::Float) => Tensor::float(to, a.mapv(|v| v as f64)),
             (Data::I(a), DClass::Int) => Tensor::int(to, a.clone()),
             (Data::I(a), DClass::Bool) => Tensor::bool(a.mapv(|v| v != 0)),
-            (Data::B(a), DClass::Float) => Tensor::float(to, a.mapv(|v| if v { 1.0 } else { 0.0 })),
             (Data::B(a), DClass::Int) => Tensor::int(to, a.mapv(i128::from)),
-            (Data::S(a), DClass::Float) => Tensor::float(to, a.mapv(|s| parse_float(&s))),
-            (Data::S(a), DClass::Int) => {
-                Tensor::int(to, a.mapv(|s| s.trim().parse::<i128>().unwrap_or(0)))
-            }
+            (Data::S(a), DClass::Int) => Tensor::int(
+                to,
+                a.mapv(|s| {
+                    s.trim()
+                        .parse::<i128>()
+                        .unwrap_or_else(|_| f64_to_i128(parse_float(&s)))
+                }),
+            ),
             (Data::S(a), DClass::Bool) => Tensor::bool(a.mapv(|s| parse_float(&s) != 0.0)),
             (_, DClass::String) => Tensor::string(match &self.data {
                 Data::F(a) => a.mapv(|v| format_float(v, self.dtype)),
@@ -329,7 +327,52 @@ impl Tensor {
                 Data::S(a) => a.clone(),
             }),
             (Data::B(a), DClass::Bool) => Tensor::bool(a.clone()),
+            (_, DClass::Float) => {
+                return Err(eval_err!("internal: float casts are handled above"));
+            }
         })
+    }
+}
+
+/// One value cast to the float type `to`: minifloats through their codecs (float8 saturating
+/// when asked, float4 always saturating with NaN to 0, float8e8m0 by `round_mode`), others rounded.
+fn cast_to_float(to: DType, v: f64, saturate: bool, round_mode: &str) -> f64 {
+    use crate::minifloat::{decode, encode};
+    match to {
+        DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ => {
+            decode(to, encode(to, v, saturate))
+        }
+        DType::F4E2M1 if v.is_nan() => 0.0,
+        DType::F4E2M1 => decode(to, encode(to, v, true)),
+        DType::F8E8M0 => decode(to, e8m0_code(v, saturate, round_mode)),
+        _ => to.round_f64(v),
+    }
+}
+
+/// The float8e8m0 code of `v`: the exponent of `v` as a float32 (sign ignored), rounded by
+/// `round_mode` from the mantissa bits; NaN and infinities give the NaN code 0xFF; with
+/// `saturate`, rounding never carries past the largest exponent 0xFE.
+fn e8m0_code(v: f64, saturate: bool, round_mode: &str) -> u8 {
+    let bits = (v as f32).to_bits();
+    let e = (bits >> 23) & 0xFF;
+    if e == 0xFF {
+        return 0xFF;
+    }
+    let frac = bits & 0x7F_FFFF;
+    let round_up = match round_mode {
+        "down" => false,
+        "nearest" => {
+            let guard = bits & 0x40_0000 != 0;
+            let round = bits & 0x20_0000 != 0;
+            let sticky = bits & 0x1F_FFFF != 0;
+            guard && (round || sticky || e > 0)
+        }
+        _ => frac != 0,
+    };
+    if round_up && !(saturate && e == 0xFE) {
+        (e + 1) as u8
+    } else {
+        e as u8
     }
 }
 

@@ -486,6 +486,11 @@ fn build_graph(
                 &np.op_type,
             )?));
         }
+        // Trailing omitted inputs are dropped (as export does), so round trips keep the arity.
+        while input_refs.last().is_some_and(|r| r.is_none()) {
+            input_refs.pop();
+        }
+        let n_inputs = input_refs.len();
         let op: Box<dyn Op> = {
             let scope_chain: Vec<&HashMap<String, ValueType>> = std::iter::once(&types)
                 .chain(outer.iter().copied())
@@ -496,7 +501,7 @@ fn build_graph(
                 op_type: &np.op_type,
                 domain,
                 opset,
-                num_inputs: np.input.len(),
+                num_inputs: n_inputs,
                 num_outputs: np.output.len(),
                 node_name: &np.name,
                 attrs: &np.attribute,
@@ -532,7 +537,7 @@ fn build_graph(
                 .map(|p| p.value.lines().last().unwrap_or("").trim().to_string())
                 .unwrap_or_default(),
         };
-        let n = g.add_node(op, np.input.len() + captures.len(), &np.output, prov);
+        let n = g.add_node(op, n_inputs + captures.len(), &np.output, prov);
         g.g[n].captures = captures.clone();
         for (i, r) in input_refs.iter().enumerate() {
             if let Some(r) = r {
@@ -549,7 +554,7 @@ fn build_graph(
                 &np.name,
                 &np.op_type,
             )?;
-            g.connect(r, n, np.input.len() + k);
+            g.connect(r, n, n_inputs + k);
         }
         match inf.infer_node(&mut g, n) {
             Ok(()) => {}
