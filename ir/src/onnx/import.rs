@@ -131,7 +131,7 @@ fn import_stripped(bytes: &[u8], src: TensorSource, opts: &ImportOptions) -> Res
         functions: &functions,
         opts,
     };
-    let mut g = build_graph(&cx, gp, &[], 0)?;
+    let mut g = build_graph(&cx, gp, &[], &[], 0)?;
     g.opsets = opsets.into_iter().collect();
     g.metadata
         .insert("ir_version".into(), model.ir_version.to_string());
@@ -411,6 +411,7 @@ fn build_graph(
     cx: &ModelCx<'_>,
     gp: &GraphProto,
     outer: &[&HashMap<String, ValueType>],
+    hints: &[Option<ValueType>],
     depth: usize,
 ) -> Result<Graph> {
     if depth > 64 {
@@ -443,11 +444,14 @@ fn build_graph(
     if !gp.sparse_initializer.is_empty() {
         return Err(import_err!("sparse initializers are not supported"));
     }
-    for vi in &gp.input {
+    for (i, vi) in gp.input.iter().enumerate() {
         if names.contains_key(&vi.name) {
             continue; // an initializer with a default value: treated as a constant
         }
-        let ty = declared(vi, &mut unk)?;
+        let ty = match (vi.type_.is_some(), hints.get(i).cloned().flatten()) {
+            (false, Some(h)) => h,
+            _ => declared(vi, &mut unk)?,
+        };
         let n = g.add_input(&vi.name, ty.clone());
         names.insert(vi.name.clone(), ValueRef { node: n, out: 0 });
         types.insert(vi.name.clone(), ty);
@@ -495,7 +499,8 @@ fn build_graph(
             let scope_chain: Vec<&HashMap<String, ValueType>> = std::iter::once(&types)
                 .chain(outer.iter().copied())
                 .collect();
-            let sub = |sg: &GraphProto| build_graph(cx, sg, &scope_chain, depth + 1);
+            let hints = body_input_hints(&np.op_type, domain, opset, &np.input, &types);
+            let sub = |sg: &GraphProto| build_graph(cx, sg, &scope_chain, &hints, depth + 1);
             let tl = |t: &onnx_protobuf::TensorProto| cx.src.load(t);
             let ncx = NodeCtx {
                 op_type: &np.op_type,
@@ -613,6 +618,34 @@ fn is_structural(e: &Error) -> bool {
         || m.contains("cycle")
         || m.contains("never defined")
         || m.contains("escapes")
+}
+
+/// Types for the formal inputs of a Loop or Scan body, from the node's own inputs, used where
+/// the body leaves them untyped (as function bodies do). Shapes are left unknown: loop-carried
+/// values may change shape between iterations.
+fn body_input_hints(
+    op_type: &str,
+    domain: &str,
+    opset: i64,
+    inputs: &[String],
+    types: &HashMap<String, ValueType>,
+) -> Vec<Option<ValueType>> {
+    if !domain.is_empty() {
+        return Vec::new();
+    }
+    let of = |name: &String| types.get(name).map(|t| ValueType::unranked(t.dtype));
+    match op_type {
+        "Loop" => {
+            let mut v = vec![
+                Some(ValueType::known(DType::I64, &[])),
+                Some(ValueType::known(DType::Bool, &[])),
+            ];
+            v.extend(inputs.iter().skip(2).map(of));
+            v
+        }
+        "Scan" if opset >= 9 => inputs.iter().map(of).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn declared(vi: &ValueInfoProto, unk: &mut u64) -> Result<ValueType> {
