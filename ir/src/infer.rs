@@ -2,12 +2,12 @@
 //!
 //! Nodes are visited in topological order. Each op infers its outputs from its inputs' types;
 //! where every input is a known constant (and small), the node is evaluated instead, so chains
-//! such as `Shape -> Gather -> Concat -> Reshape` resolve to exact shapes. Ops whose outputs
-//! follow from input types alone (`Shape`, `Size` of known shapes) fold too.
+//! such as `Shape -> Gather -> Concat -> Reshape` resolve to exact shapes. Ops that can tell
+//! integer shape values from types alone (`Op::infer_dims`) carry them as symbolic dims.
 
 use crate::graph::{Graph, ValueRef};
 use crate::op::{EvalCx, InferCx, SubgraphRunner};
-use crate::shape::ValueType;
+use crate::shape::{Dim, ValueType};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 use std::cell::Cell;
@@ -54,6 +54,8 @@ pub fn infer_graph(g: &mut Graph) -> Result<()> {
 #[derive(Default)]
 pub struct Inferencer {
     consts: HashMap<ValueRef, Tensor>,
+    /// Integer values known as (possibly symbolic) dims.
+    dims: HashMap<ValueRef, Vec<Dim>>,
     fresh: Cell<u64>,
 }
 
@@ -70,6 +72,7 @@ impl Inferencer {
         n: petgraph::stable_graph::NodeIndex,
     ) -> Result<()> {
         let consts = &mut self.consts;
+        let known_dims = &mut self.dims;
         let fresh = &self.fresh;
         let ins = g.node_inputs(n);
         let node = &g.g[n];
@@ -77,9 +80,11 @@ impl Inferencer {
         let n_regular = node.num_inputs.saturating_sub(n_caps);
         let mut types = Vec::with_capacity(n_regular);
         let mut values = Vec::with_capacity(n_regular);
+        let mut dims = Vec::with_capacity(n_regular);
         for v in ins.iter().take(n_regular) {
             types.push(v.and_then(|v| g.value_type(v).cloned()));
             values.push(v.and_then(|v| consts.get(&v).cloned()));
+            dims.push(v.and_then(|v| known_dims.get(&v).cloned()));
         }
         let num_outputs = node.outputs.len();
         if let Some(c) = g.constant(n) {
@@ -122,21 +127,6 @@ impl Inferencer {
                 }
             }
         }
-        if outs.is_none() && n_caps == 0 {
-            if let Some(res) = node.op.fold_from_types(&types) {
-                if res.len() >= num_outputs && res.iter().all(|t| t.len() <= FOLD_LIMIT) {
-                    outs = Some(
-                        res.iter()
-                            .take(num_outputs)
-                            .map(|t| ValueType::known(t.dtype(), t.shape()))
-                            .collect(),
-                    );
-                    for (i, t) in res.into_iter().take(num_outputs).enumerate() {
-                        consts.insert(ValueRef { node: n, out: i }, t);
-                    }
-                }
-            }
-        }
         let outs = match outs {
             Some(o) => o,
             None => {
@@ -145,8 +135,28 @@ impl Inferencer {
                     values: &values,
                     num_outputs,
                     fresh,
+                    dims: &dims,
                 };
-                g.g[n].op.infer(&cx).map_err(|e| node_context(g, n, e))?
+                let outs = g.g[n].op.infer(&cx).map_err(|e| node_context(g, n, e))?;
+                let found = g.g[n].op.infer_dims(&cx);
+                for (i, d) in found.into_iter().enumerate().take(num_outputs) {
+                    let Some(d) = d else { continue };
+                    let key = ValueRef { node: n, out: i };
+                    // All known: a constant, so later nodes fold (`Shape -> Gather -> ...`).
+                    let known: Option<Vec<i128>> =
+                        d.iter().map(|x| x.known().map(i128::from)).collect();
+                    let shape = outs.get(i).and_then(|t| {
+                        crate::shape::shape_known(t.shape.as_ref()?).filter(|_| t.dtype.is_int())
+                    });
+                    if let (Some(k), Some(s)) = (known, shape) {
+                        let dt = outs[i].dtype;
+                        if let Ok(a) = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&s), k) {
+                            consts.insert(key, Tensor::int(dt, a));
+                        }
+                    }
+                    known_dims.insert(key, d);
+                }
+                outs
             }
         };
         if outs.len() < num_outputs {

@@ -67,10 +67,11 @@ pub trait Op: Debug + Send + Sync + dyn_clone::DynClone + Any {
         false
     }
 
-    /// Output values computable from input types alone (e.g. `Shape` of a fully known shape),
-    /// so inference can treat them as constants. `None` when they depend on input values.
-    fn fold_from_types(&self, _inputs: &[Option<ValueType>]) -> Option<Vec<Tensor>> {
-        None
+    /// Output values inference can tell without evaluating: integer shape values as dims,
+    /// possibly symbolic (e.g. `Shape` of a partly known shape, then `Gather`, `Concat`).
+    /// Entry `i` is output `i`'s values in row-major order, `None` when unknown.
+    fn infer_dims(&self, _cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        Vec::new()
     }
 
     /// Downcasting support.
@@ -89,6 +90,8 @@ pub struct InferCx<'a> {
     pub num_outputs: usize,
     /// Counter for fresh symbolic dims.
     pub fresh: &'a Cell<u64>,
+    /// Integer input values known as (possibly symbolic) dims, from [`Op::infer_dims`].
+    pub dims: &'a [Option<Vec<Dim>>],
 }
 
 impl<'a> InferCx<'a> {
@@ -106,6 +109,22 @@ impl<'a> InferCx<'a> {
     /// The constant value of input `i`, if known.
     pub fn value(&self, i: usize) -> Option<&Tensor> {
         self.values.get(i).and_then(|x| x.as_ref())
+    }
+    /// The values of integer input `i` as dims: symbolic ones from inference, or a known
+    /// constant whose entries are all non-negative.
+    pub fn dims_value(&self, i: usize) -> Option<Vec<Dim>> {
+        if let Some(d) = self.dims.get(i).and_then(|d| d.as_ref()) {
+            return Some(d.clone());
+        }
+        let t = self.value(i)?;
+        if !t.dtype().is_int() {
+            return None;
+        }
+        t.to_i64_vec()
+            .ok()?
+            .into_iter()
+            .map(|v| u64::try_from(v).ok().map(Dim::Known))
+            .collect()
     }
     /// A new symbolic dim (for data-dependent sizes).
     pub fn fresh_dim(&self) -> Dim {

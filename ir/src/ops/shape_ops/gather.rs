@@ -24,6 +24,23 @@ impl Op for Gather {
     fn op_type(&self) -> &str {
         "Gather"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        if cx.rank(0) != Some(1) {
+            return vec![None];
+        }
+        let (Some(d), Some(ix)) = (cx.dims_value(0), super::common::const_ints(cx, 1)) else {
+            return vec![None];
+        };
+        let picked: Option<Vec<Dim>> = ix
+            .iter()
+            .map(|&i| {
+                wrap_index("Gather", i as i128, d.len())
+                    .ok()
+                    .map(|j| d[j].clone())
+            })
+            .collect();
+        vec![picked]
+    }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
         let i = cx.input(1)?;

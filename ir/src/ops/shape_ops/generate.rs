@@ -41,13 +41,11 @@ impl Op for ConstantOfShape {
         "ConstantOfShape"
     }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
-        let shape = match const_ints(cx, 0) {
-            Some(v) => {
-                if let Some(d) = v.iter().find(|&&d| d < 0) {
-                    return Err(infer_err!("ConstantOfShape: negative dim {d}"));
-                }
-                Some(v.iter().map(|&d| Dim::Known(d as u64)).collect())
-            }
+        if let Some(d) = const_ints(cx, 0).and_then(|v| v.into_iter().find(|&d| d < 0)) {
+            return Err(infer_err!("ConstantOfShape: negative dim {d}"));
+        }
+        let shape = match cx.dims_value(0) {
+            Some(v) => Some(v),
             None => vec_len(cx, 0).map(|n| cx.fresh_shape(n)),
         };
         Ok(vec![ValueType {

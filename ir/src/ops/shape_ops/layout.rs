@@ -49,6 +49,11 @@ impl Op for Transpose {
     fn op_type(&self) -> &str {
         "Transpose"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        vec![cx
+            .dims_value(0)
+            .filter(|_| cx.rank(0).is_some_and(|r| r <= 1))]
+    }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
         let shape = match &x.shape {
@@ -97,6 +102,19 @@ pub struct Concat {
 impl Op for Concat {
     fn op_type(&self) -> &str {
         "Concat"
+    }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        let mut out = Vec::new();
+        for i in 0..cx.inputs.len() {
+            if cx.opt_input(i).is_none() {
+                continue;
+            }
+            match (cx.rank(i), cx.dims_value(i)) {
+                (Some(1), Some(d)) => out.extend(d),
+                _ => return vec![None],
+            }
+        }
+        vec![Some(out)]
     }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let first = cx.input(0)?;

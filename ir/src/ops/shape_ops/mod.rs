@@ -89,3 +89,6 @@ pub fn register(r: &mut Registry) {
         }))
     });
 }
+
+#[cfg(test)]
+mod tests;

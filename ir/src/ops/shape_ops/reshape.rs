@@ -85,15 +85,36 @@ pub fn reshape_dims(input: &[usize], spec: &[i64], allowzero: bool) -> Result<Ve
 }
 
 /// The symbolic output shape of a reshape with a known `spec`.
+/// One entry of a reshape's target shape in inference: a known integer or a symbolic dim.
+enum Spec {
+    Int(i64),
+    Sym(Dim),
+}
+
 fn reshape_sym(
     cx: &InferCx<'_>,
     input: Option<&[Dim]>,
-    spec: &[i64],
+    spec: &[Spec],
     allowzero: bool,
 ) -> Result<Vec<Dim>> {
     let mut out = Vec::with_capacity(spec.len());
     let mut infer_at = None;
-    for (i, &s) in spec.iter().enumerate() {
+    let shown: Vec<String> = spec
+        .iter()
+        .map(|s| match s {
+            Spec::Int(v) => v.to_string(),
+            Spec::Sym(d) => d.to_string(),
+        })
+        .collect();
+    let spec_str = format!("[{}]", shown.join(", "));
+    for (i, s) in spec.iter().enumerate() {
+        let s = match s {
+            Spec::Int(v) => *v,
+            Spec::Sym(d) => {
+                out.push(d.clone());
+                continue;
+            }
+        };
         out.push(match s {
             0 if !allowzero => match input {
                 Some(d) => d.get(i).cloned().ok_or_else(|| {
@@ -103,12 +124,12 @@ fn reshape_sym(
             },
             -1 => {
                 if infer_at.is_some() {
-                    return Err(infer_err!("Reshape: more than one -1 in shape {spec:?}"));
+                    return Err(infer_err!("Reshape: more than one -1 in shape {spec_str}"));
                 }
                 infer_at = Some(i);
                 Dim::Known(1)
             }
-            s if s < 0 => return Err(infer_err!("Reshape: invalid dim {s} in shape {spec:?}")),
+            s if s < 0 => return Err(infer_err!("Reshape: invalid dim {s} in shape {spec_str}")),
             s => Dim::Known(s as u64),
         });
     }
@@ -126,7 +147,7 @@ fn reshape_sym(
                     if let Some(t) = dim_product(d).known() {
                         if o == 0 || t % o != 0 {
                             return Err(infer_err!(
-                                "Reshape: cannot reshape {t} elements to {spec:?}"
+                                "Reshape: cannot reshape {t} elements to {spec_str}"
                             ));
                         }
                     }
@@ -138,7 +159,7 @@ fn reshape_sym(
         if let (Some(a), Some(b)) = (dim_product(d).known(), dim_product(&out).known()) {
             if a != b {
                 return Err(infer_err!(
-                    "Reshape: cannot reshape {a} elements to {spec:?}"
+                    "Reshape: cannot reshape {a} elements to {spec_str}"
                 ));
             }
         }
@@ -151,11 +172,25 @@ impl Op for Reshape {
     fn op_type(&self) -> &str {
         "Reshape"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        vec![cx.dims_value(0)]
+    }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
-        let spec = match &self.shape_attr {
+        let ints = match &self.shape_attr {
             Some(s) => Some(s.clone()),
             None => const_ints(cx, 1),
+        };
+        let spec: Option<Vec<Spec>> = match ints {
+            Some(v) => Some(v.into_iter().map(Spec::Int).collect()),
+            None => cx.dims_value(1).map(|d| {
+                d.into_iter()
+                    .map(|d| match d.known() {
+                        Some(v) => Spec::Int(v as i64),
+                        None => Spec::Sym(d),
+                    })
+                    .collect()
+            }),
         };
         let shape = match spec {
             Some(s) => Some(reshape_sym(cx, x.shape.as_deref(), &s, self.allowzero)?),
@@ -226,6 +261,13 @@ impl Op for Shape {
     fn op_type(&self) -> &str {
         "Shape"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        let s = cx.opt_input(0).and_then(|t| t.shape.as_ref());
+        vec![s.map(|s| {
+            let (a, b) = self.range(s.len());
+            s[a..b].to_vec()
+        })]
+    }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let d = match cx.rank(0) {
             Some(r) => {
@@ -266,6 +308,10 @@ impl Op for Size {
     fn op_type(&self) -> &str {
         "Size"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        let s = cx.opt_input(0).and_then(|t| t.shape.as_ref());
+        vec![s.map(|s| vec![dim_product(s)])]
+    }
     fn infer(&self, _cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         Ok(vec![ValueType::new(DType::I64, vec![])])
     }
@@ -297,6 +343,9 @@ fn flatten_axis(axis: i64, rank: usize) -> Option<usize> {
 impl Op for Flatten {
     fn op_type(&self) -> &str {
         "Flatten"
+    }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        vec![cx.dims_value(0)]
     }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
@@ -371,6 +420,9 @@ impl Squeeze {
 impl Op for Squeeze {
     fn op_type(&self) -> &str {
         "Squeeze"
+    }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        vec![cx.dims_value(0)]
     }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
@@ -488,6 +540,9 @@ impl Op for Unsqueeze {
     fn op_type(&self) -> &str {
         "Unsqueeze"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        vec![cx.dims_value(0)]
+    }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
         let axes = match &self.axes_attr {
@@ -543,14 +598,13 @@ impl Op for Expand {
         let Some(s) = in_shape(cx, 0)? else {
             return Ok(vec![ValueType::unranked(x.dtype)]);
         };
-        let shape = match const_ints(cx, 1) {
-            Some(v) => {
-                if let Some(d) = v.iter().find(|&&d| d < 0) {
-                    return Err(infer_err!("Expand: negative dim {d} in shape {v:?}"));
-                }
-                let t: Vec<Dim> = v.iter().map(|&d| Dim::Known(d as u64)).collect();
-                Some(broadcast_shapes(s, &t).map_err(|e| infer_err!("Expand: {e}"))?)
+        if let Some(v) = const_ints(cx, 1) {
+            if let Some(d) = v.iter().find(|&&d| d < 0) {
+                return Err(infer_err!("Expand: negative dim {d} in shape {v:?}"));
             }
+        }
+        let shape = match cx.dims_value(1) {
+            Some(t) => Some(broadcast_shapes(s, &t).map_err(|e| infer_err!("Expand: {e}"))?),
             None => vec_len(cx, 1).map(|n| {
                 let r = n.max(s.len());
                 (0..r)

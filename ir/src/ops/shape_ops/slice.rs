@@ -142,6 +142,51 @@ impl Op for Slice {
     fn op_type(&self) -> &str {
         "Slice"
     }
+    fn infer_dims(&self, cx: &InferCx<'_>) -> Vec<Option<Vec<Dim>>> {
+        if cx.rank(0) != Some(1) {
+            return vec![None];
+        }
+        let Some(d) = cx.dims_value(0) else {
+            return vec![None];
+        };
+        let params = match &self.attr_form {
+            Some((a, b, c)) => Some((a.clone(), b.clone(), c.clone(), None)),
+            None => {
+                let o = |i: usize| {
+                    if cx.opt_input(i).is_none() {
+                        Some(None)
+                    } else {
+                        const_ints(cx, i).map(Some)
+                    }
+                };
+                match (const_ints(cx, 1), const_ints(cx, 2), o(3), o(4)) {
+                    (Some(a), Some(b), Some(c), Some(e)) => Some((a, b, c, e)),
+                    _ => None,
+                }
+            }
+        };
+        let Some((st, en, ax, sp)) = params else {
+            return vec![None];
+        };
+        let Ok(plan) = slice_plan(&st, &en, ax.as_deref(), sp.as_deref(), 1) else {
+            return vec![None];
+        };
+        let mut sa = SliceAxis {
+            start: 0,
+            step: 1,
+            count: d.len(),
+        };
+        for (_, b, e, p) in plan {
+            match slice_axis(b, e, p, d.len()) {
+                Ok(x) => sa = x,
+                Err(_) => return vec![None],
+            }
+        }
+        let out: Vec<Dim> = (0..sa.count)
+            .map(|k| d[(sa.start as i64 + k as i64 * sa.step) as usize].clone())
+            .collect();
+        vec![Some(out)]
+    }
     fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
         let x = cx.input(0)?;
         let Some(s) = &x.shape else {
