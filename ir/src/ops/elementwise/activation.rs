@@ -1,5 +1,4 @@
-//! Unary activations with attributes: `LeakyRelu`, `Elu`, `Selu`, `Celu`, `HardSigmoid`,
-//! `ThresholdedRelu`, `Shrink`, `Gelu`, `Swish`, and `IsInf`.
+//! Unary activations with attributes (`LeakyRelu`, `Elu`, `Selu`, `Gelu`, `Swish`, ...) and `IsInf`.
 
 use super::math::{erf, sigmoid};
 use crate::onnx::attrs::NodeCtx;

@@ -1,11 +1,12 @@
 //! Binary ops with numpy broadcasting: arithmetic, comparisons, logic, bitwise ops and `PRelu`.
 
+use crate::onnx::attrs::NodeCtx;
 use crate::op::{req, Attr, EvalCx, InferCx, Op};
 use crate::ops::util::{infer_broadcast, zip_broadcast};
 use crate::ops::Registry;
-use crate::shape::ValueType;
+use crate::shape::{broadcast_shapes, Dim, ValueType};
 use crate::tensor::{f64_to_i128, Data, Tensor};
-use crate::{eval_err, DType, Result};
+use crate::{eval_err, infer_err, DType, Result};
 use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
@@ -42,11 +43,11 @@ pub enum BinFn {
 
 /// Registers this file's builders.
 pub fn register(r: &mut Registry) {
-    r.add("Add", |_| bin(BinFn::Add));
-    r.add("Sub", |_| bin(BinFn::Sub));
-    r.add("Mul", |_| bin(BinFn::Mul));
-    r.add("Div", |_| bin(BinFn::Div));
-    r.add("Pow", |_| bin(BinFn::Pow));
+    r.add("Add", |cx| legacy(BinFn::Add, cx));
+    r.add("Sub", |cx| legacy(BinFn::Sub, cx));
+    r.add("Mul", |cx| legacy(BinFn::Mul, cx));
+    r.add("Div", |cx| legacy(BinFn::Div, cx));
+    r.add("Pow", |cx| legacy(BinFn::Pow, cx));
     r.add("Mod", |cx| {
         let fmod = match cx.i("fmod", 0)? {
             0 => false,
@@ -55,14 +56,14 @@ pub fn register(r: &mut Registry) {
         };
         bin(BinFn::Mod { fmod })
     });
-    r.add("Equal", |_| bin(BinFn::Equal));
-    r.add("Greater", |_| bin(BinFn::Greater));
+    r.add("Equal", |cx| legacy(BinFn::Equal, cx));
+    r.add("Greater", |cx| legacy(BinFn::Greater, cx));
     r.add("GreaterOrEqual", |_| bin(BinFn::GreaterOrEqual));
-    r.add("Less", |_| bin(BinFn::Less));
+    r.add("Less", |cx| legacy(BinFn::Less, cx));
     r.add("LessOrEqual", |_| bin(BinFn::LessOrEqual));
-    r.add("And", |_| bin(BinFn::And));
-    r.add("Or", |_| bin(BinFn::Or));
-    r.add("Xor", |_| bin(BinFn::Xor));
+    r.add("And", |cx| legacy(BinFn::And, cx));
+    r.add("Or", |cx| legacy(BinFn::Or, cx));
+    r.add("Xor", |cx| legacy(BinFn::Xor, cx));
     r.add("BitShift", |cx| {
         let left = match cx.s("direction", "")?.as_str() {
             "LEFT" => true,
@@ -78,13 +79,56 @@ pub fn register(r: &mut Registry) {
 }
 
 fn bin(f: BinFn) -> Result<Box<dyn Op>> {
-    Ok(Box::new(BinaryOp { f }))
+    Ok(Box::new(BinaryOp {
+        f,
+        broadcast: false,
+        axis: None,
+    }))
 }
 
-/// A broadcasting binary elementwise op (legacy `broadcast`/`axis` attributes are not supported).
+/// Ops of opsets < 7 with the legacy `broadcast`/`axis` attributes.
+fn legacy(f: BinFn, cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
+    if cx.opset >= 7 {
+        return bin(f);
+    }
+    let broadcast = cx.i("broadcast", 0)? != 0;
+    Ok(Box::new(BinaryOp {
+        f,
+        broadcast,
+        axis: if broadcast { cx.opt_i("axis")? } else { None },
+    }))
+}
+
+/// A broadcasting binary elementwise op.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BinaryOp {
     pub f: BinFn,
+    /// The legacy (opset < 7) `broadcast` attribute; numpy broadcasting applies either way.
+    pub broadcast: bool,
+    /// The legacy `axis` at which B's dims align with A's (with `broadcast`).
+    pub axis: Option<i64>,
+}
+
+/// B's shape aligned at `axis` of a rank-`rank_a` A (legacy broadcasting): B's dims are padded
+/// with `one` on both sides so numpy broadcasting then applies.
+fn align_at<T: Clone>(
+    b: &[T],
+    rank_a: usize,
+    axis: i64,
+    one: T,
+) -> std::result::Result<Vec<T>, String> {
+    let ax = if axis < 0 { axis + rank_a as i64 } else { axis };
+    if ax < 0 || ax as usize + b.len() > rank_a {
+        return Err(format!(
+            "legacy broadcast axis {axis} does not fit B of rank {} into A of rank {rank_a}",
+            b.len()
+        ));
+    }
+    let ax = ax as usize;
+    let mut v = vec![one.clone(); ax];
+    v.extend_from_slice(b);
+    v.resize(rank_a, one);
+    Ok(v)
 }
 
 impl BinFn {
@@ -289,22 +333,45 @@ impl Op for BinaryOp {
         } else {
             None
         };
+        if let (Some(axis), Some(ra)) = (self.axis, cx.rank(0)) {
+            let a = cx.input(0)?;
+            let dt = dt.unwrap_or(a.dtype);
+            let Some(bs) = &cx.input(1)?.shape else {
+                return Ok(vec![ValueType::unranked(dt)]);
+            };
+            let bs = align_at(bs, ra, axis, Dim::Known(1)).map_err(|e| infer_err!("{e}"))?;
+            let out = broadcast_shapes(a.shape.as_deref().unwrap_or(&[]), &bs)
+                .map_err(|e| infer_err!("{e}"))?;
+            return Ok(vec![ValueType::new(dt, out)]);
+        }
         Ok(vec![infer_broadcast(cx, dt)?])
     }
     fn eval(&self, _cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let a = req(inputs, 0)?;
         let b = req(inputs, 1)?;
+        if let Some(axis) = self.axis {
+            let bs = align_at(b.shape(), a.rank(), axis, 1).map_err(|e| eval_err!("{e}"))?;
+            return Ok(vec![eval_binary(self.f, a, &b.reshape(&bs)?)?]);
+        }
         Ok(vec![eval_binary(self.f, a, b)?])
     }
     fn attrs(&self) -> Vec<(&'static str, Attr)> {
-        match self.f {
+        let mut v = Vec::new();
+        if self.broadcast {
+            v.push(("broadcast", Attr::Int(1)));
+        }
+        if let Some(a) = self.axis {
+            v.push(("axis", Attr::Int(a)));
+        }
+        v.extend(match self.f {
             BinFn::Mod { fmod: true } => vec![("fmod", Attr::Int(1))],
             BinFn::BitShift { left } => vec![(
                 "direction",
                 Attr::Str(if left { "LEFT" } else { "RIGHT" }.into()),
             )],
             _ => Vec::new(),
-        }
+        });
+        v
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -343,6 +410,22 @@ mod tests {
         assert_eq!(r.to_i64_vec().unwrap(), vec![-4, 32, 0, -1]);
         let l = eval_binary(BinFn::BitShift { left: true }, &a, &b).unwrap();
         assert_eq!(l.to_i64_vec().unwrap(), vec![-64, -128, 0, 0]);
+    }
+
+    #[test]
+    fn legacy_axis_alignment() {
+        assert_eq!(align_at(&[3], 4, 1, 1).unwrap(), vec![1, 3, 1, 1]);
+        assert_eq!(align_at(&[3, 4], 4, -2, 1).unwrap(), vec![1, 1, 3, 4]);
+        assert!(align_at(&[3, 4], 4, 3, 1).is_err());
+        let op = BinaryOp {
+            f: BinFn::Add,
+            broadcast: true,
+            axis: Some(1),
+        };
+        let a = Tensor::from_f32(&[1, 2, 2], vec![0.0; 4]).unwrap();
+        let b = Tensor::from_f32(&[2], vec![1.0, 2.0]).unwrap();
+        let out = super::super::math::eval_op(&op, &[Some(&a), Some(&b)], 1).unwrap();
+        assert_eq!(out[0].to_f64_vec().unwrap(), vec![1.0, 1.0, 2.0, 2.0]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Scalar helpers shared by the elementwise ops: `erf`, stable sigmoid/softplus, a small PRNG.
+//! Scalar helpers shared by the elementwise ops: `erf`, stable sigmoid/softplus, an MT19937 RNG.
 
 use crate::eval_err;
 use crate::Result;
@@ -58,24 +58,54 @@ pub fn softplus(x: f64) -> f64 {
     }
 }
 
-/// A splitmix64 generator: small, deterministic for a given seed.
-pub struct Rng(u64);
+/// MT19937 seeded as numpy's legacy `RandomState(seed)` is, so seeded draws match numpy's.
+pub struct Rng {
+    mt: Box<[u32; 624]>,
+    idx: usize,
+}
 
 impl Rng {
-    /// A generator from an ONNX float `seed` attribute, or a fixed seed when absent.
-    pub fn new(seed: Option<f32>) -> Rng {
-        Rng(seed.map(|s| s.to_bits() as u64).unwrap_or(0x5EED) ^ 0x9E37_79B9_7F4A_7C15)
+    /// A generator for an integer seed (only its low 32 bits count, as in numpy); a fixed seed
+    /// when absent.
+    pub fn new(seed: Option<i64>) -> Rng {
+        let mut mt = Box::new([0u32; 624]);
+        let mut s = seed.unwrap_or(0) as u32;
+        for (i, m) in mt.iter_mut().enumerate() {
+            *m = s;
+            s = 1_812_433_253u32
+                .wrapping_mul(s ^ (s >> 30))
+                .wrapping_add(i as u32 + 1);
+        }
+        Rng { mt, idx: 624 }
     }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    /// A generator from an ONNX float `seed` attribute (truncated to an integer).
+    pub fn from_float_seed(seed: Option<f32>) -> Rng {
+        Rng::new(seed.filter(|s| s.is_finite()).map(|s| s as i64))
     }
-    /// A uniform value in `[0, 1)`.
+    fn twist(&mut self) {
+        for i in 0..624 {
+            let y = (self.mt[i] & 0x8000_0000) | (self.mt[(i + 1) % 624] & 0x7FFF_FFFF);
+            let mag = if y & 1 == 1 { 0x9908_B0DF } else { 0 };
+            self.mt[i] = self.mt[(i + 397) % 624] ^ (y >> 1) ^ mag;
+        }
+        self.idx = 0;
+    }
+    fn next_u32(&mut self) -> u32 {
+        if self.idx >= 624 {
+            self.twist();
+        }
+        let mut y = self.mt[self.idx];
+        self.idx += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9D2C_5680;
+        y ^= (y << 15) & 0xEFC6_0000;
+        y ^ (y >> 18)
+    }
+    /// A uniform value in `[0, 1)` with 53 random bits (numpy's `random_sample`).
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        let a = (self.next_u32() >> 5) as f64;
+        let b = (self.next_u32() >> 6) as f64;
+        (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
     }
 }
 
@@ -131,6 +161,20 @@ mod tests {
         ];
         for (x, want) in cases {
             assert!((erf(x) - want).abs() < 1e-13, "erf({x}) = {}", erf(x));
+        }
+    }
+
+    #[test]
+    fn rng_matches_numpy_random_state() {
+        // numpy.random.RandomState(0).random_sample(3)
+        let mut r = Rng::new(Some(0));
+        let want = [
+            0.548_813_503_927_324_8,
+            0.715_189_366_372_419_5,
+            0.602_763_376_071_643_9,
+        ];
+        for w in want {
+            assert!((r.uniform() - w).abs() < 1e-15);
         }
     }
 

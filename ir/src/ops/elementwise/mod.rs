@@ -1,5 +1,4 @@
-//! Elementwise ops: unary math and activations, broadcasting binary ops, variadic ops, `Where`,
-//! `Clip`, casts, `Dropout` and the random elementwise ops.
+//! Elementwise ops: unary math, activations, broadcasting binary/variadic ops, casts, `Dropout`.
 
 mod activation;
 mod binary;

@@ -1,4 +1,4 @@
-//! Random elementwise ops: `Bernoulli` and `RandomUniformLike` (seeded splitmix64 draws).
+//! Random elementwise ops: `Bernoulli` and `RandomUniformLike` (seeded MT19937 draws).
 
 use super::math::{check_ratio, Rng};
 use crate::onnx::attrs::NodeCtx;
@@ -79,7 +79,7 @@ impl Op for Bernoulli {
         for &v in p.iter() {
             check_ratio("Bernoulli", "each probability", v)?;
         }
-        let mut rng = Rng::new(self.seed);
+        let mut rng = Rng::from_float_seed(self.seed);
         let out = p.mapv(|v| if rng.uniform() < v { 1.0 } else { 0.0 });
         Ok(vec![Tensor::from_f64_as(
             self.dtype.unwrap_or(x.dtype()),
@@ -121,7 +121,7 @@ impl Op for RandomUniformLike {
         let x = req(inputs, 0)?;
         let dt = self.dtype.unwrap_or(x.dtype());
         let (lo, hi) = (self.low as f64, self.high as f64);
-        let mut rng = Rng::new(self.seed);
+        let mut rng = Rng::from_float_seed(self.seed);
         let out = ndarray::ArrayD::from_shape_fn(x.shape(), |_| lo + (hi - lo) * rng.uniform());
         Ok(vec![Tensor::from_f64_as(dt, out)])
     }

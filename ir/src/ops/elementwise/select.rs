@@ -200,7 +200,7 @@ impl Op for Dropout {
         }
         check_ratio("Dropout", "ratio", ratio)?;
         let a = x.as_f()?;
-        let mut rng = Rng::new(self.seed.map(|s| s as f32));
+        let mut rng = Rng::new(self.seed);
         let mask = a.mapv(|_| rng.uniform() >= ratio);
         let scale = if ratio < 1.0 {
             1.0 / (1.0 - ratio)

@@ -1,6 +1,4 @@
-//! Attribute-free unary ops: math (`Abs` .. `Tanh`), `Not`, `BitwiseNot`, `IsNaN`, and the
-//! parameterless activations (`Relu`, `Sigmoid`, `Softplus`,
-//! `Softsign`, `Mish`, `HardSwish`).
+//! Attribute-free unary ops: math (`Abs` .. `Tanh`), logic/bitwise `Not`s, `IsNaN`, `Relu` etc.
 
 use super::math::{erf, sigmoid, softplus};
 use crate::op::{req, EvalCx, InferCx, Op};
