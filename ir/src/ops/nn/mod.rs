@@ -2,8 +2,11 @@
 
 pub mod conv;
 pub mod geom;
+pub mod layout;
+pub mod nms;
 pub mod pool;
 pub mod resize;
+pub mod sample;
 
 use super::Registry;
 use pool::{GlobalPool, PoolKind};
@@ -21,6 +24,14 @@ pub fn register(r: &mut Registry) {
     r.add("MaxUnpool", pool::build_max_unpool);
     r.add("Resize", resize::build_resize);
     r.add("Upsample", resize::build_upsample);
+    r.add("DepthToSpace", layout::build_depth_to_space);
+    r.add("SpaceToDepth", layout::build_space_to_depth);
+    r.add("CenterCropPad", layout::build_center_crop_pad);
+    r.add("Col2Im", layout::build_col2im);
+    r.add("GridSample", sample::build_grid_sample);
+    r.add("AffineGrid", sample::build_affine_grid);
+    r.add("RoiAlign", sample::build_roi_align);
+    r.add("NonMaxSuppression", nms::build_nms);
     r.add("GlobalAveragePool", |_| {
         Ok(Box::new(GlobalPool {
             kind: PoolKind::Avg,
