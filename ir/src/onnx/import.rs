@@ -275,21 +275,7 @@ fn expand_functions(
     Ok(out)
 }
 
-/// Every value name read by nodes inside `n`'s subgraphs (at any depth).
-fn subgraph_uses<'a>(n: &'a NodeProto, out: &mut Vec<&'a str>) {
-    for a in &n.attribute {
-        for g in a.g.iter().chain(a.graphs.iter()) {
-            for m in &g.node {
-                out.extend(m.input.iter().map(|s| s.as_str()));
-                subgraph_uses(m, out);
-            }
-            out.extend(g.output.iter().map(|o| o.name.as_str()));
-        }
-    }
-}
-
-/// Orders nodes so each comes after the producers of its inputs (and of values its subgraphs
-/// capture).
+/// Orders nodes so each comes after the producers of its inputs.
 fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNode>> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, p) in nodes.iter().enumerate() {
@@ -309,11 +295,8 @@ fn topo_sort(nodes: Vec<PendingNode>, graph_name: &str) -> Result<Vec<PendingNod
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, p) in nodes.iter().enumerate() {
         let mut seen = HashSet::new();
-        // Values a subgraph captures from this scope are dependencies too.
-        let mut used: Vec<&str> = p.node.input.iter().map(|s| s.as_str()).collect();
-        subgraph_uses(&p.node, &mut used);
-        for inp in used {
-            if let Some(&j) = producer.get(inp).filter(|&&j| j != i) {
+        for inp in &p.node.input {
+            if let Some(&j) = producer.get(inp.as_str()) {
                 if seen.insert(j) {
                     indeg[i] += 1;
                     users[j].push(i);
