@@ -446,4 +446,39 @@ mod tests {
             .collect();
         assert_eq!(y, vec![-0.5, 0.5, 0.5]);
     }
+
+    /// The QONNX model's `onnx.brevitas` Quant nodes import as typed ops and export with their
+    /// domain and attributes (runs only where PETASOS_SHARED points at the shared data).
+    #[test]
+    fn qonnx_model_keeps_domain() {
+        let Some(shared) = std::env::var_os("PETASOS_SHARED") else {
+            return;
+        };
+        let path = std::path::Path::new(&shared).join("models/espcn_subpixel_quant.onnx");
+        if !path.is_file() {
+            return;
+        }
+        let g = crate::onnx::import_file(&path).unwrap();
+        let quants: Vec<&QonnxQuant> =
+            g.g.node_weights()
+                .filter_map(|n| n.op.as_any().downcast_ref::<QonnxQuant>())
+                .collect();
+        assert_eq!(quants.len(), 8);
+        assert!(quants.iter().all(|q| q.domain == "onnx.brevitas"));
+        assert!(quants.iter().any(|q| q.signed && q.narrow));
+        let m = crate::onnx::export_model(&g).unwrap();
+        let nodes: Vec<_> = m
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Quant")
+            .collect();
+        assert_eq!(nodes.len(), 8);
+        for n in nodes {
+            assert_eq!(n.domain, "onnx.brevitas");
+            let names: Vec<&str> = n.attribute.iter().map(|a| a.name.as_str()).collect();
+            assert!(names.contains(&"signed") && names.contains(&"narrow"));
+        }
+        assert!(m.opset_import.iter().any(|o| o.domain == "onnx.brevitas"));
+    }
 }
