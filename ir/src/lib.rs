@@ -6,8 +6,10 @@
 //! - [`onnx`]: ONNX import and export;
 //! - [`infer`], [`verify`]: shape/dtype inference and the graph verifier;
 //! - [`interp`]: the reference interpreter, the numerical oracle for passes and backends;
-//! - [`ops`]: the op library.
+//! - [`ops`]: the op library;
+//! - [`builder`]: programmatic graph construction (built-in architectures).
 
+pub mod builder;
 pub mod dtype;
 pub mod error;
 pub mod graph;

@@ -1,43 +1,56 @@
-//! Built-in model architectures, usable wherever a model file is (`petasos inspect demo-cnn`).
+//! Built-in model architectures, usable wherever a model file is (`petasos inspect resnet18`).
 //!
-//! Weights are synthesised from a seed, so no files are needed. The published architectures of
-//! shared docs/architectures.md arrive with a later issue; `demo-cnn` is a small residual CNN
-//! that exercises import, inference and the interpreter end to end.
+//! Each family module builds IR graphs from a serde config (`*Config`) with named presets (the
+//! published configs of shared docs/architectures.md). Weights are synthetic: a seed per weight,
+//! no bytes, so a 150B-parameter graph builds in milliseconds; the interpreter materialises them
+//! on demand, so small configs run. Decoders are built for a [`Phase`] with symbolic batch,
+//! sequence and cache lengths.
 
+pub mod cnn;
+pub mod config;
+pub mod decoder;
 mod demo;
+pub mod ptmoe;
+pub mod vit;
 
+pub use config::{BuildOptions, ModelError, Phase, Preset};
 use petasos_ir::Graph;
 
-/// Errors building a built-in model.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("unknown built-in model '{0}' (known: {known})", known = names().join(", "))]
-    Unknown(String),
-    #[error("building '{name}': {source}")]
-    Build {
-        name: String,
-        #[source]
-        source: petasos_ir::Error,
-    },
+/// All presets, in the order `petasos models` lists them.
+pub fn presets() -> Vec<Preset> {
+    let mut v = vec![Preset {
+        name: "demo-cnn",
+        family: "demo",
+        summary: "small residual CNN (ONNX built in memory, then imported)",
+        build: |_| Ok(demo::demo_cnn()?),
+    }];
+    v.extend(cnn::presets());
+    v.extend(vit::presets());
+    v.extend(decoder::presets());
+    v.extend(ptmoe::presets());
+    v
 }
 
 /// Names of the built-in models.
 pub fn names() -> Vec<&'static str> {
-    vec!["demo-cnn"]
+    presets().iter().map(|p| p.name).collect()
 }
 
 /// Whether `name` is a built-in model.
 pub fn is_builtin(name: &str) -> bool {
-    names().contains(&name)
+    presets().iter().any(|p| p.name == name)
+}
+
+/// Builds a built-in model by name with default options.
+pub fn build(name: &str) -> Result<Graph, ModelError> {
+    build_with(name, &BuildOptions::default())
 }
 
 /// Builds a built-in model by name.
-pub fn build(name: &str) -> Result<Graph, ModelError> {
-    match name {
-        "demo-cnn" => demo::demo_cnn().map_err(|source| ModelError::Build {
-            name: name.into(),
-            source,
-        }),
-        _ => Err(ModelError::Unknown(name.into())),
-    }
+pub fn build_with(name: &str, opts: &BuildOptions) -> Result<Graph, ModelError> {
+    let p = presets()
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ModelError::Unknown(name.to_string()))?;
+    (p.build)(opts).map_err(|e| e.context(name))
 }

@@ -48,7 +48,7 @@ fn value_info(name: &str, t: &ValueType) -> ValueInfoProto {
     vi
 }
 
-fn attr_proto(name: &str, a: &Attr) -> Result<AttributeProto> {
+pub(crate) fn attr_proto(name: &str, a: &Attr) -> Result<AttributeProto> {
     let mut p = AttributeProto::new();
     p.name = name.to_string();
     let ty = match a {

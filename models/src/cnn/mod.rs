@@ -1,0 +1,8 @@
+//! Presets of the `cnn` family.
+
+use crate::Preset;
+
+/// This family's presets.
+pub fn presets() -> Vec<Preset> {
+    Vec::new()
+}
