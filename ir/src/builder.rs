@@ -21,7 +21,7 @@ use onnx_protobuf::AttributeProto;
 use std::collections::HashMap;
 
 /// The opset the builder's ops follow (the newest the op library implements throughout).
-pub const BUILDER_OPSET: i64 = 21;
+pub const BUILDER_OPSET: i64 = 23;
 
 /// Builds a [`Graph`] node by node, inferring types as it goes.
 pub struct GraphBuilder {
