@@ -23,8 +23,13 @@ pub struct InspectReport {
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
     pub nodes: usize,
+    /// Every constant element (an ONNX file's initializers summed).
     pub parameters: u64,
     pub parameter_bytes: u64,
+    /// Parameters less batch-norm running statistics and integer shape data.
+    pub learnable_parameters: u64,
+    /// Batch-norm running statistics.
+    pub buffers: u64,
     pub macs: u64,
     pub flops: u64,
     pub ops: BTreeMap<String, OpTypeStats>,
@@ -61,6 +66,8 @@ pub fn inspect(model: &str, g: &Graph) -> InspectReport {
         nodes: s.nodes,
         parameters: s.parameters,
         parameter_bytes: s.parameter_bytes,
+        learnable_parameters: s.learnable_parameters,
+        buffers: s.buffers,
         macs: s.macs,
         flops: s.flops,
         ops: s.ops,
@@ -121,9 +128,11 @@ pub fn render(r: &InspectReport) -> String {
     }
     let _ = writeln!(
         o,
-        "parameters: {} ({} bytes)",
+        "parameters: {} ({} bytes); learnable {}, buffers {}",
         thousands(r.parameters),
-        thousands(r.parameter_bytes)
+        thousands(r.parameter_bytes),
+        thousands(r.learnable_parameters),
+        thousands(r.buffers)
     );
     let _ = writeln!(
         o,

@@ -1,6 +1,13 @@
 //! Whole-graph statistics: parameter count and bytes, op histogram, MACs by op type.
+//!
+//! Two parameter figures: `parameters` counts every constant element (what summing an ONNX
+//! file's initializers gives), `learnable_parameters` what a training framework calls
+//! parameters: it leaves out batch-norm running statistics (buffers) and integer constants that
+//! only feed shape, axis or index inputs (shape data).
 
 use crate::graph::Graph;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -18,6 +25,10 @@ pub struct GraphStats {
     pub parameters: u64,
     /// Bytes of those constants as stored.
     pub parameter_bytes: u64,
+    /// Parameters less buffers (batch-norm running statistics) and shape data.
+    pub learnable_parameters: u64,
+    /// Elements of batch-norm running statistics.
+    pub buffers: u64,
     /// Op nodes (inputs and constants excluded).
     pub nodes: usize,
     pub macs: u64,
@@ -38,8 +49,26 @@ fn accumulate(g: &Graph, s: &mut GraphStats) {
     for n in g.g.node_indices() {
         let node = &g.g[n];
         if let Some(c) = g.constant(n) {
-            s.parameters += c.numel() as u64;
+            let k = c.numel() as u64;
+            s.parameters += k;
             s.parameter_bytes += c.nbytes() as u64;
+            let users = g.g.edges_directed(n, Direction::Outgoing).map(|e| {
+                let dst = &g.g[e.target()];
+                (
+                    dst.op.domain().is_empty(),
+                    dst.op.op_type(),
+                    e.weight().dst_in,
+                )
+            });
+            let users: Vec<_> = users.collect();
+            let only = |f: &dyn Fn(&str, usize) -> bool| {
+                !users.is_empty() && users.iter().all(|&(d, t, i)| d && f(t, i))
+            };
+            if only(&|t, i| t == "BatchNormalization" && (i == 3 || i == 4)) {
+                s.buffers += k;
+            } else if !(c.dtype.is_int() && only(&shape_slot)) {
+                s.learnable_parameters += k;
+            }
             continue;
         }
         if node.op.op_type() == "Input" {
@@ -65,5 +94,19 @@ fn accumulate(g: &Graph, s: &mut GraphStats) {
         for sg in node.op.subgraphs() {
             accumulate(sg, s);
         }
+    }
+}
+
+/// Whether input `slot` of `op` takes shape, axis or index data rather than weights.
+fn shape_slot(op: &str, slot: usize) -> bool {
+    match op {
+        "Reshape" | "Expand" | "Unsqueeze" | "Squeeze" | "Tile" | "Split" | "TopK" | "CumSum"
+        | "CumProd" | "OneHot" | "Trilu" | "Gather" | "GatherElements" | "GatherND"
+        | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
+        | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => slot >= 1,
+        "Slice" | "Pad" | "Resize" => slot >= 1,
+        "ConstantOfShape" | "Range" | "Shape" | "Size" | "EyeLike" => true,
+        "ScatterElements" | "ScatterND" | "Scatter" => slot == 1,
+        _ => false,
     }
 }
