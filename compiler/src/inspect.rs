@@ -32,6 +32,8 @@ pub struct InspectReport {
     pub buffers: u64,
     pub macs: u64,
     pub flops: u64,
+    /// Symbolic dims MACs were counted with (each set to 1).
+    pub assumed_dims: BTreeMap<String, u64>,
     pub ops: BTreeMap<String, OpTypeStats>,
 }
 
@@ -70,6 +72,7 @@ pub fn inspect(model: &str, g: &Graph) -> InspectReport {
         buffers: s.buffers,
         macs: s.macs,
         flops: s.flops,
+        assumed_dims: s.assumed_dims,
         ops: s.ops,
     }
 }
@@ -134,12 +137,22 @@ pub fn render(r: &InspectReport) -> String {
         thousands(r.learnable_parameters),
         thousands(r.buffers)
     );
+    let assumed: Vec<String> = r
+        .assumed_dims
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let _ = writeln!(
         o,
-        "MACs: {} ({}), FLOPs: {}",
+        "MACs: {} ({}), FLOPs: {}{}",
         si(r.macs),
         thousands(r.macs),
-        si(r.flops)
+        si(r.flops),
+        if assumed.is_empty() {
+            String::new()
+        } else {
+            format!(" (with {})", assumed.join(", "))
+        }
     );
     let _ = writeln!(o, "ops: {} nodes", r.nodes);
     let _ = writeln!(

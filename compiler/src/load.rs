@@ -2,17 +2,19 @@
 
 use anyhow::{Context, Result};
 use petasos_ir::Graph;
+use petasos_models::BuildOptions;
 use std::path::Path;
 
-/// Loads `model`: a built-in model name (see `petasos models`) or a path to an `.onnx` file.
-pub fn load_model(model: &str) -> Result<Graph> {
+/// Loads `model`: a built-in model name (see `petasos models`), built with `opts`, or a path
+/// to an `.onnx` file.
+pub fn load_model(model: &str, opts: &BuildOptions) -> Result<Graph> {
     if petasos_models::is_builtin(model) && !Path::new(model).exists() {
-        return Ok(petasos_models::build(model)?);
+        return Ok(petasos_models::build_with(model, opts)?);
     }
     let path = Path::new(model);
     if !path.exists() {
         anyhow::bail!(
-            "{model}: no such file, and not a built-in model (built-ins: {})",
+            "{model}: no such file, and not a built-in model (built-ins: {}; `petasos models` lists them)",
             petasos_models::names().join(", ")
         );
     }

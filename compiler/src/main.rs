@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use petasos_compiler::{inspect, load::load_model};
 use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
+use petasos_models::{BuildOptions, Phase};
 use std::path::PathBuf;
 
 /// petasos: import, inspect and run neural-network models.
@@ -12,11 +13,55 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// For built-in decoders: build the `prefill` or the `decode` graph.
+    #[arg(long, global = true, default_value = "prefill")]
+    phase: PhaseArg,
+    /// For built-in models: JSON object overriding fields of the preset's config
+    /// (e.g. '{"layers": 2}'), or @FILE to read it from a file.
+    #[arg(long, global = true)]
+    config: Option<String>,
+    /// For built-in models: seed of the synthetic weights.
+    #[arg(long, global = true, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PhaseArg {
+    Prefill,
+    Decode,
+}
+
+impl Cli {
+    /// The build options the global flags describe.
+    fn build_options(&self) -> Result<BuildOptions> {
+        let overrides = match &self.config {
+            None => None,
+            Some(c) => {
+                let text = match c.strip_prefix('@') {
+                    Some(path) => std::fs::read_to_string(path)
+                        .with_context(|| format!("reading --config file {path}"))?,
+                    None => c.clone(),
+                };
+                Some(
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("--config is not valid JSON: {text}"))?,
+                )
+            }
+        };
+        Ok(BuildOptions {
+            phase: match self.phase {
+                PhaseArg::Prefill => Phase::Prefill,
+                PhaseArg::Decode => Phase::Decode,
+            },
+            seed: self.seed,
+            overrides,
+        })
+    }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// List the built-in models.
+    /// List the built-in models with their parameter counts.
     Models,
     /// Print inputs/outputs, op histogram, parameter count and MACs of a model.
     Inspect {
@@ -51,10 +96,25 @@ enum Cmd {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let opts = cli.build_options()?;
+    let load_model = |m: &str| load_model(m, &opts);
     match cli.cmd {
         Cmd::Models => {
-            for n in petasos_models::names() {
-                println!("{n}");
+            println!(
+                "{:<20} {:<8} {:>18}  summary",
+                "name", "family", "parameters"
+            );
+            for p in petasos_models::presets() {
+                let params = match petasos_models::build_with(p.name, &opts) {
+                    Ok(g) => {
+                        inspect::thousands(petasos_ir::stats::graph_stats(&g).learnable_parameters)
+                    }
+                    Err(e) => format!("error: {e}"),
+                };
+                println!(
+                    "{:<20} {:<8} {:>18}  {}",
+                    p.name, p.family, params, p.summary
+                );
             }
         }
         Cmd::Inspect { model, json } => {

@@ -6,10 +6,12 @@
 //! only feed shape, axis or index inputs (shape data).
 
 use crate::graph::Graph;
+use crate::shape::{Dim, DimExpr, ValueType};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// Per-op-type figures.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -35,17 +37,66 @@ pub struct GraphStats {
     /// FLOPs counted as 2 per MAC.
     pub flops: u64,
     pub ops: BTreeMap<String, OpTypeStats>,
+    /// Symbolic dims that MACs were counted with, and the value each was given.
+    pub assumed_dims: BTreeMap<String, u64>,
 }
 
-/// Computes [`GraphStats`] for `g`.
+/// Computes [`GraphStats`] for `g`, counting MACs with every symbolic dim set to 1.
 pub fn graph_stats(g: &Graph) -> GraphStats {
+    graph_stats_with(g, &HashMap::new())
+}
+
+/// Computes [`GraphStats`] for `g`, counting MACs with symbolic dims bound by `dims` (a dim
+/// named there takes its value; any other symbol counts as 1 and is listed in `assumed_dims`).
+pub fn graph_stats_with(g: &Graph, dims: &HashMap<String, u64>) -> GraphStats {
     let mut s = GraphStats::default();
-    accumulate(g, &mut s);
+    accumulate(g, dims, &mut s);
     s.flops = 2 * s.macs;
     s
 }
 
-fn accumulate(g: &Graph, s: &mut GraphStats) {
+/// `d` with its symbols replaced by values (`dims`, else 1, recorded in `assumed`).
+fn bind_dim(d: &Dim, dims: &HashMap<String, u64>, assumed: &mut BTreeMap<String, u64>) -> Dim {
+    match d {
+        Dim::Known(_) => d.clone(),
+        Dim::Sym(n) => Dim::Known(dims.get(&**n).copied().unwrap_or_else(|| {
+            assumed.insert(n.to_string(), 1);
+            1
+        })),
+        Dim::Expr(e) => {
+            let (a, b) = (
+                bind_dim(&e.lhs, dims, assumed),
+                bind_dim(&e.rhs, dims, assumed),
+            );
+            let env = HashMap::new();
+            let x = DimExpr {
+                op: e.op,
+                lhs: a,
+                rhs: b,
+            };
+            Dim::Expr(Box::new(x))
+                .eval(&env)
+                .map(Dim::Known)
+                .unwrap_or_else(|| d.clone())
+        }
+    }
+}
+
+fn bind(
+    t: &ValueType,
+    dims: &HashMap<String, u64>,
+    assumed: &mut BTreeMap<String, u64>,
+) -> ValueType {
+    ValueType {
+        dtype: t.dtype,
+        shape: t
+            .shape
+            .as_ref()
+            .map(|s| s.iter().map(|d| bind_dim(d, dims, assumed)).collect()),
+    }
+}
+
+fn accumulate(g: &Graph, dims: &HashMap<String, u64>, s: &mut GraphStats) {
     for n in g.g.node_indices() {
         let node = &g.g[n];
         if let Some(c) = g.constant(n) {
@@ -75,11 +126,19 @@ fn accumulate(g: &Graph, s: &mut GraphStats) {
             continue;
         }
         let ins = g.node_inputs(n);
-        let tys: Vec<_> = ins
+        let tys: Vec<Option<ValueType>> = ins
             .iter()
-            .map(|v| v.and_then(|v| g.value_type(v)))
+            .map(|v| {
+                v.and_then(|v| g.value_type(v))
+                    .map(|t| bind(t, dims, &mut s.assumed_dims))
+            })
             .collect();
-        let outs: Vec<_> = node.outputs.iter().map(|v| v.ty.clone()).collect();
+        let tys: Vec<Option<&ValueType>> = tys.iter().map(|t| t.as_ref()).collect();
+        let outs: Vec<_> = node
+            .outputs
+            .iter()
+            .map(|v| bind(&v.ty, dims, &mut s.assumed_dims))
+            .collect();
         let macs = node.op.macs(&tys, &outs);
         let key = if node.op.domain().is_empty() {
             node.op.op_type().to_string()
@@ -92,7 +151,7 @@ fn accumulate(g: &Graph, s: &mut GraphStats) {
         s.nodes += 1;
         s.macs += macs;
         for sg in node.op.subgraphs() {
-            accumulate(sg, s);
+            accumulate(sg, dims, s);
         }
     }
 }

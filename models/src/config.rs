@@ -12,7 +12,7 @@ pub enum ModelError {
     /// The config is inconsistent (zero heads, d not divisible by heads, top-k > experts, ...).
     #[error("bad config: {0}")]
     Config(String),
-    #[error("building '{name}': {source}")]
+    #[error("building '{name}'")]
     Build {
         name: String,
         #[source]

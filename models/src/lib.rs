@@ -22,7 +22,12 @@ pub fn presets() -> Vec<Preset> {
         name: "demo-cnn",
         family: "demo",
         summary: "small residual CNN (ONNX built in memory, then imported)",
-        build: |_| Ok(demo::demo_cnn()?),
+        build: |o| {
+            config::ensure(o.overrides.is_none(), || {
+                "demo-cnn has no config to override".into()
+            })?;
+            Ok(demo::demo_cnn()?)
+        },
     }];
     v.extend(cnn::presets());
     v.extend(vit::presets());
