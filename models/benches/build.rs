@@ -38,7 +38,10 @@ fn main() {
             times[times.len() - 1]
         );
         if med > target_ms {
-            println!("{} median {med:.1} ms exceeds the {target_ms} ms target", p.name);
+            println!(
+                "{} median {med:.1} ms exceeds the {target_ms} ms target",
+                p.name
+            );
             failed = true;
         }
     }

@@ -14,6 +14,8 @@ use std::any::Any;
 pub fn register(r: &mut Registry) {
     r.add("Constant", build_constant);
     r.add("Identity", |_| Ok(Box::new(Identity)));
+    r.add("OptionalHasElement", |_| Ok(Box::new(OptionalHasElement)));
+    r.add("OptionalGetElement", |_| Ok(Box::new(OptionalGetElement)));
 }
 
 /// A formal input or a captured outer value of a graph; its value is supplied by the caller.
@@ -113,6 +115,51 @@ impl Op for Identity {
     }
     fn eval(&self, _cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         Ok(vec![req(inputs, 0)?.clone()])
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `OptionalHasElement` over tensor values: true when the (optional) input is given. Values
+/// are always tensors here (optional and sequence types are refused at import), so an input that
+/// is present holds an element.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OptionalHasElement;
+
+#[typetag::serde]
+impl Op for OptionalHasElement {
+    fn op_type(&self) -> &str {
+        "OptionalHasElement"
+    }
+    fn infer(&self, _cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
+        Ok(vec![ValueType::known(crate::DType::Bool, &[])])
+    }
+    fn eval(&self, _cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let has = inputs.first().copied().flatten().is_some();
+        Ok(vec![Tensor::bool(ndarray::arr0(has).into_dyn())])
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `OptionalGetElement` over tensor values: the input itself; an error when it is absent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OptionalGetElement;
+
+#[typetag::serde]
+impl Op for OptionalGetElement {
+    fn op_type(&self) -> &str {
+        "OptionalGetElement"
+    }
+    fn infer(&self, cx: &InferCx<'_>) -> Result<Vec<ValueType>> {
+        Ok(vec![cx.input(0)?.clone()])
+    }
+    fn eval(&self, _cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        Ok(vec![req(inputs, 0)
+            .map_err(|_| crate::eval_err!("OptionalGetElement: the optional input is empty"))?
+            .clone()])
     }
     fn as_any(&self) -> &dyn Any {
         self
