@@ -69,6 +69,22 @@ fn default_graph_builds_with_counts_in_metadata() {
             .filter(|n| n.op.op_type() == "TopK")
             .count();
     assert_eq!(topk, 8 * 24);
+    // Layer paths name the block, track and layer.
+    let has = |path: &str, op: &str| {
+        g.g.node_weights()
+            .any(|n| n.provenance.layer_path == path && n.op.op_type() == op)
+    };
+    assert!(has("/blocks.11/tracks.7/layers.47/moe/router", "TopK"));
+    assert!(has("/blocks.0/tracks.0/layers.0/mlp/down_proj", "MatMul"));
+    assert!(has("/blocks.3/sync", "Sum"));
+    assert!(!has(
+        "/blocks.0/tracks.0/layers.3/attn/rope",
+        "RotaryEmbedding"
+    ));
+    assert!(has(
+        "/blocks.0/tracks.0/layers.2/attn/rope",
+        "RotaryEmbedding"
+    ));
 }
 
 #[test]
@@ -252,4 +268,22 @@ fn overrides_reach_the_graph() {
     let total = ptmoe::total_parameters(&g);
     assert!(total >= c.weight_parameters() && total - c.weight_parameters() < 1000);
     assert_eq!(g.outputs.len(), 1 + 2 * 2 * 8);
+}
+
+#[test]
+fn all_global_all_moe_and_untied_variants_run() {
+    for ov in [
+        json!({"global_every": 1, "moe_every": 1, "tie_embeddings": false}),
+        json!({"global_every": 5, "moe_every": 5, "tracks": 1, "layers": 3, "block_depth": 3}),
+    ] {
+        let (c, g) = tiny(Phase::Prefill, ov.clone());
+        let total = ptmoe::total_parameters(&g);
+        assert!(
+            total >= c.weight_parameters() && total - c.weight_parameters() < 100,
+            "{ov}"
+        );
+        let out = interp::run(&g, vec![ids(1, &[4, 8, 15, 16])]).unwrap();
+        assert_eq!(out[0].shape(), &[1, 4, c.vocab_size], "{ov}");
+        assert!(finite(&out[0]), "{ov}");
+    }
 }

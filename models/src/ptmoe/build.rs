@@ -88,7 +88,7 @@ pub fn build(c: &Config, opts: &BuildOptions) -> R<Graph> {
     let mut h = b.op("Gather", &[embed, ids], &[("axis", Attr::Int(0))])?;
 
     let inv_tracks = b.scalar("inv_tracks", DType::F32, 1.0 / c.tracks as f64);
-    let mut presents: Vec<(ValueRef, ValueRef)> = vec![(ids, ids); c.tracks * c.layers];
+    let mut presents: Vec<Option<(ValueRef, ValueRef)>> = vec![None; c.tracks * c.layers];
     for blk in 0..c.layers / c.block_depth {
         b.push(&format!("blocks.{blk}"));
         let mut outs = Vec::with_capacity(c.tracks);
@@ -99,7 +99,7 @@ pub fn build(c: &Config, opts: &BuildOptions) -> R<Graph> {
                 b.push(&format!("layers.{l}"));
                 let cache = past.get(tr * c.layers + l).copied();
                 let (y, pk, pv) = layer(&mut b, c, &sh, x, l, cache)?;
-                presents[tr * c.layers + l] = (pk, pv);
+                presents[tr * c.layers + l] = Some((pk, pv));
                 x = y;
                 b.pop();
             }
@@ -133,12 +133,11 @@ pub fn build(c: &Config, opts: &BuildOptions) -> R<Graph> {
     b.pop();
 
     b.output(logits, "logits");
-    for tr in 0..c.tracks {
-        for l in 0..c.layers {
-            let (k, v) = presents[tr * c.layers + l];
-            b.output(k, &format!("present.{tr}.{l}.key"));
-            b.output(v, &format!("present.{tr}.{l}.value"));
-        }
+    for (i, p) in presents.into_iter().enumerate() {
+        let (k, v) = p.expect("every track layer is built");
+        let (tr, l) = (i / c.layers, i % c.layers);
+        b.output(k, &format!("present.{tr}.{l}.key"));
+        b.output(v, &format!("present.{tr}.{l}.value"));
     }
     b.metadata("family", "ptmoe");
     b.metadata(
