@@ -79,7 +79,7 @@ fn afm_2025_parameter_counts_match_the_doc() {
     // Everything else is shape vectors, scalars and the RoPE inverse frequencies.
     assert!(aux < 200, "non-weight constants {aux}");
     assert_eq!(graph_stats(&g).parameters, total + aux);
-    assert_eq!(g.metadata["parameters"], "3111368064");
+    assert_eq!(g.metadata["weight_parameters"], "3111368064");
 }
 
 #[test]
@@ -485,4 +485,29 @@ fn input_and_output_types() {
         lt.shape.as_ref().unwrap(),
         &vec![Dim::sym("batch"), Dim::sym("S"), Dim::Known(128)]
     );
+}
+
+#[test]
+fn node_names_are_unique() {
+    let mut cfgs = vec![
+        Config::afm_ondevice_2025(),
+        Config::mixtral_tiny(),
+        Config::llama_tiny(),
+    ];
+    cfgs.push(Config {
+        kv_sharing: false,
+        ..tiny_afm()
+    });
+    for cfg in &cfgs {
+        for phase in [Phase::Prefill, Phase::Decode] {
+            let g = decoder::build(cfg, &opts(phase)).unwrap();
+            let mut seen = std::collections::HashSet::new();
+            for n in g.g.node_indices() {
+                let name = &g.g[n].provenance.onnx_name;
+                if !name.is_empty() {
+                    assert!(seen.insert(name.clone()), "duplicate node name {name}");
+                }
+            }
+        }
+    }
 }

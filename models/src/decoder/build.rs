@@ -181,7 +181,7 @@ impl<'a> Dec<'a> {
                 "kv_cache_values_per_token",
                 kv_cache_values_per_token(cfg).to_string(),
             ),
-            ("parameters", cfg.parameter_count().to_string()),
+            ("weight_parameters", cfg.parameter_count().to_string()),
             ("block1_layers", cfg.block1_layers().to_string()),
             ("block2_layers", cfg.block2_layers.to_string()),
             ("kv_sharing", cfg.kv_sharing.to_string()),
@@ -202,24 +202,32 @@ impl<'a> Dec<'a> {
         let cfg = self.cfg;
         let (hd, half) = (cfg.head_dim(), cfg.head_dim() / 2);
         self.b.push("rope");
+        let zero = self.b.scalar("zero", DType::I64, 0.0);
+        let one = self.b.scalar("one", DType::I64, 1.0);
         // past_len: 0 in prefill, T (from the first cache input) in decode.
         let start = match past_key {
             Some(pk) => {
+                self.b.push("past_len");
                 let t = self.op("Shape", &[pk], &[("start", i(2)), ("end", i(3))])?;
-                self.op("Squeeze", &[t], &[])?
+                let t = self.op("Squeeze", &[t], &[])?;
+                self.b.pop();
+                t
             }
-            None => self.b.scalar("zero", DType::I64, 0.0),
+            None => zero,
         };
-        let one = self.b.scalar("one", DType::I64, 1.0);
-        let ids_shape = self.op("Shape", &[ids], &[])?;
+        self.b.push("seq_len");
         let sl = self.op("Shape", &[ids], &[("start", i(1)), ("end", i(2))])?;
         let sl = self.op("Squeeze", &[sl], &[])?;
-        let end = self.op("Add", &[start, sl], &[])?;
+        self.b.pop();
         // Absolute positions of the new tokens, [batch, S].
+        self.b.push("positions");
+        let end = self.op("Add", &[start, sl], &[])?;
         let new_pos = self.op("Range", &[start, end, one], &[])?;
+        let ids_shape = self.op("Shape", &[ids], &[])?;
         let pos_ids = self.op("Expand", &[new_pos, ids_shape], &[])?;
+        self.b.pop();
         // Tables over positions 0 .. past_len + S: angle[p, j] = p * theta^(-2j / head_dim).
-        let zero = self.b.scalar("from", DType::I64, 0.0);
+        self.b.push("table");
         let all = self.op("Range", &[zero, end, one], &[])?;
         let all = self.op("Cast", &[all], &[("to", i(1))])?;
         let axis1 = self.b.ints("axis1", &[1])?;
@@ -231,6 +239,7 @@ impl<'a> Dec<'a> {
         let ang = self.op("Mul", &[all, inv], &[])?;
         let cos = self.op("Cos", &[ang], &[])?;
         let sin = self.op("Sin", &[ang], &[])?;
+        self.b.pop();
         self.b.pop();
 
         let q_heads_shape = self
@@ -344,7 +353,7 @@ impl<'a> Dec<'a> {
         self.b.pop();
         let y = self.linear("o_proj", y, cfg.heads * hd, d)?;
         self.b.pop();
-        let x = self.op("Add", &[x, y], &[])?;
+        let x = self.residual("attn_residual", x, y)?;
 
         let h = self.rms_norm("ffn_norm", x, d)?;
         self.b.push("ffn");
@@ -353,16 +362,26 @@ impl<'a> Dec<'a> {
             Some(m) => self.moe(h, m.experts, sh)?,
         };
         self.b.pop();
-        let x = self.op("Add", &[x, y], &[])?;
+        let x = self.residual("ffn_residual", x, y)?;
         Ok((x, own.then_some((outs[1], outs[2]))))
+    }
+
+    /// `x + y` under scope `name`.
+    fn residual(&mut self, name: &str, x: ValueRef, y: ValueRef) -> R<ValueRef> {
+        self.b.push(name);
+        let r = self.op("Add", &[x, y], &[]);
+        self.b.pop();
+        r
     }
 
     /// SwiGLU under the current scope: `down(silu(gate(x)) * up(x))`, SiLU as Sigmoid + Mul.
     fn swiglu(&mut self, x: ValueRef) -> R<ValueRef> {
         let (d, f) = (self.cfg.d_model, self.cfg.ffn_hidden);
         let g = self.linear("gate_proj", x, d, f)?;
+        self.b.push("act");
         let sg = self.op("Sigmoid", &[g], &[])?;
         let g = self.op("Mul", &[g, sg], &[])?;
+        self.b.pop();
         let u = self.linear("up_proj", x, d, f)?;
         let h = self.op("Mul", &[g, u], &[])?;
         self.linear("down_proj", h, f, d)
@@ -404,7 +423,9 @@ impl<'a> Dec<'a> {
         for (e, g) in gates.into_iter().enumerate() {
             self.b.push(&format!("experts.{e}"));
             let y = self.swiglu(x)?;
+            self.b.push("gate");
             parts.push(self.op("Mul", &[y, g], &[])?);
+            self.b.pop();
             self.b.pop();
         }
         if parts.len() == 1 {
