@@ -106,9 +106,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             for p in petasos_models::presets() {
                 let params = match petasos_models::build_with(p.name, &opts) {
-                    Ok(g) => {
-                        inspect::thousands(petasos_ir::stats::graph_stats(&g).learnable_parameters)
-                    }
+                    Ok(g) => inspect::thousands(petasos_models::learned_parameters(&g)),
                     Err(e) => format!("error: {e}"),
                 };
                 println!(

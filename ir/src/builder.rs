@@ -29,6 +29,7 @@ pub struct GraphBuilder {
     inf: Inferencer,
     scope: Vec<String>,
     used: HashMap<String, usize>,
+    node_names: HashMap<String, usize>,
     seed: u64,
 }
 
@@ -43,6 +44,7 @@ impl GraphBuilder {
             inf: Inferencer::default(),
             scope: Vec::new(),
             used: HashMap::new(),
+            node_names: HashMap::new(),
             seed,
         }
     }
@@ -139,7 +141,16 @@ impl GraphBuilder {
         attrs: &[(&str, Attr)],
         num_outputs: usize,
     ) -> Result<Vec<ValueRef>> {
-        let node_name = format!("{}/{op_type}", self.path());
+        let node_name = {
+            let base = format!("{}/{op_type}", self.path());
+            let k = self.node_names.entry(base.clone()).or_insert(0);
+            *k += 1;
+            if *k == 1 {
+                base
+            } else {
+                format!("{base}_{}", *k - 1)
+            }
+        };
         let protos: Vec<AttributeProto> = attrs
             .iter()
             .map(|(n, a)| attr_proto(n, a))

@@ -59,3 +59,13 @@ pub fn build_with(name: &str, opts: &BuildOptions) -> Result<Graph, ModelError> 
         .ok_or_else(|| ModelError::Unknown(name.to_string()))?;
     (p.build)(opts).map_err(|e| e.context(name))
 }
+
+/// The learned-parameter count of a built-in graph: what its builder recorded in the metadata
+/// entry `learned_parameters` (weights only, as training frameworks count them), else the
+/// statistics' estimate (constants less batch-norm buffers and shape data).
+pub fn learned_parameters(g: &Graph) -> u64 {
+    g.metadata
+        .get("learned_parameters")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| petasos_ir::stats::graph_stats(g).learnable_parameters)
+}

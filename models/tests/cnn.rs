@@ -247,8 +247,8 @@ fn config_err(name: &str, ov: serde_json::Value, field: &str) {
         "{name} {ov}: not a config error: {e}"
     );
     assert!(
-        e.to_string().contains(field),
-        "{name} {ov}: '{e}' does not name {field}"
+        source.to_string().contains(field),
+        "{name} {ov}: '{source}' does not name {field}"
     );
 }
 

@@ -79,7 +79,7 @@ fn afm_2025_parameter_counts_match_the_doc() {
     // Everything else is shape vectors, scalars and the RoPE inverse frequencies.
     assert!(aux < 200, "non-weight constants {aux}");
     assert_eq!(graph_stats(&g).parameters, total + aux);
-    assert_eq!(g.metadata["weight_parameters"], "3111368064");
+    assert_eq!(g.metadata["learned_parameters"], "3111368064");
 }
 
 #[test]

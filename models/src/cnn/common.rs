@@ -11,7 +11,7 @@ use petasos_ir::op::Attr;
 use petasos_ir::{DType, Dim, Graph, Tensor, ValueRef, ValueType};
 
 /// Graph metadata key holding the learned-parameter count (torchvision's `parameters()` sum).
-pub const META_PARAMETERS: &str = "parameters";
+pub const META_PARAMETERS: &str = "learned_parameters";
 /// Graph metadata key holding the buffer element count (batch-norm running mean and variance).
 pub const META_BUFFERS: &str = "buffers";
 

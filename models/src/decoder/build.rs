@@ -181,7 +181,7 @@ impl<'a> Dec<'a> {
                 "kv_cache_values_per_token",
                 kv_cache_values_per_token(cfg).to_string(),
             ),
-            ("weight_parameters", cfg.parameter_count().to_string()),
+            ("learned_parameters", cfg.parameter_count().to_string()),
             ("block1_layers", cfg.block1_layers().to_string()),
             ("block2_layers", cfg.block2_layers.to_string()),
             ("kv_sharing", cfg.kv_sharing.to_string()),

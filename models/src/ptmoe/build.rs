@@ -147,6 +147,7 @@ pub fn build(c: &Config, opts: &BuildOptions) -> R<Graph> {
             Phase::Decode => "decode",
         },
     );
+    b.metadata("learned_parameters", &c.weight_parameters().to_string());
     b.metadata(
         "active_parameters_per_token",
         &active_parameters_per_token(c).to_string(),
