@@ -23,6 +23,16 @@ struct Cli {
     /// For built-in models: seed of the synthetic weights.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
+    /// For built-in models: where weights come from. `synthetic` (the only source today):
+    /// seeded random values, materialised only when a command needs them (interpret,
+    /// export-onnx); inspect and models never materialise them.
+    #[arg(long, global = true, default_value = "synthetic")]
+    weights: WeightsArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WeightsArg {
+    Synthetic,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

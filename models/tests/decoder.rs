@@ -25,7 +25,10 @@ fn weights_by_path(g: &Graph) -> (BTreeMap<String, u64>, u64) {
 }
 
 /// [`weights_by_path`] over the weights whose shape passes `keep`.
-fn weights_by_path_where(g: &Graph, keep: impl Fn(&[usize]) -> bool) -> (BTreeMap<String, u64>, u64) {
+fn weights_by_path_where(
+    g: &Graph,
+    keep: impl Fn(&[usize]) -> bool,
+) -> (BTreeMap<String, u64>, u64) {
     let mut by = BTreeMap::new();
     let mut aux = 0;
     for n in g.g.node_indices() {

@@ -169,8 +169,20 @@ pub fn export_graph(g: &Graph) -> Result<GraphProto> {
     Ok(gp)
 }
 
-/// Exports a top-level graph as a model.
+/// Largest constant payload exported into one protobuf (2 GiB less room for the graph).
+const MAX_PROTO_BYTES: u64 = (2 << 30) - (64 << 20);
+
+/// Exports a top-level graph as a model. Errors when its constants exceed what one protobuf
+/// file can hold.
 pub fn export_model(g: &Graph) -> Result<ModelProto> {
+    let bytes = crate::stats::graph_stats(g).parameter_bytes;
+    if bytes > MAX_PROTO_BYTES {
+        return Err(Error::Export(format!(
+            "the model's constants take {:.2} GB, more than the 2 GiB one ONNX protobuf file can \
+             hold (export with external data is not implemented yet); export a smaller config",
+            bytes as f64 / 1e9
+        )));
+    }
     let mut m = ModelProto::new();
     m.ir_version = g
         .metadata
