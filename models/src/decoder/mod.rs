@@ -58,6 +58,28 @@ pub fn presets() -> Vec<Preset> {
             },
         },
         Preset {
+            name: "llama",
+            family: "decoder",
+            summary: "Llama-style decoder, configurable with --config (defaults: Llama 2 7B)",
+            build: |o| {
+                build(
+                    &apply_overrides(&Config::llama2_7b(), o.overrides.as_ref())?,
+                    o,
+                )
+            },
+        },
+        Preset {
+            name: "mixtral",
+            family: "decoder",
+            summary: "Mixtral-style MoE decoder, configurable with --config (defaults: Mixtral 8x7B)",
+            build: |o| {
+                build(
+                    &apply_overrides(&Config::mixtral_8x7b(), o.overrides.as_ref())?,
+                    o,
+                )
+            },
+        },
+        Preset {
             name: "llama-tiny",
             family: "decoder",
             summary: "small Llama-style decoder (2 layers, d 64) for the interpreter",
