@@ -88,7 +88,9 @@ impl Inferencer {
         }
         let num_outputs = node.outputs.len();
         if let Some(c) = g.constant(n) {
-            if c.numel() <= FOLD_LIMIT {
+            // Synthetic weights are never folded: materialising them would defeat their point.
+            let synthetic = matches!(c.storage, crate::weights::Storage::Synthetic { .. });
+            if c.numel() <= FOLD_LIMIT && !synthetic {
                 if let Ok(t) = c.to_tensor() {
                     consts.insert(ValueRef { node: n, out: 0 }, t);
                 }
