@@ -71,7 +71,8 @@ pub fn presets() -> Vec<Preset> {
         Preset {
             name: "mixtral",
             family: "decoder",
-            summary: "Mixtral-style MoE decoder, configurable with --config (defaults: Mixtral 8x7B)",
+            summary:
+                "Mixtral-style MoE decoder, configurable with --config (defaults: Mixtral 8x7B)",
             build: |o| {
                 build(
                     &apply_overrides(&Config::mixtral_8x7b(), o.overrides.as_ref())?,
