@@ -81,6 +81,7 @@ pub fn apply_overrides<C: Serialize + DeserializeOwned>(
             "config overrides must be a JSON object".into(),
         ));
     };
+    let base_obj = obj.clone();
     for (k, x) in ov {
         if !obj.contains_key(k) {
             let known: Vec<&String> = obj.keys().collect();
@@ -90,7 +91,17 @@ pub fn apply_overrides<C: Serialize + DeserializeOwned>(
         }
         obj.insert(k.clone(), x.clone());
     }
-    serde_json::from_value(v).map_err(cfg)
+    serde_json::from_value(v).map_err(|e| {
+        // Name the field: the first override that fails on its own.
+        for (k, x) in ov {
+            let mut one = base_obj.clone();
+            one.insert(k.clone(), x.clone());
+            if let Err(e1) = serde_json::from_value::<C>(serde_json::Value::Object(one)) {
+                return ModelError::Config(format!("field '{k}': {e1}"));
+            }
+        }
+        cfg(e)
+    })
 }
 
 fn cfg(e: serde_json::Error) -> ModelError {
