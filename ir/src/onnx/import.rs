@@ -457,6 +457,17 @@ fn build_graph(
         types.insert(vi.name.clone(), ty);
     }
 
+    // Types the model declares for intermediate values and outputs (used for opaque nodes).
+    let declared_types: HashMap<String, ValueType> = gp
+        .value_info
+        .iter()
+        .chain(gp.output.iter())
+        .filter_map(|vi| {
+            let tp = vi.type_.as_ref()?;
+            let t = value_type(&vi.name, tp, &mut unk).ok()?;
+            Some((vi.name.clone(), t))
+        })
+        .collect();
     let mut counter = 0usize;
     let pending = expand_functions(cx, &gp.node, 0, &mut counter)?;
     let pending = topo_sort(pending, &gp.name)?;
@@ -517,9 +528,9 @@ fn build_graph(
                 Some(b) => match b(&ncx) {
                     Ok(op) => op,
                     Err(e @ Error::Import(_)) if is_structural(&e) => return Err(e),
-                    Err(e) => opaque(np, domain, e.to_string()),
+                    Err(e) => opaque(np, domain, e.to_string(), &declared_types),
                 },
-                None => opaque(np, domain, String::new()),
+                None => opaque(np, domain, String::new(), &declared_types),
             }
         };
         let mut captures: Vec<String> = Vec::new();
@@ -655,7 +666,14 @@ fn declared(vi: &ValueInfoProto, unk: &mut u64) -> Result<ValueType> {
     }
 }
 
-fn opaque(np: &NodeProto, domain: &str, reason: String) -> Box<dyn Op> {
+/// An opaque op for a node the library cannot build; its outputs take the types the model
+/// declares for them (value_info or graph outputs), where it declares any.
+fn opaque(
+    np: &NodeProto,
+    domain: &str,
+    reason: String,
+    declared_types: &HashMap<String, ValueType>,
+) -> Box<dyn Op> {
     Box::new(Opaque {
         op_type: np.op_type.clone(),
         domain: domain.to_string(),
@@ -664,7 +682,11 @@ fn opaque(np: &NodeProto, domain: &str, reason: String) -> Box<dyn Op> {
             .iter()
             .map(|a| (a.name.clone(), render_attr(a)))
             .collect(),
-        declared: Vec::new(),
+        declared: np
+            .output
+            .iter()
+            .map(|o| declared_types.get(o).cloned())
+            .collect(),
         reason,
         raw_attrs: np
             .attribute
