@@ -125,7 +125,10 @@ impl DeviceProfile {
             origin: origin.to_string(),
             msg: e.message().to_string()
                 + &e.span()
-                    .map(|s| format!(" (at line {})", line_of(text, s.start)))
+                    .map(|s| {
+                        let (n, line) = line_of(text, s.start);
+                        format!(" (at line {n}: {line})")
+                    })
                     .unwrap_or_default(),
         })?;
         p.validate(origin)?;
@@ -306,8 +309,18 @@ impl Unit {
     }
 }
 
-fn line_of(text: &str, byte: usize) -> usize {
-    text.get(..byte.min(text.len()))
-        .map(|t| t.lines().count().max(1))
-        .unwrap_or(1)
+/// The 1-based line number holding byte `byte` of `text`, and that line (trimmed, cut at 60
+/// characters).
+fn line_of(text: &str, byte: usize) -> (usize, String) {
+    let upto = text.get(..byte.min(text.len())).unwrap_or("");
+    let n = upto.matches('\n').count() + 1;
+    let line: String = text
+        .lines()
+        .nth(n - 1)
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(60)
+        .collect();
+    (n, line)
 }
