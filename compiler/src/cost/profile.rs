@@ -268,49 +268,30 @@ impl Unit {
     /// stand in for each other first), else the widest narrower one (a unit without f32, like a
     /// Neural Engine, runs f32 graphs in f16).
     pub fn precision(&self, want: &str) -> &str {
-        let has = |k: &str| self.peak_ops_per_s.contains_key(k);
-        if has(want) {
-            return self
-                .peak_ops_per_s
-                .get_key_value(want)
-                .map(|(k, _)| k.as_str())
-                .unwrap_or("f32");
-        }
-        let twin = match want {
-            "f16" => Some("bf16"),
-            "bf16" => Some("f16"),
-            _ => None,
-        };
         let pick = |k: &str| {
             self.peak_ops_per_s
                 .get_key_value(k)
                 .map(|(k, _)| k.as_str())
         };
-        if let Some(t) = twin.and_then(pick) {
-            return t;
+        let twin = match want {
+            "f16" => Some("bf16"),
+            "bf16" => Some("f16"),
+            _ => None,
+        };
+        if let Some(k) = pick(want).or_else(|| twin.and_then(pick)) {
+            return k;
         }
         let i = PRECISIONS.iter().position(|p| *p == want).unwrap_or(4);
-        for p in &PRECISIONS[i..] {
-            if let Some(k) = pick(p) {
-                return k;
-            }
-        }
-        for p in PRECISIONS[..i].iter().rev() {
-            if let Some(k) = pick(p) {
-                return k;
-            }
-        }
-        // Validation guarantees at least one precision.
-        self.peak_ops_per_s
-            .keys()
-            .next()
-            .map(|k| k.as_str())
+        PRECISIONS[i..]
+            .iter()
+            .chain(PRECISIONS[..i].iter().rev())
+            .find_map(|p| pick(p))
+            // Validation guarantees at least one precision.
+            .or_else(|| self.peak_ops_per_s.keys().next().map(|k| k.as_str()))
             .unwrap_or("f32")
     }
 }
 
-/// The 1-based line number holding byte `byte` of `text`, and that line (trimmed, cut at 60
-/// characters).
 fn line_of(text: &str, byte: usize) -> (usize, String) {
     let upto = text.get(..byte.min(text.len())).unwrap_or("");
     let n = upto.matches('\n').count() + 1;

@@ -247,22 +247,22 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  weights {}B, KV cache {}B ({} owning layers), peak activations {}",
-            si(t.weight_bytes),
-            si(t.kv_cache_bytes),
+            "  weights {}, KV cache {} ({} owning layers), peak activations {}",
+            bytes(t.weight_bytes),
+            bytes(t.kv_cache_bytes),
             t.kv_cache_owners,
             t.peak_activation_bytes
-                .map(|b| format!("{}B", si(b)))
+                .map(bytes)
                 .unwrap_or_else(|| "not planned".into())
         );
         let _ = writeln!(
             o,
-            "  traffic: weights {}B, activations {}B, KV {}B (DRAM {}B, on-chip {}B)",
-            si(t.weight_traffic_bytes.round() as u64),
-            si(t.activation_traffic_bytes.round() as u64),
-            si(t.kv_traffic_bytes.round() as u64),
-            si(t.dram_bytes.round() as u64),
-            si(t.onchip_bytes.round() as u64)
+            "  traffic: weights {}, activations {}, KV {} (DRAM {}, on-chip {})",
+            bytes(t.weight_traffic_bytes.round() as u64),
+            bytes(t.activation_traffic_bytes.round() as u64),
+            bytes(t.kv_traffic_bytes.round() as u64),
+            bytes(t.dram_bytes.round() as u64),
+            bytes(t.onchip_bytes.round() as u64)
         );
         let _ = writeln!(
             o,
@@ -342,6 +342,16 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
+    }
+}
+
+/// `46720000` -> `46.72 MB`, `512` -> `512 B`.
+pub fn bytes(n: u64) -> String {
+    let s = si(n);
+    if s.ends_with(|c: char| c.is_ascii_digit()) {
+        format!("{s} B")
+    } else {
+        format!("{s}B")
     }
 }
 

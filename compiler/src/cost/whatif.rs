@@ -387,3 +387,44 @@ impl Estimator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_parse_and_price() {
+        assert_eq!("3.56".parse::<Width>().unwrap(), Width::Bits(3.56));
+        assert_eq!("p4".parse::<Width>().unwrap(), Width::Palette(4));
+        assert_eq!("palette2".parse::<Width>().unwrap(), Width::Palette(2));
+        assert_eq!("stored".parse::<Width>().unwrap(), Width::Stored);
+        for bad in ["0", "33", "p0", "p9", "four", "-2", ""] {
+            assert!(bad.parse::<Width>().is_err(), "{bad}");
+        }
+        let g = Group {
+            elems: 1000,
+            stored_bytes: 4000,
+            tensors: 2,
+        };
+        assert_eq!(Width::Stored.bytes(&g, 0.5), 2000.0);
+        assert_eq!(Width::Bits(2.0).bytes(&g, 1.0), 250.0);
+        // Two 16-entry fp16 tables.
+        assert_eq!(Width::Palette(4).bytes(&g, 1.0), 500.0 + 2.0 * 16.0 * 2.0);
+    }
+
+    #[test]
+    fn per_op_options_override_field_by_field() {
+        let mut g = OpOptions::default();
+        g.set("weight-bits", "4").unwrap();
+        g.set("activation_bits", "16").unwrap();
+        let mut o = OpOptions::default();
+        o.set("weight-bits", "2").unwrap();
+        let m = g.with(&o).resolve();
+        assert_eq!(m.weight_bits, Width::Bits(2.0));
+        // Embeddings follow the weight width unless set.
+        assert_eq!(m.embedding_bits, Width::Bits(2.0));
+        assert_eq!(m.activation_bits, Some(16.0));
+        assert!(o.set("sparsity", "1").is_err());
+        assert!(o.set("depth", "1").is_err());
+    }
+}
