@@ -159,7 +159,7 @@ impl Report {
             memory_bound_ops: count("memory"),
         };
         let mut notes = Vec::new();
-        if ops.iter().any(|r| r.layer.contains("/experts.")) {
+        if ops.iter().any(|r| r.layer.contains("/experts")) {
             notes.push(
                 "mixture-of-experts layers are priced as the graph computes them: every expert on every token (a runtime that runs only the top-k experts does less)".to_string(),
             );
