@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use petasos_compiler::{inspect, load::load_model};
+use petasos_compiler::{cost, inspect, load::load_model};
 use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
 use petasos_models::{BuildOptions, Phase};
 use std::path::PathBuf;
@@ -96,6 +96,8 @@ enum Cmd {
         #[arg(long)]
         npy: bool,
     },
+    /// Estimate per-op latency, energy, power and memory on a device profile, with what-ifs.
+    Estimate(cost::cli::EstimateArgs),
     /// Export a model (file or built-in) to ONNX.
     ExportOnnx {
         model: String,
@@ -173,6 +175,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Cmd::Estimate(a) => cost::cli::run(&a, &load_model(&a.model)?)?,
         Cmd::ExportOnnx { model, out } => {
             let g = load_model(&model)?;
             petasos_ir::onnx::save_model(&g, &out)?;

@@ -1,0 +1,116 @@
+//! The `petasos estimate` command: its flags and what it does with them.
+
+use super::whatif::{parse_bits, OpOptions, WhatIf};
+use super::{estimate, DeviceProfile, EstimateOptions, Report};
+use anyhow::{Context, Result};
+use petasos_ir::Graph;
+use std::path::PathBuf;
+
+/// On or off.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// Flags of `petasos estimate`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct EstimateArgs {
+    /// An ONNX file or a built-in model name.
+    pub model: String,
+    /// A shipped profile (apple-a17-pro, apple-m2, apple-m3-max, x86-avx512, host) or the
+    /// path of a profile .toml file.
+    #[arg(long, default_value = "host")]
+    pub device: String,
+    /// Compute unit of the profile (e.g. gpu, ane); its default unit when omitted.
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Weight width: 16, 8, 4, 3.56, 2, ... bits, or pN (N-bit palettised); default: as stored.
+    #[arg(long)]
+    pub weight_bits: Option<String>,
+    /// Embedding-table width (same forms); default: the weight width.
+    #[arg(long)]
+    pub embedding_bits: Option<String>,
+    /// Float activation width in bits (also sets the compute precision).
+    #[arg(long)]
+    pub activation_bits: Option<String>,
+    /// KV-cache element width in bits.
+    #[arg(long)]
+    pub kv_bits: Option<String>,
+    /// Context length in tokens: the prefill length S and the decode cache length T.
+    #[arg(long, default_value_t = 2048)]
+    pub context: u64,
+    /// KV sharing between layers (models with KV-sharing blocks); default: as built.
+    #[arg(long)]
+    pub kv_sharing: Option<OnOff>,
+    /// Per-op option, OP:key=value[,key=value]; OP is a node name or a layer path (a path
+    /// covers the ops under it); keys: weight-bits, embedding-bits, activation-bits, sparsity.
+    #[arg(long = "what-if")]
+    pub what_if: Vec<String>,
+    /// Also write the per-op rows to this CSV file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EstimateArgs {
+    /// The whole-model options the flags give.
+    pub fn what_if_options(&self) -> Result<WhatIf> {
+        let mut ops = OpOptions::default();
+        if let Some(b) = &self.weight_bits {
+            ops.set("weight-bits", b).context("--weight-bits")?;
+        }
+        if let Some(b) = &self.embedding_bits {
+            ops.set("embedding-bits", b).context("--embedding-bits")?;
+        }
+        if let Some(b) = &self.activation_bits {
+            ops.set("activation-bits", b).context("--activation-bits")?;
+        }
+        Ok(WhatIf {
+            ops,
+            kv_bits: match &self.kv_bits {
+                Some(b) => Some(parse_bits("KV-cache bits", b).context("--kv-bits")?),
+                None => None,
+            },
+            kv_sharing: self.kv_sharing.map(|s| matches!(s, OnOff::On)),
+        })
+    }
+}
+
+/// Runs `petasos estimate` on the loaded graph `g`.
+pub fn run(a: &EstimateArgs, g: &Graph) -> Result<()> {
+    let profile = DeviceProfile::load(&a.device)?;
+    let opts = EstimateOptions {
+        context: a.context,
+        batch: 1,
+    };
+    let mut e = estimate(g, &profile, a.unit.as_deref(), &opts, a.what_if_options()?)?;
+    for spec in &a.what_if {
+        let (key, kvs) = spec
+            .rsplit_once(':')
+            .with_context(|| format!("--what-if '{spec}': want OP:key=value[,key=value]"))?;
+        let mut o = OpOptions::default();
+        for kv in kvs.split(',') {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--what-if '{spec}': '{kv}' is not key=value"))?;
+            o.set(k, v).with_context(|| format!("--what-if '{spec}'"))?;
+        }
+        for i in e.find_ops(key)? {
+            let merged = e.op_options(i).unwrap_or_default().with(&o);
+            e.set_op_options(i, Some(merged));
+        }
+    }
+    let r = Report::new(&a.model, &e);
+    if let Some(p) = &a.csv {
+        std::fs::write(p, r.csv()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.render());
+    }
+    Ok(())
+}
