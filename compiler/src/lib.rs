@@ -3,5 +3,6 @@
 //! Cost model, planner and backends arrive with later issues; today it holds model loading
 //! (file or built-in name) and the `inspect` report shared by the CLI and, later, the viewer.
 
+pub mod charts;
 pub mod inspect;
 pub mod load;
