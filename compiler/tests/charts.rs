@@ -176,14 +176,11 @@ fn bar_chart_svg_contains_title_labels_and_values() {
     ] {
         assert!(svg.contains(label), "missing {label}");
     }
-    // The long path is shortened in the middle and keeps its tail.
+    // The long path is shortened in the middle by whole segments: the layer index and the
+    // op name survive.
     assert!(!svg.contains(long), "long label drawn whole");
-    assert!(svg.contains("model.layers.27.…") || svg.contains("model.layers.2"));
-    assert!(
-        svg.contains("weight_quantized_matmul"),
-        "tail of long label"
-    );
-    assert!(svg.contains('…'), "ellipsis");
+    assert!(svg.contains(".27.…"), "layer index kept");
+    assert!(svg.contains("model.layers.27.…query_key_value_projection.weight_quantized_matmul"));
     // Markup in labels is escaped.
     assert!(svg.contains("a&lt;b &amp; c&gt;"), "escaped label");
     assert!(!svg.contains("a<b"), "raw markup");
@@ -255,6 +252,18 @@ fn degenerate_but_valid_inputs_render() {
         &[("gain".into(), 2.0), ("loss".into(), -1.0)],
     )
     .expect("negative bars");
+    // Empty title and label; extreme but allowed magnitudes.
+    bar_chart(
+        &dir.join("blank.png"),
+        "",
+        "",
+        &[
+            ("".into(), 1e300),
+            ("tiny".into(), -1e300),
+            ("sub".into(), 5e-324),
+        ],
+    )
+    .expect("blank and extreme");
     // One-point series, series of different lengths, and a long series.
     line_chart(
         &dir.join("one.png"),
@@ -325,6 +334,20 @@ fn empty_and_non_finite_data_are_errors() {
     let msg = r.as_ref().expect_err("nan").to_string();
     assert!(matches!(r, Err(ChartError::NonFinite { .. })));
     assert!(msg.contains("'bad'") && msg.contains("NaN"), "{msg}");
+    assert_clean_error(r, &path, &dir, &[]);
+
+    let r = bar_chart(&path, "t", "s", &[("huge".into(), -1e301)]);
+    assert!(matches!(r, Err(ChartError::OutOfRange { .. })), "{r:?}");
+    assert_clean_error(r, &path, &dir, &[]);
+    let r = line_chart(
+        &path,
+        "t",
+        "x",
+        "y",
+        &[("huge".into(), vec![0.0, f64::MAX])],
+    );
+    let msg = r.as_ref().expect_err("f64::MAX").to_string();
+    assert!(msg.contains("'huge' at step 1"), "{msg}");
     assert_clean_error(r, &path, &dir, &[]);
 
     let too_many: Vec<(String, f64)> = (0..=MAX_BARS).map(|i| (i.to_string(), 1.0)).collect();
@@ -410,7 +433,8 @@ fn render_samples() {
         .map(|i| {
             let layer = i / 4;
             let name = match i % 4 {
-                0 => "self_attention.qkv_projection.matmul",
+                // Too long for the label column: shown ellipsised in the middle.
+                0 => "self_attention.grouped_query_attention.qkv_projection.int4_dequantize_matmul",
                 1 => "feed_forward.up_projection.matmul",
                 2 => "feed_forward.down_projection.matmul",
                 _ => "self_attention.output_projection.matmul",

@@ -7,7 +7,7 @@ use plotters::drawing::DrawingArea;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::format::{ellipsize_middle, format_si, MAX_LABEL_CHARS};
+use super::format::{format_si, shorten_path, MAX_LABEL_CHARS};
 use super::{check_finite, render_to_file, with_canvas, ChartError, FONT, PALETTE};
 
 /// The most bars one chart accepts; callers with more pass the top N.
@@ -31,9 +31,10 @@ pub fn bar_chart_size(n_bars: usize) -> (u32, u32) {
 
 /// Draws a horizontal bar chart of `bars` (label, value) to `path` (`.png` or `.svg`).
 ///
-/// Bars are drawn top to bottom in the order given (sort before calling). Labels are
-/// shortened in the middle ([`ellipsize_middle`]) to at most [`MAX_LABEL_CHARS`] characters
-/// and to what fits 42% of the chart width, keeping the start and the end; each bar is annotated
+/// Bars are drawn top to bottom in the order given (sort before calling). Labels too wide
+/// for the label column (42% of the chart width) or longer than [`MAX_LABEL_CHARS`] are
+/// shortened in the middle by [`shorten_path`], which keeps the first segment, layer
+/// indices and the last segment of dotted or slashed layer paths; each bar is annotated
 /// with its value and the x axis is ticked, both via [`format_si`] with `unit` (e.g. `"s"`,
 /// `"B"`, `"J"`). Values may be negative (bars then extend left of zero) and all-zero data
 /// draws empty bars on a 0..1 axis.
@@ -69,7 +70,7 @@ pub fn bar_chart(
         unit,
         labels: bars
             .iter()
-            .map(|(l, _)| ellipsize_middle(l, MAX_LABEL_CHARS))
+            .map(|(l, _)| shorten_path(l, |t| t.chars().count() <= MAX_LABEL_CHARS))
             .collect(),
         values: bars.iter().map(|(_, v)| *v).collect(),
     };
@@ -81,23 +82,17 @@ pub fn bar_chart(
     )
 }
 
-/// `label` shortened in the middle ([`ellipsize_middle`]) until `width` of it is at most
-/// `max` pixels, with its width; labels that fit are returned whole.
+/// `label` shortened by [`shorten_path`] until `width` of it is at most `max` pixels, with
+/// its width; labels that fit are returned whole. A measuring error is returned as is.
 fn fit_label(
     label: &str,
     max: u32,
     width: impl Fn(&str) -> Result<u32, String>,
 ) -> Result<(String, u32), String> {
-    let mut chars = label.chars().count();
-    let mut text = label.to_string();
-    loop {
-        let w = width(&text)?;
-        if w <= max || chars <= 4 {
-            return Ok((text, w));
-        }
-        chars -= 1;
-        text = ellipsize_middle(label, chars);
-    }
+    // A failed measurement counts as fitting; it is reported by the measurement below.
+    let text = shorten_path(label, |t| width(t).map_or(true, |w| w <= max));
+    let w = width(&text)?;
+    Ok((text, w))
 }
 
 /// Validated, display-ready bar chart input.

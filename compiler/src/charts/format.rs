@@ -1,8 +1,8 @@
 //! Text formatting for chart labels: numbers with SI prefixes and middle-ellipsised labels.
 
-/// Bar chart labels longer than this many characters are shortened by [`ellipsize_middle`]
-/// (and further, to fit the chart's label column).
-pub const MAX_LABEL_CHARS: usize = 96;
+/// Bar chart labels longer than this many characters are shortened by [`shorten_path`] before
+/// they are fitted to the chart's label column (which bounds the fitting work).
+pub const MAX_LABEL_CHARS: usize = 160;
 
 /// SI prefixes from pico (10^-12) to peta (10^15), one per power of 1000.
 const PREFIXES: [&str; 10] = ["p", "n", "µ", "m", "", "k", "M", "G", "T", "P"];
@@ -74,6 +74,83 @@ pub fn ellipsize_middle(label: &str, max_chars: usize) -> String {
     out
 }
 
+/// Shortens a layer path (segments separated by `.` or `/`) until `fits` accepts it, by
+/// replacing whole middle segments with `…` so the result stays readable and distinct:
+/// `model.decoder.layers.12.self_attention.qkv_projection.matmul` can become
+/// `model.…layers.12.…qkv_projection.matmul`. Segments go in this order, each group left to
+/// right: middle segments without digits, the first segment, middle segments naming a
+/// numbered child (`layers` before `12`), middle segments with digits in a name (`conv3`).
+/// Index segments (all digits) and the last segment stay; if the label still does not fit,
+/// [`ellipsize_middle`] cuts the shortened label by characters, down to 5 characters. Labels
+/// that fit are returned unchanged.
+pub fn shorten_path(label: &str, fits: impl Fn(&str) -> bool) -> String {
+    if fits(label) {
+        return label.to_string();
+    }
+    // Segments with the separator that follows each (none after the last).
+    let mut segs: Vec<(&str, &str)> = Vec::new();
+    let mut start = 0;
+    for (i, c) in label.char_indices() {
+        if c == '.' || c == '/' {
+            segs.push((&label[start..i], &label[i..i + 1]));
+            start = i + 1;
+        }
+    }
+    segs.push((&label[start..], ""));
+    let n = segs.len();
+    let has_digit = |s: &str| s.chars().any(|c| c.is_ascii_digit());
+    let is_index = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let names_child = |i: usize| i + 1 < n && is_index(segs[i + 1].0);
+    let middle = 1..n.saturating_sub(1);
+    // Empty segments (a leading `/`) are never replaced: there is nothing to save.
+    let mut order: Vec<usize> = middle
+        .clone()
+        .filter(|&i| !has_digit(segs[i].0) && !names_child(i))
+        .collect();
+    if n > 1 && !has_digit(segs[0].0) {
+        order.push(0);
+    }
+    order.extend(
+        middle
+            .clone()
+            .filter(|&i| !has_digit(segs[i].0) && names_child(i)),
+    );
+    order.extend(middle.filter(|&i| has_digit(segs[i].0) && !is_index(segs[i].0)));
+    let render = |dropped: &[bool]| {
+        let mut out = String::new();
+        let mut i = 0;
+        while i < n {
+            if dropped[i] {
+                while i + 1 < n && dropped[i + 1] {
+                    i += 1;
+                }
+                out.push('…');
+            } else {
+                out.push_str(segs[i].0);
+                out.push_str(segs[i].1);
+            }
+            i += 1;
+        }
+        out
+    };
+    let mut dropped = vec![false; n];
+    let mut text = label.to_string();
+    for i in order.into_iter().filter(|&i| !segs[i].0.is_empty()) {
+        dropped[i] = true;
+        text = render(&dropped);
+        if fits(&text) {
+            return text;
+        }
+    }
+    let mut chars = text.chars().count();
+    let mut cut = text.clone();
+    while !fits(&cut) && chars > 5 {
+        chars -= 1;
+        cut = ellipsize_middle(&text, chars);
+    }
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +169,46 @@ mod tests {
         assert_eq!(format_si(3e18, "B"), "3000 PB");
         assert_eq!(format_si(2e-15, "s"), "0 ps");
         assert_eq!(format_si(f64::NAN, "s"), "NaN s");
+    }
+
+    #[test]
+    fn path_shortening_keeps_indices_and_tail() {
+        let label =
+            "model.decoder.transformer_layers.12.self_attention.grouped_query.qkv_proj.matmul";
+        let within = |max: usize| move |t: &str| t.chars().count() <= max;
+        assert_eq!(shorten_path(label, within(200)), label);
+        assert_eq!(
+            shorten_path(label, within(70)),
+            "model.…transformer_layers.12.…grouped_query.qkv_proj.matmul"
+        );
+        assert_eq!(
+            shorten_path(label, within(45)),
+            "model.…transformer_layers.12.…qkv_proj.matmul"
+        );
+        assert_eq!(
+            shorten_path(label, within(40)),
+            "model.…transformer_layers.12.…matmul"
+        );
+        assert_eq!(
+            shorten_path(label, within(33)),
+            "…transformer_layers.12.…matmul"
+        );
+        assert_eq!(shorten_path(label, within(20)), "…12.…matmul");
+        // Past every segment: cut by characters, never below 5.
+        let cut = shorten_path(label, within(8));
+        assert_eq!(cut.chars().count(), 8, "{cut}");
+        assert_eq!(shorten_path(label, within(1)).chars().count(), 5);
+        // No separators: plain middle ellipsis.
+        assert_eq!(shorten_path("abcdefghij", within(5)), "a…hij");
+        // Slash paths.
+        assert_eq!(
+            shorten_path("/encoder/block/3/conv/Conv_17", within(20)),
+            "/…block/3/…Conv_17"
+        );
+        assert_eq!(
+            shorten_path("/encoder/block/3/conv/Conv_17", within(12)),
+            "/…3/…Conv_17"
+        );
     }
 
     #[test]
