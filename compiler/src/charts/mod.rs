@@ -2,8 +2,9 @@
 //!
 //! Built on `plotters` with the `ab_glyph` text renderer and an embedded DejaVu Sans font
 //! (see `compiler/assets/fonts/`), so charts render identically on a bare machine with no
-//! system fonts or fontconfig. The API takes plain labels and numbers so it stays independent
-//! of the cost model's types.
+//! system fonts or fontconfig. Text is measured with that font for both formats and, in
+//! PNGs, drawn by `glyphs` (plotters' own bitmap text misplaces glyphs). The API takes plain
+//! labels and numbers so it stays independent of the cost model's types.
 //!
 //! Contracts shared by every chart function:
 //! - The output format follows the file extension, case-insensitively: `.png` (24-bit RGB
