@@ -1,8 +1,10 @@
 //! petasos compiler: the library behind the `petasos` command line.
 //!
-//! Cost model, planner and backends arrive with later issues; today it holds model loading
-//! (file or built-in name) and the `inspect` report shared by the CLI and, later, the viewer.
+//! Model loading (file or built-in name), the `inspect` report, the cost model (`cost`: per-op
+//! work, device profiles, roofline latency/energy/power, what-if), the memory planner (`plan`)
+//! and charts (`charts`), shared by the CLI and, later, the viewer. Backends arrive later.
 
+pub mod charts;
 pub mod cost;
 pub mod inspect;
 pub mod load;
