@@ -50,9 +50,23 @@ pub struct EstimateArgs {
     /// Also write the per-op rows to this CSV file.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Write charts into this folder: latency by op type, the top-20 ops by latency, and
+    /// activation memory over execution order.
+    #[arg(long)]
+    pub charts: Option<PathBuf>,
+    /// Chart file format.
+    #[arg(long, value_enum, default_value = "png")]
+    pub chart_format: ChartFormatArg,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Chart file format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ChartFormatArg {
+    Png,
+    Svg,
 }
 
 impl EstimateArgs {
@@ -105,7 +119,16 @@ pub fn run(a: &EstimateArgs, g: &Graph) -> Result<()> {
     }
     let r = Report::new(&a.model, &e);
     if let Some(p) = &a.csv {
-        std::fs::write(p, r.csv()).with_context(|| format!("writing {}", p.display()))?;
+        petasos_ir::onnx::export::write_atomic(p, r.csv().as_bytes())?;
+    }
+    if let Some(dir) = &a.charts {
+        let ext = match a.chart_format {
+            ChartFormatArg::Png => "png",
+            ChartFormatArg::Svg => "svg",
+        };
+        for path in write_charts(&r, dir, ext)? {
+            eprintln!("chart: {}", path.display());
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -113,4 +136,57 @@ pub fn run(a: &EstimateArgs, g: &Graph) -> Result<()> {
         print!("{}", r.render());
     }
     Ok(())
+}
+
+/// Writes the estimate's charts into `dir` (created if missing); returns their paths.
+pub fn write_charts(r: &Report, dir: &std::path::Path, ext: &str) -> Result<Vec<PathBuf>> {
+    use crate::charts::bar_chart;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut out = Vec::new();
+    let mut by_type: std::collections::BTreeMap<&str, f64> = Default::default();
+    for o in &r.ops {
+        *by_type.entry(o.op_type.as_str()).or_default() += o.latency_s;
+    }
+    let mut bars: Vec<(String, f64)> = by_type
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    bars.sort_by(|a, b| b.1.total_cmp(&a.1));
+    bars.truncate(40);
+    let p = dir.join(format!("latency-by-op-type.{ext}"));
+    bar_chart(
+        &p,
+        &format!("{}: latency by op type ({})", r.model, r.device),
+        "s",
+        &bars,
+    )?;
+    out.push(p);
+    let mut top: Vec<(String, f64)> = r
+        .ops
+        .iter()
+        .map(|o| {
+            let label = if o.layer.is_empty() {
+                o.name.clone()
+            } else {
+                format!("{} {}", o.layer, o.op_type)
+            };
+            (label, o.latency_s)
+        })
+        .collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top.truncate(20);
+    let p = dir.join(format!("top-ops.{ext}"));
+    bar_chart(
+        &p,
+        &format!(
+            "{}: top {} ops by latency ({})",
+            r.model,
+            top.len(),
+            r.device
+        ),
+        "s",
+        &top,
+    )?;
+    out.push(p);
+    Ok(out)
 }
