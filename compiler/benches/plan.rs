@@ -7,7 +7,7 @@
 //! a release build (the planner is `O((n + P) log n)`, `P` = overlapping buffer pairs). Prints
 //! figures only; it asserts nothing about time.
 
-use petasos_compiler::plan::{plan, PlanOptions, Strategy};
+use petasos_compiler::plan::{plan, Order, PlanOptions, Strategy};
 use petasos_models::{build_with, BuildOptions, Phase};
 use std::time::Instant;
 
@@ -43,9 +43,15 @@ fn main() {
             }
         };
         let build_ms = t.elapsed().as_secs_f64() * 1e3;
-        for strategy in [Strategy::Auto, Strategy::GreedyBySize, Strategy::Sweep] {
+        for (order, strategy) in [
+            (Order::Graph, Strategy::Auto),
+            (Order::Graph, Strategy::GreedyBySize),
+            (Order::Graph, Strategy::Sweep),
+            (Order::Insertion, Strategy::Auto),
+        ] {
             let opts = PlanOptions {
                 strategy,
+                order,
                 ..opts.clone()
             };
             let mut times = Vec::new();
@@ -65,7 +71,7 @@ fn main() {
             times.sort_by(f64::total_cmp);
             let Some(p) = last else { continue };
             println!(
-            "{name} ({phase:?}, {strategy:?} -> {:?}): {} nodes, {} buffers, {} steps; build {build_ms:.1} ms; plan \
+            "{name} ({phase:?}, {order:?} order, {strategy:?} -> {:?}): {} nodes, {} buffers, {} steps; build {build_ms:.1} ms; plan \
              min {:.2} / median {:.2} / max {:.2} ms; arena {:.2} MB, max live {:.2} MB, naive \
              {:.2} MB, weights {:.1} MB",
             p.strategy,

@@ -5,7 +5,8 @@
 //! file) and the KV cache of afm-ondevice-2025 with and without KV sharing.
 
 use petasos_compiler::plan::{
-    kv_cache, kv_cache_bytes, plan, BufferKind, Fit, MemoryPlan, PlanError, PlanOptions, Strategy,
+    kv_cache, kv_cache_bytes, plan, BufferKind, Fit, MemoryPlan, Order, PlanError, PlanOptions,
+    Strategy,
 };
 use petasos_ir::builder::GraphBuilder;
 use petasos_ir::graph::{Edge, ValueRef};
@@ -120,19 +121,22 @@ fn replay(g: &Graph, p: &MemoryPlan) {
 /// Every strategy, fit and alignment worth checking.
 fn all_options(dims: &[(&str, u64)]) -> Vec<PlanOptions> {
     let mut v = Vec::new();
-    for strategy in [Strategy::Auto, Strategy::GreedyBySize, Strategy::Sweep] {
-        for fit in [Fit::Best, Fit::First] {
-            for alignment in [1, 64] {
-                let mut o = PlanOptions {
-                    strategy,
-                    fit,
-                    alignment,
-                    ..Default::default()
-                };
-                for &(k, x) in dims {
-                    o = o.with_dim(k, x);
+    for order in [Order::Graph, Order::Insertion] {
+        for strategy in [Strategy::Auto, Strategy::GreedyBySize, Strategy::Sweep] {
+            for fit in [Fit::Best, Fit::First] {
+                for alignment in [1, 64] {
+                    let mut o = PlanOptions {
+                        strategy,
+                        fit,
+                        alignment,
+                        order,
+                        ..Default::default()
+                    };
+                    for &(k, x) in dims {
+                        o = o.with_dim(k, x);
+                    }
+                    v.push(o);
                 }
-                v.push(o);
             }
         }
     }
@@ -337,9 +341,15 @@ fn a_cycle_is_an_error() {
             dst_in: 1,
         },
     );
-    let e = plan(&g, &PlanOptions::default()).unwrap_err();
-    assert!(matches!(e, PlanError::Ir(_)), "{e}");
-    assert!(e.to_string().contains("cycle"), "{e}");
+    for order in [Order::Graph, Order::Insertion] {
+        let o = PlanOptions {
+            order,
+            ..Default::default()
+        };
+        let e = plan(&g, &o).unwrap_err();
+        assert!(matches!(e, PlanError::Ir(_)), "{e}");
+        assert!(e.to_string().contains("cycle"), "{e}");
+    }
 }
 
 fn report(what: &str, p: &MemoryPlan) {

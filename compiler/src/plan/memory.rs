@@ -2,8 +2,8 @@
 //! buffer, and the memory figures derived from them (peak activation, weights, KV cache).
 //!
 //! The model:
-//! - **Steps.** The execution order is [`Graph::topo_order`] (the order the interpreter runs)
-//!   restricted to op nodes; step `i` runs `order[i]`. `Input` and `Constant` nodes are not
+//! - **Steps.** The execution order is [`Graph::topo_order`] (the order the interpreter runs;
+//!   [`Order::Insertion`] follows creation order instead) restricted to op nodes; step `i` runs `order[i]`. `Input` and `Constant` nodes are not
 //!   steps.
 //! - **Buffers.** Every output of an op node and every `Input` node (formal inputs and subgraph
 //!   captures) is one buffer. Constants are weights, never buffers. A buffer is live from its
@@ -76,6 +76,18 @@ pub enum Strategy {
     Sweep,
 }
 
+/// Which topological order the steps follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Order {
+    /// [`Graph::topo_order`]: the order the interpreter runs (depth-first; it may hoist
+    /// weight-only work such as a transposed tied embedding to the start).
+    #[default]
+    Graph,
+    /// Kahn's algorithm taking the ready node created first: the importer's file order or the
+    /// builder's program order, where valid.
+    Insertion,
+}
+
 /// Options of [`plan`].
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
@@ -88,6 +100,8 @@ pub struct PlanOptions {
     pub fit: Fit,
     /// Offset assignment.
     pub strategy: Strategy,
+    /// Execution order.
+    pub order: Order,
 }
 
 impl Default for PlanOptions {
@@ -97,6 +111,7 @@ impl Default for PlanOptions {
             alignment: 64,
             fit: Fit::Best,
             strategy: Strategy::Auto,
+            order: Order::Graph,
         }
     }
 }
@@ -178,7 +193,10 @@ impl MemoryPlan {
 ///
 /// Errors: a cycle in the graph; a value too large for 64-bit sizes.
 pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<MemoryPlan, PlanError> {
-    let topo = g.topo_order()?;
+    let topo = match opts.order {
+        Order::Graph => g.topo_order()?,
+        Order::Insertion => insertion_order(g)?,
+    };
     let is_leaf = |n: NodeIndex| matches!(g.g[n].op.op_type(), "Input" | "Constant");
     let order: Vec<NodeIndex> = topo.iter().copied().filter(|&n| !is_leaf(n)).collect();
     let steps = order.len().max(1);
@@ -299,6 +317,38 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<MemoryPlan, PlanError> {
         assumed_dims: assumed,
         unsized_values,
     })
+}
+
+/// A topological order of `g` preferring the earliest-created ready node; errors on a cycle.
+fn insertion_order(g: &Graph) -> Result<Vec<NodeIndex>, PlanError> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut indeg: HashMap<NodeIndex, usize> = HashMap::with_capacity(g.g.node_count());
+    let mut ready = BinaryHeap::new();
+    for n in g.g.node_indices() {
+        let d = g.g.edges_directed(n, Direction::Incoming).count();
+        if d == 0 {
+            ready.push(Reverse(n));
+        }
+        indeg.insert(n, d);
+    }
+    let mut out = Vec::with_capacity(indeg.len());
+    while let Some(Reverse(n)) = ready.pop() {
+        out.push(n);
+        for e in g.g.edges_directed(n, Direction::Outgoing) {
+            if let Some(d) = indeg.get_mut(&e.target()) {
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(Reverse(e.target()));
+                }
+            }
+        }
+    }
+    if out.len() < indeg.len() {
+        // Let the graph's own order name a node on the cycle.
+        g.topo_order()?;
+    }
+    Ok(out)
 }
 
 /// Bytes of all constants of `g` and its subgraphs at their stored width.

@@ -7,6 +7,6 @@ pub mod calibrate;
 pub mod memory;
 
 pub use memory::{
-    kv_cache, kv_cache_bytes, plan, Buffer, BufferKind, Fit, KvCache, MemoryPlan, PlanError,
+    kv_cache, kv_cache_bytes, plan, Buffer, BufferKind, Fit, KvCache, MemoryPlan, Order, PlanError,
     PlanOptions, Strategy,
 };
