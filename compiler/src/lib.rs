@@ -8,3 +8,4 @@ pub mod charts;
 pub mod cost;
 pub mod inspect;
 pub mod load;
+pub mod plan;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use petasos_compiler::{cost, inspect, load::load_model};
+use petasos_compiler::{cost, inspect, load::load_model, plan::calibrate};
 use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
 use petasos_models::{BuildOptions, Phase};
 use std::path::PathBuf;
@@ -105,6 +105,15 @@ enum Cmd {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Measure this machine (GEMM, memory bandwidth, call overhead); write the `host` profile.
+    Calibrate {
+        /// Output TOML path (written atomically).
+        #[arg(short, long, default_value = "host.toml")]
+        out: PathBuf,
+        /// A short run (well under a second): same fields, noisier values.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -180,6 +189,24 @@ fn run(cli: Cli) -> Result<()> {
             let g = load_model(&model)?;
             petasos_ir::onnx::save_model(&g, &out)?;
             println!("wrote {}", out.display());
+        }
+        Cmd::Calibrate { out, quick } => {
+            let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(d) = dir.filter(|d| !d.is_dir()) {
+                bail!(
+                    "writing {}: folder {} does not exist",
+                    out.display(),
+                    d.display()
+                );
+            }
+            let o = calibrate::CalibrateOptions { quick };
+            let m = calibrate::measure(&o, |s| eprintln!("calibrate: {s}"));
+            calibrate::write_profile(&out, &m)?;
+            println!(
+                "f32 {:.1} GFLOP/s, int8 {:.1} GOP/s, DRAM {:.1} GB/s, L2 {:.1} GB/s, call {:.3} us; wrote {}",
+                m.f32_gflops.value, m.int8_gops.value, m.dram_gbps.value, m.l2_gbps.value,
+                m.launch_us.value, out.display()
+            );
         }
     }
     Ok(())
