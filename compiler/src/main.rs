@@ -107,9 +107,10 @@ enum Cmd {
     },
     /// Measure this machine (GEMM, memory bandwidth, call overhead); write the `host` profile.
     Calibrate {
-        /// Output TOML path (written atomically).
-        #[arg(short, long, default_value = "host.toml")]
-        out: PathBuf,
+        /// Output TOML path (written atomically); default: the calibrated `host` profile that
+        /// `--device host` reads ($PETASOS_HOME/host.toml, else ~/.config/petasos/host.toml).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
         /// A short run (well under a second): same fields, noisier values.
         #[arg(long)]
         quick: bool,
@@ -191,6 +192,18 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", out.display());
         }
         Cmd::Calibrate { out, quick } => {
+            let out = match out {
+                Some(o) => o,
+                None => {
+                    let p = cost::profile::calibrated_host_path()
+                        .context("no home folder for the host profile; pass -o FILE")?;
+                    if let Some(d) = p.parent() {
+                        std::fs::create_dir_all(d)
+                            .with_context(|| format!("creating {}", d.display()))?;
+                    }
+                    p
+                }
+            };
             let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
             if let Some(d) = dir.filter(|d| !d.is_dir()) {
                 bail!(

@@ -540,3 +540,35 @@ fn text_table_and_csv_have_one_row_per_op_with_totals() {
         .skip(1)
         .all(|l| l.ends_with(",compute") || l.ends_with(",memory") || l.ends_with(",none")));
 }
+
+#[test]
+fn planned_peak_memory_and_charts_come_with_the_estimate() {
+    let dir = std::env::temp_dir().join(format!("petasos-est-charts-{}", std::process::id()));
+    let o = petasos(&[
+        "estimate",
+        "resnet18",
+        "--device",
+        "apple-a17-pro",
+        "--json",
+        "--charts",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let v = json(&o);
+    let t = &v["totals"];
+    let peak = t["peak_activation_bytes"].as_u64().expect("planned peak");
+    let live = t["max_live_activation_bytes"]
+        .as_u64()
+        .expect("max live set");
+    let naive = t["naive_activation_bytes"].as_u64().expect("naive sum");
+    assert!(
+        peak >= live,
+        "arena {peak} below the largest live set {live}"
+    );
+    assert!(peak < naive, "planning saved nothing: {peak} vs {naive}");
+    for f in ["latency-by-op-type.png", "top-ops.png", "memory.png"] {
+        let b = std::fs::read(dir.join(f)).unwrap_or_default();
+        assert!(b.starts_with(b"\x89PNG"), "{f} is not a PNG");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -117,7 +117,17 @@ pub fn run(a: &EstimateArgs, g: &Graph) -> Result<()> {
             e.set_op_options(i, Some(merged));
         }
     }
-    let r = Report::new(&a.model, &e);
+    let mut r = Report::new(&a.model, &e);
+    let plan = crate::plan::memory::plan(
+        g,
+        &crate::plan::memory::PlanOptions {
+            dims: opts.dims(),
+            ..Default::default()
+        },
+    )?;
+    r.totals.peak_activation_bytes = Some(plan.arena_bytes);
+    r.totals.max_live_activation_bytes = Some(plan.max_live_bytes);
+    r.totals.naive_activation_bytes = Some(plan.naive_bytes);
     if let Some(p) = &a.csv {
         petasos_ir::onnx::export::write_atomic(p, r.csv().as_bytes())?;
     }
@@ -126,7 +136,7 @@ pub fn run(a: &EstimateArgs, g: &Graph) -> Result<()> {
             ChartFormatArg::Png => "png",
             ChartFormatArg::Svg => "svg",
         };
-        for path in write_charts(&r, dir, ext)? {
+        for path in write_charts(&r, Some(&plan), dir, ext)? {
             eprintln!("chart: {}", path.display());
         }
     }
@@ -139,8 +149,13 @@ pub fn run(a: &EstimateArgs, g: &Graph) -> Result<()> {
 }
 
 /// Writes the estimate's charts into `dir` (created if missing); returns their paths.
-pub fn write_charts(r: &Report, dir: &std::path::Path, ext: &str) -> Result<Vec<PathBuf>> {
-    use crate::charts::bar_chart;
+pub fn write_charts(
+    r: &Report,
+    plan: Option<&crate::plan::memory::MemoryPlan>,
+    dir: &std::path::Path,
+    ext: &str,
+) -> Result<Vec<PathBuf>> {
+    use crate::charts::{bar_chart, line_chart};
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut out = Vec::new();
     let mut by_type: std::collections::BTreeMap<&str, f64> = Default::default();
@@ -188,5 +203,21 @@ pub fn write_charts(r: &Report, dir: &std::path::Path, ext: &str) -> Result<Vec<
         &top,
     )?;
     out.push(p);
+    if let Some(plan) = plan.filter(|p| !p.timeline.is_empty()) {
+        let p = dir.join(format!("memory.{ext}"));
+        let arena = vec![plan.arena_bytes as f64; plan.timeline.len()];
+        let live: Vec<f64> = plan.timeline.iter().map(|&b| b as f64).collect();
+        line_chart(
+            &p,
+            &format!("{}: activation memory over execution order", r.model),
+            "step (op in execution order)",
+            "bytes",
+            &[
+                ("live activations".to_string(), live),
+                ("planned arena".to_string(), arena),
+            ],
+        )?;
+        out.push(p);
+    }
     Ok(out)
 }

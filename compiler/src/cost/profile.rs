@@ -136,7 +136,19 @@ impl DeviceProfile {
     }
 
     /// A shipped profile by name, or a profile file by path (`.toml`, or any path that exists).
+    /// `host` is the profile `petasos calibrate` wrote ([`calibrated_host_path`]) when there is
+    /// one, else the shipped placeholder.
     pub fn load(name_or_path: &str) -> Result<DeviceProfile, CostError> {
+        if name_or_path == "host" {
+            if let Some(p) = calibrated_host_path().filter(|p| p.is_file()) {
+                let origin = p.display().to_string();
+                let text = std::fs::read_to_string(&p).map_err(|e| CostError::Io {
+                    path: origin.clone(),
+                    source: e,
+                })?;
+                return DeviceProfile::parse(&text, &origin);
+            }
+        }
         if let Some((n, text)) = BUILTIN.iter().find(|b| b.0 == name_or_path) {
             return DeviceProfile::parse(text, &format!("built-in profile {n}"));
         }
@@ -304,4 +316,18 @@ fn line_of(text: &str, byte: usize) -> (usize, String) {
         .take(60)
         .collect();
     (n, line)
+}
+
+/// Where `petasos calibrate` writes the measured `host` profile by default and where
+/// `--device host` looks for it: `$PETASOS_HOME/host.toml`, else
+/// `$XDG_CONFIG_HOME/petasos/host.toml`, else `~/.config/petasos/host.toml`.
+pub fn calibrated_host_path() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(h) = std::env::var_os("PETASOS_HOME") {
+        return Some(PathBuf::from(h).join("host.toml"));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("petasos").join("host.toml"))
 }

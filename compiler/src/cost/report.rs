@@ -18,9 +18,13 @@ pub struct Totals {
     pub kv_cache_bytes: u64,
     /// Layers owning a KV cache under the sharing option.
     pub kv_cache_owners: u64,
-    /// Peak activation memory. TO BE WIRED: filled from the memory planner (`cost::memory`);
-    /// `null` until then.
+    /// Peak activation memory: the memory planner's arena (`plan::memory`) in execution order,
+    /// at the activations' stored widths; `null` when the graph was not planned.
     pub peak_activation_bytes: Option<u64>,
+    /// The largest set of activations live at one step (a lower bound for the arena).
+    pub max_live_activation_bytes: Option<u64>,
+    /// Every activation summed, as if none were ever freed (what planning saves against).
+    pub naive_activation_bytes: Option<u64>,
     /// MACs as `Op::macs` counts them (equal to `petasos inspect` at the same dims).
     pub macs: u64,
     /// MACs after channel sparsity.
@@ -136,6 +140,8 @@ impl Report {
             kv_cache_bytes: e.kv_cache_bytes().round() as u64,
             kv_cache_owners: e.kv_owners(),
             peak_activation_bytes: None,
+            max_live_activation_bytes: None,
+            naive_activation_bytes: None,
             macs: e.work.ops.iter().map(|w| w.macs).sum(),
             effective_macs: s.macs.round() as u64,
             flops: s.flops,
@@ -251,9 +257,12 @@ impl Report {
             bytes(t.weight_bytes),
             bytes(t.kv_cache_bytes),
             t.kv_cache_owners,
-            t.peak_activation_bytes
-                .map(bytes)
-                .unwrap_or_else(|| "not planned".into())
+            match (t.peak_activation_bytes, t.naive_activation_bytes) {
+                (Some(p), Some(n)) =>
+                    format!("{} (naive sum of all activations {})", bytes(p), bytes(n)),
+                (Some(p), None) => bytes(p),
+                _ => "not planned".into(),
+            }
         );
         let _ = writeln!(
             o,
