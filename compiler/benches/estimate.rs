@@ -1,7 +1,8 @@
 //! Estimate benchmark: `cargo bench -p petasos-compiler --bench estimate`.
 //!
 //! Times what `petasos estimate afm-server-ptmoe --device apple-m3-max` does short of printing
-//! (build the 17k-node graph, compute per-op work, price it, make the report), several times,
+//! (build the 17k-node graph, compute per-op work, price it, plan activation memory, make the
+//! report), several times,
 //! and prints min/median/max against the 1 s target (release build). Then times what-if toggles:
 //! setting and clearing one op's options (re-pricing that op and updating the totals), over many
 //! ops, in microseconds per toggle. Exits 1 if the estimate median misses the target.
@@ -39,7 +40,18 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        let r = Report::new("afm-server-ptmoe", &e);
+        let mut r = Report::new("afm-server-ptmoe", &e);
+        let popts = petasos_compiler::plan::memory::PlanOptions {
+            dims: opts.dims(),
+            ..Default::default()
+        };
+        match petasos_compiler::plan::memory::plan(&g, &popts) {
+            Ok(p) => r.totals.peak_activation_bytes = Some(p.arena_bytes),
+            Err(err) => {
+                println!("estimate bench: planning: {err}");
+                std::process::exit(1);
+            }
+        }
         times.push(t.elapsed().as_secs_f64());
         std::hint::black_box(r);
         last = Some((g.g.node_count(), e));
