@@ -624,34 +624,13 @@ fn toml_e(v: f64) -> String {
 
 /// Writes [`render_profile`] to `path` atomically (a temporary file beside it, then a rename).
 pub fn write_profile(path: &Path, m: &HostMeasurements) -> Result<(), CalibrateError> {
-    let io = |source| CalibrateError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a file path",
-        ))
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        file.to_string_lossy(),
-        std::process::id()
-    ));
-    let r = (|| {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(render_profile(m).as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r.map_err(io)
+    petasos_ir::onnx::export::write_atomic(path, render_profile(m).as_bytes()).map_err(
+        |e| match e {
+            petasos_ir::Error::Io { path, source } => CalibrateError::Io { path, source },
+            other => CalibrateError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        },
+    )
 }
