@@ -10,7 +10,10 @@
 //! To a node that is not an input or a constant, is not random (`RandomNormal`, `Bernoulli`,
 //! `Dropout`, ... — see [`crate::patch::is_random`]), holds no subgraph and captures nothing, is
 //! not an opaque (unimplemented) op, whose every present input comes from a `Constant` node, and
-//! whose inputs and outputs each total at most `PassContext::fold_limit` elements. A node whose
+//! whose inputs and outputs each total at most `PassContext::fold_limit` elements, and whose
+//! fold does not grow the graph's constants by more than [`MAX_GROWTH`] elements (the outputs
+//! created, less the input constants only this node reads): a `Transpose` of a weight that
+//! another node also reads (tied embeddings) would otherwise store the weight twice. A node whose
 //! evaluation fails is left as it is. Each folded node is one rewrite.
 //!
 //! # What it preserves
@@ -80,6 +83,10 @@ fn foldable_op(g: &Graph, n: NodeIndex) -> bool {
         && op.as_any().downcast_ref::<Opaque>().is_none()
 }
 
+/// Folding may add at most this many constant elements to the graph: the constants a fold
+/// creates, less the input constants that only the folded node reads (they die with it).
+pub const MAX_GROWTH: usize = 4096;
+
 /// The node's outputs if it can be folded within `limit` elements, else `None`.
 fn evaluate(g: &Graph, n: NodeIndex, limit: usize) -> Option<Vec<Tensor>> {
     if !foldable_op(g, n) {
@@ -87,6 +94,8 @@ fn evaluate(g: &Graph, n: NodeIndex, limit: usize) -> Option<Vec<Tensor>> {
     }
     let mut values: Vec<Option<Tensor>> = Vec::new();
     let mut total = 0usize;
+    let mut freed = 0usize;
+    let mut seen = Vec::new();
     for v in g.node_inputs(n) {
         match v {
             None => values.push(None),
@@ -95,6 +104,13 @@ fn evaluate(g: &Graph, n: NodeIndex, limit: usize) -> Option<Vec<Tensor>> {
                 total = total.saturating_add(c.numel());
                 if total > limit {
                     return None;
+                }
+                let only_here = !is_graph_output(g, v.node)
+                    && g.users(v).iter().all(|&(u, _)| u == n)
+                    && !seen.contains(&v.node);
+                if only_here {
+                    freed += c.numel();
+                    seen.push(v.node);
                 }
                 values.push(Some(c.to_tensor().ok()?));
             }
@@ -112,6 +128,10 @@ fn evaluate(g: &Graph, n: NodeIndex, limit: usize) -> Option<Vec<Tensor>> {
         return None;
     }
     outs.truncate(num_outputs);
+    let created: usize = outs.iter().map(|t| t.len()).sum();
+    if created.saturating_sub(freed) > MAX_GROWTH {
+        return None;
+    }
     // The constant must have the type the node declared (inference and eval agree on dtypes;
     // a disagreement is not ours to paper over).
     for (t, v) in outs.iter().zip(&g.g[n].outputs) {
@@ -120,6 +140,10 @@ fn evaluate(g: &Graph, n: NodeIndex, limit: usize) -> Option<Vec<Tensor>> {
         }
     }
     Some(outs)
+}
+
+fn is_graph_output(g: &Graph, n: NodeIndex) -> bool {
+    g.outputs.iter().any(|o| o.value.node == n)
 }
 
 fn fold(

@@ -272,3 +272,28 @@ fn cse_never_merges_random_ops() {
         .unwrap();
     assert_eq!(r.rewrites, 0);
 }
+
+#[test]
+fn const_fold_does_not_duplicate_a_shared_weight() {
+    // w [64, 128] read by a Transpose and by a MatMul (tied weights): folding the Transpose
+    // would store 8192 more elements, so it stays; read by the Transpose alone, it folds.
+    for shared in [true, false] {
+        let mut b = GraphBuilder::new("tied", 1);
+        let x = b.input("x", ValueType::known(DType::F32, &[1, 64]));
+        let w = b.weight("w", DType::F32, &[64, 128], 0.1);
+        let wt = b
+            .op("Transpose", &[w], &[("perm", Attr::Ints(vec![1, 0]))])
+            .unwrap();
+        let w2 = b.weight("w2", DType::F32, &[64, 128], 0.1);
+        let h = b
+            .op("MatMul", &[x, if shared { w } else { w2 }], &[])
+            .unwrap();
+        let h = b.op("MatMul", &[h, wt], &[]).unwrap();
+        b.output(h, "y");
+        let g = b.finish().unwrap();
+        let x = Tensor::from_f32(&[1, 64], (0..64).map(|i| i as f32 / 64.0).collect()).unwrap();
+        let (h, n) = run_checked(&g, "const_fold", usize::MAX, vec![x]);
+        assert_eq!(n, usize::from(!shared), "shared = {shared}");
+        assert_eq!(count(&h, "Transpose"), usize::from(shared));
+    }
+}
