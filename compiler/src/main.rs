@@ -98,6 +98,28 @@ enum Cmd {
     },
     /// Estimate per-op latency, energy, power and memory on a device profile, with what-ifs.
     Estimate(cost::cli::EstimateArgs),
+    /// Run optimisation passes (verified after each) and write the result as ONNX.
+    Compile {
+        /// An ONNX file or a built-in model name.
+        model: String,
+        /// Comma-separated pass names, in order (default: the standard pipeline).
+        #[arg(long, value_delimiter = ',')]
+        passes: Vec<String>,
+        /// A JSON pipeline config ({"passes": [...], "max_rewrites": N, ...}) instead of --passes.
+        #[arg(long, conflicts_with = "passes")]
+        pipeline: Option<PathBuf>,
+        /// Stop after this many rewrites in total (to bisect a bad rewrite).
+        #[arg(long)]
+        max_rewrites: Option<usize>,
+        /// Output .onnx path (written atomically); omit to only report.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Print the per-pass statistics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the optimisation passes `compile` can run.
+    Passes,
     /// Export a model (file or built-in) to ONNX.
     ExportOnnx {
         model: String,
@@ -186,6 +208,52 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Estimate(a) => cost::cli::run(&a, &load_model(&a.model)?)?,
+        Cmd::Compile {
+            model,
+            passes,
+            pipeline,
+            max_rewrites,
+            out,
+            json,
+        } => {
+            let mut cfg = match &pipeline {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_str::<petasos_passes::manager::PipelineConfig>(&text)
+                        .with_context(|| format!("pipeline config {}", p.display()))?
+                }
+                None => petasos_passes::manager::PipelineConfig::default(),
+            };
+            if !passes.is_empty() {
+                cfg.passes = passes;
+            }
+            if max_rewrites.is_some() {
+                cfg.max_rewrites = max_rewrites;
+            }
+            let pm = petasos_passes::manager::PassManager::from_config(&cfg)?;
+            let mut g = load_model(&model)?;
+            let report = pm
+                .run(&mut g)
+                .with_context(|| format!("compiling {model}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            if let Some(out) = out {
+                petasos_ir::onnx::save_model(&g, &out)?;
+                eprintln!("wrote {}", out.display());
+            }
+        }
+        Cmd::Passes => {
+            let standard = petasos_passes::standard_pipeline();
+            for p in petasos_passes::registry() {
+                let mark = if standard.contains(&p.name) { "*" } else { " " };
+                println!("{mark} {:<16} {}", p.name, p.summary);
+            }
+            println!("(* = in the standard pipeline, the default of `compile`)");
+        }
         Cmd::ExportOnnx { model, out } => {
             let g = load_model(&model)?;
             petasos_ir::onnx::save_model(&g, &out)?;

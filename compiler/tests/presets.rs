@@ -125,3 +125,31 @@ fn a_small_preset_exports_and_too_large_ones_refuse() {
     assert!(!dir.join("big.onnx").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn compile_runs_passes_reports_and_writes_an_equivalent_model() {
+    let dir = std::env::temp_dir().join(format!("petasos-compile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join("tiny.onnx");
+    let o = petasos(&[
+        "compile",
+        "llama-tiny",
+        "--json",
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let names: Vec<&str> = v["passes"]
+        .as_array()
+        .expect("passes")
+        .iter()
+        .filter_map(|p| p["pass"].as_str())
+        .collect();
+    assert_eq!(names, ["const_fold", "cse", "dce"]);
+    let g = petasos_ir::onnx::import_file(&out).expect("compiled model imports");
+    assert!(g.op_count() > 10);
+    let e = one_line_error(&petasos(&["compile", "llama-tiny", "--passes", "nope"]));
+    assert!(e.contains("unknown pass 'nope'"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
