@@ -140,9 +140,12 @@ fn mobilenet_v2_builtin() {
 }
 
 /// The shared models that run in reasonable time in the reference interpreter.
-const SHARED: [&str; 9] = [
+const SHARED: [&str; 12] = [
     "resnet18",
     "mobilenet_v2",
+    "densenet121",
+    "espcn_subpixel_quant",
+    "tiny_mixtral",
     "ch_ppocr_mobile_v2.0_cls_infer",
     "ch_PP-OCRv4_det_infer",
     "ch_PP-OCRv4_rec_infer",
@@ -168,13 +171,27 @@ fn shared_model(name: &str) -> Result<String, String> {
     let got = interp::run(&h, inputs).map_err(|e| format!("run after passes: {e}"))?;
     close(&got, &want, 1e-4)?;
     let after = graph_stats(&h);
+    // What the batch norms left in place follow (why they were not folded).
+    let mut left: Vec<String> =
+        h.g.node_indices()
+            .filter(|&n| h.g[n].op.op_type() == "BatchNormalization")
+            .filter_map(|n| h.node_inputs(n)[0])
+            .map(|x| {
+                let users = h.users(x).len();
+                format!("{}/{users} users", h.g[x.node].op.op_type())
+            })
+            .collect();
+    left.sort();
+    left.dedup();
     Ok(format!(
-        "{name}: nodes {} -> {}, parameters {} -> {} ({})",
+        "{name}: nodes {} -> {}, parameters {} -> {} ({}); batch norms left {} after {:?}",
         before.nodes,
         after.nodes,
         before.parameters,
         after.parameters,
-        counts.join(", ")
+        counts.join(", "),
+        count(&h, "BatchNormalization"),
+        left
     ))
 }
 
