@@ -146,7 +146,7 @@ fn compile_runs_passes_reports_and_writes_an_equivalent_model() {
         .iter()
         .filter_map(|p| p["pass"].as_str())
         .collect();
-    assert_eq!(names, ["const_fold", "cse", "dce"]);
+    assert_eq!(names, petasos_passes::standard_pipeline());
     let g = petasos_ir::onnx::import_file(&out).expect("compiled model imports");
     assert!(g.op_count() > 10);
     let e = one_line_error(&petasos(&["compile", "llama-tiny", "--passes", "nope"]));

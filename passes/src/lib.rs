@@ -8,15 +8,20 @@
 //!   statistics and stops after `max_rewrites` rewrites in total (to bisect a bad rewrite);
 //! - [`patch`]: the small rewrites passes are made of (redirect a value's uses, remove a node,
 //!   insert a constant) and the rewrite budget;
-//! - the passes, one file each: [`const_fold`], [`dce`], [`cse`].
+//! - the passes, one file each: [`const_fold`], [`dce`], [`cse`], [`bn_fold`],
+//!   [`bias_fusion`], [`shape_simplify`] (the last three share [`rewrite`]'s helpers).
 //!
 //! Passes rewrite the top-level graph; subgraphs (If/Loop/Scan bodies) are left as they are.
 
+pub mod bias_fusion;
+pub mod bn_fold;
 pub mod const_fold;
 pub mod cse;
 pub mod dce;
 pub mod manager;
 pub mod patch;
+pub mod rewrite;
+pub mod shape_simplify;
 
 pub use manager::{PassManager, PassStats, PipelineConfig, PipelineReport};
 use petasos_ir::Graph;
@@ -168,18 +173,41 @@ pub fn registry() -> Vec<PassInfo> {
             summary: dce::SUMMARY,
             make: || Box::new(dce::Dce),
         },
-        // ---- Passes of other modules register here (bn_fold, bias_fusion, shape_simplify).
-        // A module exposing `pub fn apply(g: &mut Graph, budget: usize) -> Result<usize,
-        // PassError>` registers through `FnPass`, e.g.:
-        //
-        // PassInfo {
-        //     name: "bn_fold",
-        //     summary: "folds BatchNormalization into the preceding Conv/Gemm",
-        //     make: || Box::new(FnPass { name: "bn_fold", summary: "...", apply: bn_fold::apply }),
-        // },
-        //
-        // and, if it belongs in the default pipeline, adds its name to `standard_pipeline`.
-        // ---- End of the registration spot.
+        PassInfo {
+            name: "bn_fold",
+            summary: "folds inference BatchNormalization into the preceding Conv/Gemm/MatMul",
+            make: || {
+                Box::new(FnPass {
+                    name: "bn_fold",
+                    summary:
+                        "folds inference BatchNormalization into the preceding Conv/Gemm/MatMul",
+                    apply: |g, b| Ok(bn_fold::apply(g, b)?),
+                })
+            },
+        },
+        PassInfo {
+            name: "bias_fusion",
+            summary: "folds a constant Add after Conv/Gemm/MatMul into the op's bias",
+            make: || {
+                Box::new(FnPass {
+                    name: "bias_fusion",
+                    summary: "folds a constant Add after Conv/Gemm/MatMul into the op's bias",
+                    apply: |g, b| Ok(bias_fusion::apply(g, b)?),
+                })
+            },
+        },
+        PassInfo {
+            name: "shape_simplify",
+            summary: "collapses Reshape/Transpose chains, cancelling Squeeze/Unsqueeze, Identity",
+            make: || {
+                Box::new(FnPass {
+                    name: "shape_simplify",
+                    summary:
+                        "collapses Reshape/Transpose chains, cancelling Squeeze/Unsqueeze, Identity",
+                    apply: |g, b| Ok(shape_simplify::apply(g, b)?),
+                })
+            },
+        },
     ]
 }
 
@@ -193,7 +221,21 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
 }
 
 /// The names of the default pipeline, in order: fold constants first (which also exposes
-/// duplicate constants), merge common subexpressions, then remove what became dead.
+/// duplicate constants), fold batch-norms and biases, simplify shape ops, merge common
+/// subexpressions, then remove what became dead.
 pub fn standard_pipeline() -> Vec<&'static str> {
-    vec![const_fold::NAME, cse::NAME, dce::NAME]
+    vec![
+        const_fold::NAME,
+        "bn_fold",
+        "bias_fusion",
+        "shape_simplify",
+        cse::NAME,
+        dce::NAME,
+    ]
+}
+
+impl From<rewrite::RewriteError> for PassError {
+    fn from(e: rewrite::RewriteError) -> PassError {
+        PassError::Rewrite(e.to_string())
+    }
 }
