@@ -1,0 +1,2 @@
+//! Channel pruning (UPSCALE).
+pub mod order;
