@@ -412,3 +412,22 @@ fn random_masks_meet_the_contract_and_the_optimum() {
         assert!(o.gathers <= identity(&seg).gathers);
     }
 }
+
+/// Dense random masks on wide segments: most consumers must gather, but the search (seeded
+/// with one order per kept set) always keeps at least one slice and never loses to the baseline.
+#[test]
+fn wide_random_segments_keep_a_slice() {
+    let mut rng = Rng(99);
+    for (ch, k, blocks) in [
+        (1024, 32, true),
+        (256, 20, true),
+        (2048, 8, true),
+        (512, 64, false),
+    ] {
+        let seg = random_segment(&mut rng, ch, k, blocks);
+        let o = reorder(&seg);
+        check(&seg, &o);
+        assert!(o.gathers < k, "{ch}x{k}: {} gathers", o.gathers);
+        assert!(o.gathers <= identity(&seg).gathers);
+    }
+}

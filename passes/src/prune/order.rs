@@ -13,8 +13,11 @@
 //! within their producer's block), marks a consumer *broken* once one of its atoms is followed by
 //! a foreign atom while some of its atoms are still unplaced, and prunes a branch when the
 //! consumers not yet broken cannot beat the best order found. Children are tried in a greedy
-//! order (break nothing, continue the open ranges, open few new ones), so the first leaf is the
-//! greedy order. The search is exact when it finishes; for wide segments (more distinct kept
+//! order (finish the open kept set closest to done, break little, continue the open ranges,
+//! open few new ones; so nested sets are laid out inside their parents as the paper's subset
+//! tree does). The greedy order, the original order and, per kept set, an order that makes
+//! that set contiguous seed the search, so it never returns fewer slices than any of them. The objective is the number of consumers
+//! left with a gather (the paper's path search maximises channels made contiguous instead). The search is exact when it finishes; for wide segments (more distinct kept
 //! sets than [`OrderOptions::max_exact_sets`]) or once [`OrderOptions::node_budget`] nodes are
 //! spent, the best order so far is returned with [`Ordering::fallback`] set.
 //!
@@ -407,6 +410,8 @@ struct Search<'a> {
     weight: Vec<usize>,
     /// Per block, its atoms.
     by_block: Vec<Vec<usize>>,
+    /// Per distinct set, the last block holding one of its atoms.
+    last_block: Vec<usize>,
     budget: usize,
     nodes: usize,
     best: Option<(usize, Vec<usize>)>,
@@ -471,6 +476,12 @@ fn search(
             left[j] += 1;
         }
     }
+    let mut last_block = vec![0; members.len()];
+    for a in &atoms {
+        for &j in &a.sets {
+            last_block[j] = last_block[j].max(a.block);
+        }
+    }
     let mut st = vec![St::Fresh; members.len()];
     let mut broken = 0;
     for (j, m) in members.iter().enumerate() {
@@ -487,6 +498,7 @@ fn search(
         atoms: &atoms,
         weight,
         by_block,
+        last_block,
         budget: if wide { 0 } else { opts.node_budget.max(1) },
         nodes: 0,
         best: None,
@@ -500,7 +512,10 @@ fn search(
         seq: Vec::with_capacity(atoms.len()),
         broken,
     };
-    s.dfs(state);
+    s.seed(&state);
+    if s.budget > 0 {
+        s.dfs(state);
+    }
     let seq = s.best.map(|b| b.1).unwrap_or_default();
     let perm = seq
         .iter()
@@ -513,6 +528,11 @@ impl Search<'_> {
     /// Places atom `a` after the current sequence.
     fn place(&self, s: &State, a: usize) -> State {
         let mut n = s.clone();
+        self.place_mut(&mut n, a);
+        n
+    }
+
+    fn place_mut(&self, n: &mut State, a: usize) {
         let atom = &self.atoms[a];
         for j in 0..n.st.len() {
             if n.st[j] == St::Open && !atom.sets.contains(&j) {
@@ -528,12 +548,77 @@ impl Search<'_> {
         }
         n.placed[a] = true;
         n.seq.push(a);
-        n
+    }
+
+    /// The unplaced atoms that may come next (those of the first unfinished block), best
+    /// first by the greedy rule.
+    fn children(&self, s: &State) -> Vec<usize> {
+        let Some(block) = self
+            .by_block
+            .iter()
+            .find(|b| b.iter().any(|&a| !s.placed[a]))
+        else {
+            return Vec::new();
+        };
+        let mut cand: Vec<usize> = block.iter().copied().filter(|&a| !s.placed[a]).collect();
+        // Focus on the open set closest to done: its atoms first, so it completes.
+        let focus = (0..s.st.len())
+            .filter(|&j| s.st[j] == St::Open)
+            .min_by_key(|&j| (s.left[j], usize::MAX - self.weight[j]));
+        cand.sort_by_key(|&a| {
+            let outside = focus.is_some_and(|j| !self.atoms[a].sets.contains(&j));
+            (outside, self.key(s, a))
+        });
+        cand
+    }
+
+    /// Scores complete orders that need no search: the original order, the greedy order, and
+    /// per kept set an order that makes it contiguous (its atoms last in its first block when
+    /// it continues into a later one, first otherwise); keeps the best as the incumbent.
+    fn seed(&mut self, start: &State) {
+        let mut seqs: Vec<Vec<usize>> = vec![(0..self.atoms.len()).collect()];
+        let mut g = start.clone();
+        while let Some(&a) = self.children(&g).first() {
+            self.place_mut(&mut g, a);
+        }
+        seqs.push(g.seq);
+        for j in 0..start.st.len() {
+            if start.st[j] == St::Broken {
+                continue;
+            }
+            let first = self
+                .atoms
+                .iter()
+                .find(|a| a.sets.contains(&j))
+                .map_or(0, |a| a.block);
+            let mut seq: Vec<usize> = (0..self.atoms.len()).collect();
+            seq.sort_by_key(|&a| {
+                let atom = &self.atoms[a];
+                let member = atom.sets.contains(&j);
+                let late = if atom.block == first && self.last_block[j] > first {
+                    member
+                } else {
+                    !member
+                };
+                (atom.block, late, a)
+            });
+            seqs.push(seq);
+        }
+        for seq in seqs {
+            let mut st = start.clone();
+            for &a in &seq {
+                self.place_mut(&mut st, a);
+            }
+            let score = self.total - st.broken;
+            if self.best.as_ref().is_none_or(|b| score > b.0) {
+                self.best = Some((score, st.seq));
+            }
+        }
     }
 
     /// Greedy key of placing `a` (smaller first): weight broken, minus weight continued,
     /// then fresh sets opened.
-    fn key(&self, s: &State, a: usize) -> (usize, isize, usize, usize) {
+    fn key(&self, s: &State, a: usize) -> (usize, usize, isize, usize, usize) {
         let atom = &self.atoms[a];
         let mut breaks = 0;
         let mut cont = 0isize;
@@ -546,12 +631,16 @@ impl Search<'_> {
                 }
             }
         }
-        let opens = atom
-            .sets
-            .iter()
-            .filter(|&&j| s.st[j] == St::Fresh && s.left[j] > 1)
+        let fresh = || {
+            atom.sets
+                .iter()
+                .filter(|&&j| s.st[j] == St::Fresh && s.left[j] > 1)
+        };
+        // Sets continuing into a later block must end this one: open them last.
+        let forward = fresh()
+            .filter(|&&j| self.last_block[j] > atom.block)
             .count();
-        (breaks, -cont, opens, a)
+        (breaks, forward, -cont, fresh().count(), a)
     }
 
     fn dfs(&mut self, s: State) {
@@ -565,15 +654,9 @@ impl Search<'_> {
             self.best = Some((self.total - s.broken, s.seq));
             return;
         }
-        let block = self
-            .by_block
-            .iter()
-            .find(|b| b.iter().any(|&a| !s.placed[a]))
-            .expect("an atom is left");
-        let mut cand: Vec<usize> = block.iter().copied().filter(|&a| !s.placed[a]).collect();
-        cand.sort_by_key(|&a| self.key(&s, a));
+        let cand = self.children(&s);
         for a in cand {
-            if self.best.is_some() && self.nodes >= self.budget {
+            if self.nodes >= self.budget {
                 self.cut = true;
                 return;
             }
