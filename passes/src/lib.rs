@@ -20,6 +20,7 @@ pub mod cse;
 pub mod dce;
 pub mod manager;
 pub mod patch;
+pub mod prune;
 pub mod rewrite;
 pub mod shape_simplify;
 

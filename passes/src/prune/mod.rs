@@ -1,0 +1,4 @@
+//! Channel pruning (UPSCALE).
+
+pub mod heuristic;
+pub mod segment;
