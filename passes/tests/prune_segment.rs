@@ -259,3 +259,142 @@ fn densenet121_concat_segments() {
         init = (init + 32 * layers[i]) / 2;
     }
 }
+
+mod heuristics {
+    use super::*;
+    use petasos_ir::Tensor;
+    use petasos_passes::prune::heuristic::{
+        columns, explicit_masks, importance, masks_by_amount, scores, Criterion, Scope,
+    };
+    use petasos_passes::prune::segment::PruneError;
+    use std::collections::BTreeMap;
+
+    /// P (conv 3->3) feeds K1 (1x1 conv, weight [[1, -2, 0.5], [3, 0, -0.5]]) and
+    /// K2 (1x1 conv, weight [[0.1, 0.2, 5]]); both outputs are graph outputs.
+    fn graph() -> (Graph, NodeIndex, NodeIndex) {
+        let mut b = GraphBuilder::new("h", 1);
+        let x = input(&mut b, 3);
+        let p = conv(&mut b, x, 3, 3);
+        let w1 = Tensor::from_f32(&[2, 3, 1, 1], vec![1.0, -2.0, 0.5, 3.0, 0.0, -0.5]).unwrap();
+        let w1 = b.constant("w1", w1);
+        let k1 = b.op("Conv", &[p, w1], &[]).unwrap();
+        let w2 = Tensor::from_f32(&[1, 3, 1, 1], vec![0.1, 0.2, 5.0]).unwrap();
+        let w2 = b.constant("w2", w2);
+        let k2 = b.op("Conv", &[p, w2], &[]).unwrap();
+        b.output(k1, "k1");
+        b.output(k2, "k2");
+        (b.finish().unwrap(), k1.node, k2.node)
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn scores_on_hand_checked_weights() {
+        let (g, k1, _) = graph();
+        assert_eq!(
+            columns(&g, k1).unwrap(),
+            vec![vec![1.0, 3.0], vec![-2.0, 0.0], vec![0.5, -0.5]]
+        );
+        close(&scores(&g, k1, Criterion::L1).unwrap(), &[4.0, 2.0, 1.0]);
+        let l2 = scores(&g, k1, Criterion::L2).unwrap();
+        close(&l2, &[10f64.sqrt(), 2.0, 0.5f64.sqrt()]);
+        // n = [10, 4, 0.5]: 10/10, 4/14, 0.5/14.5.
+        let lamp = scores(&g, k1, Criterion::Lamp).unwrap();
+        close(&lamp, &[1.0, 2.0 / 7.0, 1.0 / 29.0]);
+        // Distances: d01 = sqrt 18, d02 = sqrt 12.5, d12 = sqrt 6.5.
+        let (a, b, c) = (18f64.sqrt(), 12.5f64.sqrt(), 6.5f64.sqrt());
+        let fpgm = scores(&g, k1, Criterion::Fpgm).unwrap();
+        close(&fpgm, &[a + b, a + c, b + c]);
+    }
+
+    #[test]
+    fn amount_per_layer_and_global() {
+        let (g, k1, k2) = graph();
+        let segs = segments(&g).unwrap();
+        let imp = importance(&g, &segs, Criterion::L1).unwrap();
+        assert_eq!(imp.len(), 2);
+        let m = masks_by_amount(&g, &segs, Criterion::L1, 0.34, Scope::Layer).unwrap();
+        assert_eq!(m[&k1], vec![true, true, false]);
+        assert_eq!(m[&k2], vec![false, true, true]);
+        let m = masks_by_amount(&g, &segs, Criterion::L1, 0.0, Scope::Layer).unwrap();
+        assert!(m.values().all(|v| v.iter().all(|&x| x)));
+        // Global L1: scores k1 [4, 2, 1], k2 [0.1, 0.2, 5]; half of 6 drops 0.1, 0.2, 1.
+        let m = masks_by_amount(&g, &segs, Criterion::L1, 0.5, Scope::Global).unwrap();
+        assert_eq!(m[&k1], vec![true, true, false]);
+        assert_eq!(m[&k2], vec![false, false, true]);
+        // Nearly everything: each consumer keeps at least one channel.
+        let m = masks_by_amount(&g, &segs, Criterion::Lamp, 0.99, Scope::Global).unwrap();
+        assert_eq!(m[&k1], vec![true, false, false]);
+        assert_eq!(m[&k2], vec![false, false, true]);
+    }
+
+    #[test]
+    fn amount_out_of_range() {
+        let (g, _, _) = graph();
+        let segs = segments(&g).unwrap();
+        for a in [-0.1, 1.0, 1.5, f64::NAN] {
+            let e = masks_by_amount(&g, &segs, Criterion::L2, a, Scope::Layer).unwrap_err();
+            assert!(matches!(e, PruneError::Amount(_)), "{e}");
+            assert!(e.to_string().contains("outside [0, 1)"), "{e}");
+        }
+    }
+
+    #[test]
+    fn no_prunable_layer() {
+        let mut b = GraphBuilder::new("one", 1);
+        let x = input(&mut b, 3);
+        let y = conv(&mut b, x, 3, 4);
+        b.output(y, "y");
+        let g = b.finish().unwrap();
+        let segs = segments(&g).unwrap();
+        let e = masks_by_amount(&g, &segs, Criterion::L1, 0.5, Scope::Layer).unwrap_err();
+        assert!(matches!(e, PruneError::NoPrunableLayer(_)), "{e}");
+        assert!(e.to_string().contains("graph output 'y'"), "{e}");
+    }
+
+    #[test]
+    fn explicit_masks_by_name() {
+        let (g, k1, k2) = graph();
+        let segs = segments(&g).unwrap();
+        let n1 = name(&g, k1);
+        let mut by = BTreeMap::new();
+        by.insert(n1.clone(), vec![false, true, true]);
+        let m = explicit_masks(&g, &segs, &by).unwrap();
+        assert_eq!(m[&k1], vec![false, true, true]);
+        assert_eq!(m[&k2], vec![true; 3]);
+
+        by.insert("nope".to_string(), vec![true; 3]);
+        let e = explicit_masks(&g, &segs, &by).unwrap_err();
+        assert!(matches!(e, PruneError::UnknownLayer { .. }), "{e}");
+        assert!(e.to_string().contains(&n1), "{e}");
+
+        let mut by = BTreeMap::new();
+        by.insert(n1.clone(), vec![true; 2]);
+        let e = explicit_masks(&g, &segs, &by).unwrap_err();
+        assert!(e.to_string().contains("has 2 entries"), "{e}");
+        assert!(e.to_string().contains("3 input channels"), "{e}");
+
+        by.insert(n1, vec![false; 3]);
+        let e = explicit_masks(&g, &segs, &by).unwrap_err();
+        assert!(matches!(e, PruneError::EmptyMask(_)), "{e}");
+    }
+
+    #[test]
+    fn resnet18_global_lamp() {
+        let g = petasos_models::build("resnet18").unwrap();
+        let segs = segments(&g).unwrap();
+        let m = masks_by_amount(&g, &segs, Criterion::Lamp, 0.3, Scope::Global).unwrap();
+        let total: usize = m.values().map(Vec::len).sum();
+        let dropped: usize = m.values().map(|v| v.iter().filter(|&&x| !x).count()).sum();
+        assert_eq!(dropped, (0.3 * total as f64).floor() as usize);
+        let m = masks_by_amount(&g, &segs, Criterion::L2, 0.5, Scope::Layer).unwrap();
+        for v in m.values() {
+            assert_eq!(v.iter().filter(|&&x| !x).count(), v.len() / 2);
+        }
+    }
+}

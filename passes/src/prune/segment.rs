@@ -68,6 +68,9 @@ pub enum PruneError {
         expected: usize,
         got: usize,
     },
+    /// An explicit mask keeps no channel.
+    #[error("mask for '{0}' keeps no channel")]
+    EmptyMask(String),
     /// A weight has an unexpected shape or dtype.
     #[error("layer '{name}': {msg}")]
     Weight { name: String, msg: String },
