@@ -398,3 +398,71 @@ mod heuristics {
         }
     }
 }
+
+mod more {
+    use super::*;
+    use petasos_ir::Tensor;
+    use petasos_passes::prune::heuristic::{columns, constrained_masks, Criterion};
+
+    #[test]
+    fn gemm_and_matmul_layers() {
+        let mut b = GraphBuilder::new("mlp", 1);
+        let x = b.input("x", ValueType::known(DType::F32, &[2, 8]));
+        let w1 = b.weight("w1", DType::F32, &[4, 8], 0.1);
+        let h = b.op("Gemm", &[x, w1], &[("transB", Attr::Int(1))]).unwrap();
+        let h = b.op("Relu", &[h], &[]).unwrap();
+        let w2 = Tensor::from_f32(&[4, 3], (0..12).map(|i| i as f32).collect()).unwrap();
+        let w2 = b.constant("w2", w2);
+        let y = b.op("MatMul", &[h, w2], &[]).unwrap();
+        b.output(y, "y");
+        let g = b.finish().unwrap();
+        let segs = segments(&g).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[0].channels, 4);
+        assert_eq!(segs[0].consumers[0].node, y.node);
+        assert_eq!(segs[0].prunable, Ok(()));
+        assert_eq!(segs[1].channels, 3);
+        assert_eq!(columns(&g, y.node).unwrap()[1], vec![3.0, 4.0, 5.0]);
+        assert!(columns(&g, h.node).is_err(), "Relu is not a layer");
+    }
+
+    #[test]
+    fn resize_with_sizes_is_unprunable() {
+        let mut b = GraphBuilder::new("rs", 1);
+        let x = input(&mut b, 3);
+        let p = conv(&mut b, x, 3, 4);
+        let sizes = b.ints("sizes", &[1, 4, 16, 16]).unwrap();
+        let r = b
+            .node("", "Resize", &[Some(p), None, None, Some(sizes)], &[], 1)
+            .unwrap()[0];
+        let k = conv(&mut b, r, 4, 2);
+        b.output(k, "k");
+        let g = b.finish().unwrap();
+        let segs = segments(&g).unwrap();
+        let why = seg_of(&segs, p.node).prunable.clone().unwrap_err();
+        assert!(why.contains("explicit sizes"), "{why}");
+    }
+
+    #[test]
+    fn constrained_masks_share_segment_channels() {
+        // K1 and K2 read P; K3 reads cat(P, Q).
+        let mut b = GraphBuilder::new("c", 1);
+        let x = input(&mut b, 3);
+        let p = conv(&mut b, x, 3, 4);
+        let q = conv(&mut b, x, 3, 2);
+        let k1 = conv(&mut b, p, 4, 2);
+        let k2 = conv(&mut b, p, 4, 2);
+        let c = b.op("Concat", &[p, q], &[("axis", Attr::Int(1))]).unwrap();
+        let k3 = conv(&mut b, c, 6, 2);
+        let s = b.op("Sum", &[k1, k2, k3], &[]).unwrap();
+        b.output(s, "s");
+        let g = b.finish().unwrap();
+        let segs = segments(&g).unwrap();
+        let m = constrained_masks(&g, &segs, Criterion::L2, 0.5).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[&k1.node], m[&k2.node]);
+        assert_eq!(m[&k1.node][..], m[&k3.node][..4]);
+        let dropped: usize = m[&k3.node].iter().filter(|&&x| !x).count();
+        assert_eq!(dropped, 3);
+    }
+}

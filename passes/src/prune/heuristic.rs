@@ -16,6 +16,10 @@
 //! overall; each consumer keeps at least one channel), or are given per layer by node name
 //! ([`explicit_masks`]). Ties drop the lower channel index first.
 //!
+//! [`constrained_masks`] is the baseline UPSCALE compares against: one mask per segment (each
+//! segment channel scored by the sum of its consumers' scores), so every consumer of a segment
+//! drops the same channels.
+//!
 //! # Example
 //! ```text
 //! consumer weight (out x in) [[1, -2, 0.5], [3, 0, -0.5]]
@@ -244,6 +248,47 @@ pub fn explicit_masks(
             return Err(PruneError::EmptyMask(name.clone()));
         }
         masks.insert(n, m.clone());
+    }
+    Ok(masks)
+}
+
+/// Constrained masks: each prunable segment drops `floor(amount * channels)` of its channels
+/// (lowest summed consumer scores first, keeping at least one), the same ones for every consumer.
+pub fn constrained_masks(
+    g: &Graph,
+    segs: &[Segment],
+    c: Criterion,
+    amount: f64,
+) -> Result<Masks, PruneError> {
+    if !(0.0..1.0).contains(&amount) {
+        return Err(PruneError::Amount(amount));
+    }
+    let imp = importance(g, segs, c)?;
+    let mut masks = Masks::new();
+    for s in segs
+        .iter()
+        .filter(|s| s.prunable.is_ok() && !s.consumers.is_empty())
+    {
+        let mut total = vec![0.0; s.channels];
+        for k in &s.consumers {
+            let seg_channels = k.runs.iter().flat_map(|r| r.offset..r.offset + r.len);
+            for (ch, x) in seg_channels.zip(&imp[&k.node]) {
+                total[ch] += x;
+            }
+        }
+        let one = BTreeMap::from([(NodeIndex::end(), total)]);
+        let keep = masks_from_scores(&one, amount, Scope::Layer)
+            .remove(&NodeIndex::end())
+            .expect("one mask");
+        for k in &s.consumers {
+            let m = k
+                .runs
+                .iter()
+                .flat_map(|r| r.offset..r.offset + r.len)
+                .map(|ch| keep[ch])
+                .collect();
+            masks.insert(k.node, m);
+        }
     }
     Ok(masks)
 }

@@ -21,7 +21,7 @@
 //!
 //! # When a segment is not prunable
 //! Any other reader of a segment's tensor (`Reshape`/`Flatten` before a `Gemm`, `Slice`, a
-//! grouped convolution, an unknown op, a graph output), a merge of tensors whose concat layouts
+//! grouped convolution, an unknown op, a graph output), a `Resize` given explicit `sizes`, a merge of tensors whose concat layouts
 //! differ, or a consumer reading channels on another axis, makes the whole segment unprunable;
 //! [`Segment::prunable`] names the first such reason and how many more there are.
 //!
@@ -353,6 +353,13 @@ impl Walk<'_> {
             .as_any()
             .downcast_ref::<Conv>()
             .is_some_and(|c| self.depthwise(n, c.group));
+        let fixed_size = op_type == "Resize" && ins.get(3).is_some_and(|v| v.is_some());
+        if fixed_size {
+            let why = format!("Resize '{}' has explicit sizes (channels included)", name());
+            for (_, _, lay) in &lin {
+                self.bad(lay, why.clone());
+            }
+        }
         if depthwise || UNARY_USERS.contains(&op_type.as_str()) {
             let mut out = None;
             for (slot, _, lay) in &lin {
