@@ -466,3 +466,25 @@ mod more {
         assert_eq!(dropped, 3);
     }
 }
+
+#[test]
+fn conv_transpose_layer() {
+    use petasos_passes::prune::heuristic::columns;
+    let mut b = GraphBuilder::new("ct", 1);
+    let x = input(&mut b, 3);
+    let p = conv(&mut b, x, 3, 2);
+    let w =
+        petasos_ir::Tensor::from_f32(&[2, 5, 1, 1], (0..10).map(|i| i as f32).collect()).unwrap();
+    let w = b.constant("wt", w);
+    let t = b.op("ConvTranspose", &[p, w], &[]).unwrap();
+    b.output(t, "t");
+    let g = b.finish().unwrap();
+    let segs = segments(&g).unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[0].consumers[0].node, t.node);
+    assert_eq!(segs[1].channels, 5);
+    assert_eq!(
+        columns(&g, t.node).unwrap()[1],
+        vec![5.0, 6.0, 7.0, 8.0, 9.0]
+    );
+}
