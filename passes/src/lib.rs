@@ -9,7 +9,8 @@
 //! - [`patch`]: the small rewrites passes are made of (redirect a value's uses, remove a node,
 //!   insert a constant) and the rewrite budget;
 //! - the passes, one file each: [`const_fold`], [`dce`], [`cse`], [`bn_fold`],
-//!   [`bias_fusion`], [`shape_simplify`] (the last three share [`rewrite`]'s helpers).
+//!   [`bias_fusion`], [`shape_simplify`] (the last three share [`rewrite`]'s helpers);
+//! - [`prune`]: UPSCALE channel pruning (segments, heuristics, channel ordering; surgery to come).
 //!
 //! Passes rewrite the top-level graph; subgraphs (If/Loop/Scan bodies) are left as they are.
 
