@@ -32,29 +32,14 @@
 //! ```
 
 use crate::rewrite::{
-    const_input, finish, input, op_as, remove_if_dead, replace_uses, set_const_input, sole_user,
-    vector, RewriteError,
+    const_input, finish, input, remove_if_dead, replace_uses, set_const_input, sole_user, vector,
+    BiasCarrier, RewriteError,
 };
-use petasos_ir::ops::linalg::matmul::{Gemm, MatMul};
-use petasos_ir::ops::nn::conv::Conv;
 use petasos_ir::{Graph, ValueRef};
 use petgraph::stable_graph::NodeIndex;
 
 /// The pass name, used in errors.
 pub const NAME: &str = "bias_fusion";
-
-/// The producer kinds a bias folds into.
-#[derive(Clone, Copy, Debug)]
-enum Producer {
-    Conv,
-    Gemm {
-        alpha: f32,
-        beta: f32,
-        trans_a: bool,
-        trans_b: bool,
-    },
-    MatMul,
-}
 
 /// A fusable `Add`.
 struct Match {
@@ -62,7 +47,7 @@ struct Match {
     /// The `Add` slot holding the constant.
     const_slot: usize,
     prod: NodeIndex,
-    kind: Producer,
+    kind: BiasCarrier,
     channels: usize,
 }
 
@@ -125,29 +110,20 @@ fn find_side(g: &Graph, n: NodeIndex, const_slot: usize) -> Option<Match> {
     if !xt.dtype.is_float() || c.dtype != xt.dtype || out.shape.as_ref() != Some(xs) {
         return None;
     }
-    let (kind, channels) = if op_as::<Conv>(g, prod).is_some() {
+    let kind = BiasCarrier::of(g, prod)?;
+    let (kind, channels) = if let BiasCarrier::Conv = kind {
         let ch = xs.get(1)?.known()? as usize;
         if xs.len() < 3 || !per_channel(&c.shape, xs.len(), 1, ch) {
             return None;
         }
-        (Producer::Conv, ch)
+        (kind, ch)
     } else {
-        let kind = if let Some(gm) = op_as::<Gemm>(g, prod) {
-            Producer::Gemm {
-                alpha: gm.alpha,
-                beta: gm.beta,
-                trans_a: gm.trans_a,
-                trans_b: gm.trans_b,
-            }
-        } else if op_as::<MatMul>(g, prod).is_some() {
+        if let BiasCarrier::MatMul = kind {
             let rank = |slot| input(g, prod, slot).and_then(|v| g.value_type(v)?.rank());
             if rank(0) != Some(2) || rank(1) != Some(2) {
                 return None;
             }
-            Producer::MatMul
-        } else {
-            return None;
-        };
+        }
         let ch = xs.get(1)?.known()? as usize;
         if xs.len() != 2 || !per_channel(&c.shape, 2, 1, ch) {
             return None;
@@ -207,10 +183,7 @@ fn fuse(g: &mut Graph, m: &Match) -> Result<(), RewriteError> {
         })
         .map(|t| t.dtype)
         .unwrap_or(petasos_ir::DType::F32);
-    let old_scale = match m.kind {
-        Producer::Gemm { beta, .. } => f64::from(beta),
-        _ => 1.0,
-    };
+    let old_scale = m.kind.bias_scale();
     let old = channel_values(g, m.prod, 2, c)?;
     let add = channel_values(g, m.add, m.const_slot, c)?;
     let bias: Vec<f64> = old
@@ -223,30 +196,7 @@ fn fuse(g: &mut Graph, m: &Match) -> Result<(), RewriteError> {
         None => "bias".to_string(),
     };
 
-    match m.kind {
-        Producer::Conv => {}
-        Producer::Gemm {
-            alpha,
-            trans_a,
-            trans_b,
-            ..
-        } => {
-            g.g[m.prod].op = Box::new(Gemm {
-                alpha,
-                beta: 1.0,
-                trans_a,
-                trans_b,
-            });
-        }
-        Producer::MatMul => {
-            g.g[m.prod].op = Box::new(Gemm {
-                alpha: 1.0,
-                beta: 1.0,
-                trans_a: false,
-                trans_b: false,
-            });
-        }
-    }
+    m.kind.take_bias(g, m.prod);
     set_const_input(g, m.prod, 2, vector(dtype, bias), &format!("{base}_fused"));
     let add_out = ValueRef {
         node: m.add,

@@ -37,10 +37,8 @@
 
 use crate::rewrite::{
     const_input, finish, input, is_graph_output, op_as, remove_if_dead, replace_uses,
-    set_const_input, sole_user, vector, RewriteError,
+    set_const_input, sole_user, vector, BiasCarrier, RewriteError,
 };
-use petasos_ir::ops::linalg::matmul::{Gemm, MatMul};
-use petasos_ir::ops::nn::conv::Conv;
 use petasos_ir::ops::reduce::BatchNormalization;
 use petasos_ir::{Graph, Tensor, ValueRef};
 use petgraph::stable_graph::NodeIndex;
@@ -48,26 +46,11 @@ use petgraph::stable_graph::NodeIndex;
 /// The pass name, used in errors.
 pub const NAME: &str = "bn_fold";
 
-/// The producer kinds a batch norm folds into.
-#[derive(Clone, Copy, Debug)]
-enum Producer {
-    Conv,
-    /// A `Gemm`: `trans_b` tells whether the weight is `[N, K]`; `beta` scales its bias.
-    Gemm {
-        alpha: f32,
-        beta: f32,
-        trans_a: bool,
-        trans_b: bool,
-    },
-    /// A 2-D `MatMul` by a constant `[K, N]`.
-    MatMul,
-}
-
 /// A batch norm that can be folded, and what it folds into.
 struct Match {
     bn: NodeIndex,
     prod: NodeIndex,
-    kind: Producer,
+    kind: BiasCarrier,
     channels: usize,
     eps: f64,
 }
@@ -117,31 +100,25 @@ fn find(g: &Graph, n: NodeIndex) -> Option<Match> {
     if !w.dtype.is_float() {
         return None;
     }
-    let (kind, channels) = if let Some(c) = op_as::<Conv>(g, prod) {
-        let _ = c.group; // any group: the weight's first axis is the output channel
-        if w.shape.len() < 3 {
-            return None;
+    let kind = BiasCarrier::of(g, prod)?;
+    let channels = match kind {
+        // Any group: the weight's first axis is the output channel.
+        BiasCarrier::Conv if w.shape.len() >= 3 => w.shape[0],
+        BiasCarrier::Gemm { trans_b, .. } if w.shape.len() == 2 => {
+            if trans_b {
+                w.shape[0]
+            } else {
+                w.shape[1]
+            }
         }
-        (Producer::Conv, w.shape[0])
-    } else if let Some(gm) = op_as::<Gemm>(g, prod) {
-        if w.shape.len() != 2 {
-            return None;
+        BiasCarrier::MatMul => {
+            let a_rank = input(g, prod, 0).and_then(|a| g.value_type(a)?.rank());
+            if w.shape.len() != 2 || a_rank != Some(2) {
+                return None;
+            }
+            w.shape[1]
         }
-        let kind = Producer::Gemm {
-            alpha: gm.alpha,
-            beta: gm.beta,
-            trans_a: gm.trans_a,
-            trans_b: gm.trans_b,
-        };
-        (kind, if gm.trans_b { w.shape[0] } else { w.shape[1] })
-    } else if op_as::<MatMul>(g, prod).is_some() {
-        let a_rank = input(g, prod, 0).and_then(|a| g.value_type(a)?.rank());
-        if w.shape.len() != 2 || a_rank != Some(2) {
-            return None;
-        }
-        (Producer::MatMul, w.shape[1])
-    } else {
-        return None;
+        _ => return None,
     };
     // The producer's bias, if any: a constant row of `channels` values (or one value).
     let pslots = g.g[prod].num_inputs;
@@ -207,9 +184,9 @@ fn fold(g: &mut Graph, m: &Match) -> Result<bool, RewriteError> {
     let cols = shape.get(1).copied().unwrap_or(1).max(1);
     let channel_of = |i: usize| -> usize {
         match m.kind {
-            Producer::Conv => i / per_channel,
-            Producer::Gemm { trans_b: true, .. } => i / cols,
-            Producer::Gemm { trans_b: false, .. } | Producer::MatMul => i % cols,
+            BiasCarrier::Conv => i / per_channel,
+            BiasCarrier::Gemm { trans_b: true, .. } => i / cols,
+            BiasCarrier::Gemm { trans_b: false, .. } | BiasCarrier::MatMul => i % cols,
         }
     };
     for (i, v) in w.iter_mut().enumerate() {
@@ -217,10 +194,7 @@ fn fold(g: &mut Graph, m: &Match) -> Result<bool, RewriteError> {
     }
     let old_bias = {
         let b = values(g, m.prod, 2)?;
-        let k = match m.kind {
-            Producer::Gemm { beta, .. } => f64::from(beta),
-            _ => 1.0,
-        };
+        let k = m.kind.bias_scale();
         match b.len() {
             0 => vec![0.0; c],
             1 => vec![b[0] * k; c],
@@ -234,30 +208,7 @@ fn fold(g: &mut Graph, m: &Match) -> Result<bool, RewriteError> {
     let new_b = vector(wdt, bias);
 
     // Rewrite.
-    match m.kind {
-        Producer::Conv => {}
-        Producer::Gemm {
-            alpha,
-            trans_a,
-            trans_b,
-            ..
-        } => {
-            g.g[m.prod].op = Box::new(Gemm {
-                alpha,
-                beta: 1.0,
-                trans_a,
-                trans_b,
-            });
-        }
-        Producer::MatMul => {
-            g.g[m.prod].op = Box::new(Gemm {
-                alpha: 1.0,
-                beta: 1.0,
-                trans_a: false,
-                trans_b: false,
-            });
-        }
-    }
+    m.kind.take_bias(g, m.prod);
     set_const_input(g, m.prod, 1, new_w, &format!("{wname}_bnfold"));
     set_const_input(g, m.prod, 2, new_b, &format!("{wname}_bnfold_bias"));
     let bn_out = ValueRef { node: m.bn, out: 0 };

@@ -241,3 +241,70 @@ pub fn node_name(g: &Graph, node: NodeIndex) -> String {
 pub fn vector(dtype: petasos_ir::DType, v: Vec<f64>) -> Tensor {
     Tensor::from_f64_as(dtype, ndarray::Array1::from(v).into_dyn())
 }
+
+/// An op whose output a per-channel bias can be folded into: a `Conv`, a `Gemm`, or a 2-D
+/// `MatMul` (which becomes a `Gemm` to carry the bias).
+#[derive(Clone, Copy, Debug)]
+pub enum BiasCarrier {
+    Conv,
+    /// A `Gemm`: `trans_b` tells whether the weight is `[N, K]`; `beta` scales its bias.
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    /// A `MatMul` (callers check it is 2-D by a constant weight).
+    MatMul,
+}
+
+impl BiasCarrier {
+    /// The kind of `node`, if it is one of the three.
+    pub fn of(g: &Graph, node: NodeIndex) -> Option<BiasCarrier> {
+        use petasos_ir::ops::linalg::matmul::{Gemm, MatMul};
+        if op_as::<petasos_ir::ops::nn::conv::Conv>(g, node).is_some() {
+            Some(BiasCarrier::Conv)
+        } else if let Some(gm) = op_as::<Gemm>(g, node) {
+            Some(BiasCarrier::Gemm {
+                alpha: gm.alpha,
+                beta: gm.beta,
+                trans_a: gm.trans_a,
+                trans_b: gm.trans_b,
+            })
+        } else if op_as::<MatMul>(g, node).is_some() {
+            Some(BiasCarrier::MatMul)
+        } else {
+            None
+        }
+    }
+
+    /// The factor the op applies to its existing bias (`beta` of a `Gemm`, else 1).
+    pub fn bias_scale(self) -> f64 {
+        match self {
+            BiasCarrier::Gemm { beta, .. } => f64::from(beta),
+            _ => 1.0,
+        }
+    }
+
+    /// Rewrites `node`'s op so that a bias in slot 2 is added unscaled: a `Gemm` gets
+    /// `beta = 1`, a `MatMul` becomes the equivalent `Gemm`; a `Conv` is left as it is.
+    pub fn take_bias(self, g: &mut Graph, node: NodeIndex) {
+        use petasos_ir::ops::linalg::matmul::Gemm;
+        let (alpha, trans_a, trans_b) = match self {
+            BiasCarrier::Conv => return,
+            BiasCarrier::Gemm {
+                alpha,
+                trans_a,
+                trans_b,
+                ..
+            } => (alpha, trans_a, trans_b),
+            BiasCarrier::MatMul => (1.0, false, false),
+        };
+        g.g[node].op = Box::new(Gemm {
+            alpha,
+            beta: 1.0,
+            trans_a,
+            trans_b,
+        });
+    }
+}
