@@ -113,6 +113,16 @@ impl Dim {
         Dim::bin(DimOp::Max, self, o)
     }
 
+    /// This dim with every symbol replaced by `value(name)`; parts that become known are
+    /// computed with checked arithmetic (an overflowing or undefined part stays an expression).
+    pub fn bind(&self, value: &mut dyn FnMut(&str) -> u64) -> Dim {
+        match self {
+            Dim::Known(_) => self.clone(),
+            Dim::Sym(s) => Dim::Known(value(s)),
+            Dim::Expr(e) => Dim::bin(e.op, &e.lhs.bind(value), &e.rhs.bind(value)),
+        }
+    }
+
     /// Evaluates the dim with the given symbol values.
     pub fn eval(&self, env: &HashMap<String, u64>) -> Option<u64> {
         match self {
@@ -192,6 +202,16 @@ impl ValueType {
             shape: Some(shape),
         }
     }
+    /// This type with every symbolic dim bound by `value` (see [`Dim::bind`]).
+    pub fn bind(&self, value: &mut dyn FnMut(&str) -> u64) -> ValueType {
+        ValueType {
+            dtype: self.dtype,
+            shape: self
+                .shape
+                .as_ref()
+                .map(|s| s.iter().map(|d| d.bind(value)).collect()),
+        }
+    }
     pub fn unranked(dtype: DType) -> ValueType {
         ValueType { dtype, shape: None }
     }
@@ -264,6 +284,25 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Shape, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_replaces_symbols_and_computes_what_becomes_known() {
+        let e = Dim::sym("S").add(&Dim::sym("T")).ceil_div(&Dim::Known(2));
+        let mut seen = Vec::new();
+        let b = e.bind(&mut |n| {
+            seen.push(n.to_string());
+            if n == "S" {
+                3
+            } else {
+                4
+            }
+        });
+        assert_eq!(b, Dim::Known(4));
+        assert_eq!(seen, ["S", "T"]);
+        // An overflowing part stays an expression rather than wrapping.
+        let big = Dim::sym("a").mul(&Dim::sym("b"));
+        assert_eq!(big.bind(&mut |_| u64::MAX).known(), None);
+    }
 
     #[test]
     fn dims_simplify() {

@@ -6,7 +6,7 @@
 //! only feed shape, axis or index inputs (shape data).
 
 use crate::graph::Graph;
-use crate::shape::{Dim, DimExpr, ValueType};
+use crate::shape::ValueType;
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::Serialize;
@@ -55,45 +55,18 @@ pub fn graph_stats_with(g: &Graph, dims: &HashMap<String, u64>) -> GraphStats {
     s
 }
 
-/// `d` with its symbols replaced by values (`dims`, else 1, recorded in `assumed`).
-fn bind_dim(d: &Dim, dims: &HashMap<String, u64>, assumed: &mut BTreeMap<String, u64>) -> Dim {
-    match d {
-        Dim::Known(_) => d.clone(),
-        Dim::Sym(n) => Dim::Known(dims.get(&**n).copied().unwrap_or_else(|| {
-            assumed.insert(n.to_string(), 1);
-            1
-        })),
-        Dim::Expr(e) => {
-            let (a, b) = (
-                bind_dim(&e.lhs, dims, assumed),
-                bind_dim(&e.rhs, dims, assumed),
-            );
-            let env = HashMap::new();
-            let x = DimExpr {
-                op: e.op,
-                lhs: a,
-                rhs: b,
-            };
-            Dim::Expr(Box::new(x))
-                .eval(&env)
-                .map(Dim::Known)
-                .unwrap_or_else(|| d.clone())
-        }
-    }
-}
-
+/// `t` with its symbols replaced by values (`dims`, else 1, recorded in `assumed`).
 fn bind(
     t: &ValueType,
     dims: &HashMap<String, u64>,
     assumed: &mut BTreeMap<String, u64>,
 ) -> ValueType {
-    ValueType {
-        dtype: t.dtype,
-        shape: t
-            .shape
-            .as_ref()
-            .map(|s| s.iter().map(|d| bind_dim(d, dims, assumed)).collect()),
-    }
+    t.bind(&mut |n| {
+        dims.get(n).copied().unwrap_or_else(|| {
+            assumed.insert(n.to_string(), 1);
+            1
+        })
+    })
 }
 
 fn accumulate(g: &Graph, dims: &HashMap<String, u64>, s: &mut GraphStats) {

@@ -23,7 +23,7 @@
 //! value folded from it), its *owner*; constants no op reads are counted apart.
 
 use petasos_ir::graph::Graph;
-use petasos_ir::shape::{shape_string, Dim, DimExpr, ValueType};
+use petasos_ir::shape::{shape_string, ValueType};
 use petasos_ir::{DType, ValueRef};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -283,40 +283,18 @@ enum Kind {
     Kv,
 }
 
-/// `d` with symbols replaced by `dims` (else 1); every symbol met is recorded in `used`.
-fn bind_dim(d: &Dim, dims: &HashMap<String, u64>, assumed: &mut BTreeMap<String, u64>) -> Dim {
-    match d {
-        Dim::Known(_) => d.clone(),
-        Dim::Sym(n) => {
-            let v = dims.get(&**n).copied().unwrap_or(1);
-            if !assumed.contains_key(&**n) {
-                assumed.insert(n.to_string(), v);
-            }
-            Dim::Known(v)
-        }
-        Dim::Expr(e) => {
-            let x = Dim::Expr(Box::new(DimExpr {
-                op: e.op,
-                lhs: bind_dim(&e.lhs, dims, assumed),
-                rhs: bind_dim(&e.rhs, dims, assumed),
-            }));
-            x.eval(&HashMap::new()).map(Dim::Known).unwrap_or(x)
-        }
-    }
-}
-
+/// `t` with symbols replaced by `dims` (else 1); every symbol met is recorded in `assumed`
+/// with the value it was given.
 fn bind(
     t: &ValueType,
     dims: &HashMap<String, u64>,
     assumed: &mut BTreeMap<String, u64>,
 ) -> ValueType {
-    ValueType {
-        dtype: t.dtype,
-        shape: t
-            .shape
-            .as_ref()
-            .map(|s| s.iter().map(|d| bind_dim(d, dims, assumed)).collect()),
-    }
+    t.bind(&mut |n| {
+        let v = dims.get(n).copied().unwrap_or(1);
+        assumed.entry(n.to_string()).or_insert(v);
+        v
+    })
 }
 
 fn is_float(d: DType) -> bool {

@@ -31,7 +31,7 @@
 //! a lower bound no arena can beat).
 
 use petasos_ir::graph::ValueRef;
-use petasos_ir::shape::{Dim, DimOp, ValueType};
+use petasos_ir::shape::{Dim, ValueType};
 use petasos_ir::Graph;
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
@@ -587,27 +587,14 @@ fn dim_value(
     dims: &HashMap<String, u64>,
     assumed: &mut BTreeMap<String, u64>,
 ) -> Result<u64, ()> {
-    match d {
-        Dim::Known(v) => Ok(*v),
-        Dim::Sym(s) => Ok(dims.get(&**s).copied().unwrap_or_else(|| {
-            assumed.insert(s.to_string(), 1);
+    d.bind(&mut |n| {
+        dims.get(n).copied().unwrap_or_else(|| {
+            assumed.insert(n.to_string(), 1);
             1
-        })),
-        Dim::Expr(e) => {
-            let a = dim_value(&e.lhs, dims, assumed)?;
-            let b = dim_value(&e.rhs, dims, assumed)?;
-            match e.op {
-                DimOp::Add => a.checked_add(b),
-                DimOp::Sub => a.checked_sub(b),
-                DimOp::Mul => a.checked_mul(b),
-                DimOp::FloorDiv => a.checked_div(b),
-                DimOp::CeilDiv => (b != 0).then(|| a.div_ceil(b)),
-                DimOp::Max => Some(a.max(b)),
-                DimOp::Min => Some(a.min(b)),
-            }
-            .ok_or(())
-        }
-    }
+        })
+    })
+    .known()
+    .ok_or(())
 }
 
 /// The KV cache of a decoder at a given context length.
