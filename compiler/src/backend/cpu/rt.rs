@@ -1,0 +1,22 @@
+//! The C runtime files, embedded in the binary and copied into every artifact folder.
+//!
+//! `CORE` files are built into every model; the others only when a kernel asks for them
+//! ([`super::lower::LowerCx::need_rt`]). To add a runtime file: put it in `rt/` and add one
+//! line to [`FILES`].
+
+/// Always built (the `.c` ones) or included.
+pub const CORE: &[&str] = &["pt_rt.h", "pt_rt.c", "pt_io.h", "pt_io.c", "pt_main.c"];
+
+/// Every runtime file: (name, contents).
+pub const FILES: &[(&str, &str)] = &[
+    ("pt_rt.h", include_str!("rt/pt_rt.h")),
+    ("pt_rt.c", include_str!("rt/pt_rt.c")),
+    ("pt_io.h", include_str!("rt/pt_io.h")),
+    ("pt_io.c", include_str!("rt/pt_io.c")),
+    ("pt_main.c", include_str!("rt/pt_main.c")),
+];
+
+/// The contents of runtime file `name`.
+pub fn file(name: &str) -> Option<&'static str> {
+    FILES.iter().find(|(n, _)| *n == name).map(|x| x.1)
+}
