@@ -5,6 +5,7 @@
 //! and charts (`charts`), shared by the CLI and, later, the viewer. The CPU backend (`backend::cpu`) lowers a graph to C and compiles it.
 
 pub mod backend;
+pub mod backend_cli;
 pub mod charts;
 pub mod cost;
 pub mod inspect;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use petasos_compiler::{cost, inspect, load::load_model, plan::calibrate};
+use petasos_compiler::{backend_cli, cost, inspect, load::load_model, plan::calibrate};
 use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
 use petasos_models::{BuildOptions, Phase};
 use std::path::PathBuf;
@@ -117,6 +117,42 @@ enum Cmd {
         /// Print the per-pass statistics as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        backend: backend_cli::CompileTargetArgs,
+    },
+    /// Run a compiled artifact folder (compile --target cpu) on input files, like `interpret`.
+    Run {
+        /// The artifact folder.
+        dir: PathBuf,
+        /// Input files (.pb or .npy), in graph-input order.
+        #[arg(short, long = "input")]
+        inputs: Vec<PathBuf>,
+        /// Output folder; receives output_N.pb (or .npy with --npy).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Write outputs as .npy instead of .pb.
+        #[arg(long)]
+        npy: bool,
+        /// Threads (default: the compile's --threads).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Time a compiled artifact folder on seeded inputs; the last line is `median_ms=<v>`.
+    Bench {
+        /// The artifact folder.
+        dir: PathBuf,
+        /// Threads (default: the compile's --threads).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Untimed warm-up runs.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        input_seed: u64,
     },
     /// List the optimisation passes `compile` can run.
     Passes,
@@ -215,7 +251,12 @@ fn run(cli: Cli) -> Result<()> {
             max_rewrites,
             out,
             json,
+            backend,
         } => {
+            if backend.target == backend_cli::Target::Cpu {
+                let out = out.context("--target cpu needs -o OUT/ (the artifact folder)")?;
+                return backend_cli::compile_cpu(&model, load_model(&model)?, &backend, &out);
+            }
             let mut cfg = match &pipeline {
                 Some(p) => {
                     let text = std::fs::read_to_string(p)
@@ -246,6 +287,20 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("wrote {}", out.display());
             }
         }
+        Cmd::Run {
+            dir,
+            inputs,
+            out,
+            npy,
+            threads,
+        } => backend_cli::run(&dir, &inputs, &out, npy, threads)?,
+        Cmd::Bench {
+            dir,
+            threads,
+            runs,
+            warmup,
+            input_seed,
+        } => backend_cli::bench(&dir, threads, runs, warmup, input_seed)?,
         Cmd::Passes => {
             let standard = petasos_passes::standard_pipeline();
             for p in petasos_passes::registry() {

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod conformance;
+pub mod cpu_conformance;
 pub mod signature;
 
 use std::path::PathBuf;

@@ -3,6 +3,11 @@
 //! `conformance [FILTER] [--failures] [--write-allow FILE]`: FILTER keeps cases whose name
 //! contains it; `--failures` prints the reason of each failing case (`--long`: untruncated); `--write-allow` writes the
 //! names of passing cases (the allow-list).
+//!
+//! `conformance --backend cpu [FILTER] [--failures] [--keep] [--jobs N]`: the allow-listed
+//! cases through the CPU backend (compile to C with `cc -O1`, run `main`, compare); prints
+//! `N compiled+matched, M failed` and the failures grouped by reason (`no lowering for op X:
+//! count`). `--keep` keeps each case's artifact under $TMPDIR/petasos-conf-cpu/CASE/out.
 
 use petasos_tests::conformance::{cases, node_suite, run_all};
 use petasos_tests::shared_dir;
@@ -25,6 +30,13 @@ fn main() {
         eprintln!("set PETASOS_SHARED to the shared data folder");
         std::process::exit(2);
     };
+    if args
+        .windows(2)
+        .any(|w| w[0] == "--backend" && w[1] == "cpu")
+    {
+        cpu_main(&args, &shared, show, long);
+        return;
+    }
     let all = match cases(&node_suite(&shared)) {
         Ok(c) => c,
         Err(e) => {
@@ -68,4 +80,82 @@ fn main() {
         }
     }
     println!("conformance: {} passed, {} failed", passed.len(), failed);
+}
+
+/// `--backend cpu`: allow-listed cases through the CPU backend.
+fn cpu_main(args: &[String], shared: &std::path::Path, show: bool, long: bool) {
+    use petasos_tests::cpu_conformance::{allow_list, run_all_cpu, CpuRun};
+    use std::collections::BTreeMap;
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let jobs: usize = value_of("--jobs")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+    let mut skip = vec!["cpu".to_string()];
+    skip.extend(value_of("--jobs"));
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with("--") && !skip.contains(a))
+        .cloned()
+        .unwrap_or_default();
+    let allow = match allow_list() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("cannot read the allow-list: {e}");
+            std::process::exit(2);
+        }
+    };
+    let suite = node_suite(shared);
+    let sel: Vec<_> = allow
+        .iter()
+        .filter(|n| n.contains(&filter))
+        .map(|n| suite.join(n))
+        .filter(|p| p.join("model.onnx").is_file())
+        .collect();
+    let work = std::env::temp_dir().join("petasos-conf-cpu");
+    let _ = std::fs::create_dir_all(&work);
+    let mut run = CpuRun::new(work);
+    run.keep = args.iter().any(|a| a == "--keep");
+    let t0 = std::time::Instant::now();
+    let res = run_all_cpu(&sel, jobs, &run);
+    let mut ok = 0;
+    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, r) in &res {
+        match r {
+            Ok(()) => ok += 1,
+            Err(f) => {
+                *groups.entry(f.key.clone()).or_default() += 1;
+                if show {
+                    let m: String = f
+                        .msg
+                        .chars()
+                        .take(if long { 100_000 } else { 300 })
+                        .collect();
+                    println!("FAIL {name} [{:?}] {m}", f.stage);
+                }
+            }
+        }
+    }
+    let mut g: Vec<(String, usize)> = groups.into_iter().collect();
+    g.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if !g.is_empty() {
+        println!("failures by reason:");
+        for (k, n) in &g {
+            println!("  {k}: {n}");
+        }
+    }
+    println!(
+        "conformance (cpu): {ok} compiled+matched, {} failed ({} allow-listed cases selected, {:.0} s)",
+        res.len() - ok,
+        res.len(),
+        t0.elapsed().as_secs_f64()
+    );
 }

@@ -93,6 +93,7 @@ pub fn generate(
     sched: &Schedule,
     reg: &Registry,
     blob: &Blob,
+    threads: usize,
 ) -> Result<Generated, LowerError> {
     let mut namer = Namer::new();
     for r in [
@@ -210,9 +211,14 @@ pub fn generate(
         kernels.push((fn_name, ops.join("+"), label));
     }
     let model_h = header_file(g)?;
-    let model_c = source_file(
+    let mut model_c = source_file(
         g, sched, blob, &funcs, &globals, &init, &free, &rt, &kernels, scratch,
     )?;
+    let _ = writeln!(
+        model_c,
+        "\nconst int model_default_threads = {};",
+        threads.max(1)
+    );
     Ok(Generated {
         model_c,
         model_h,
@@ -270,6 +276,7 @@ fn header_file(g: &Graph) -> Result<String, LowerError> {
     );
     let _ = writeln!(h, "#define MODEL_NUM_INPUTS {}", ins.len());
     let _ = writeln!(h, "#define MODEL_NUM_OUTPUTS {}", outs.len());
+    h.push_str("/* The same counts as variables (for code compiled once for every model). */\nextern const int model_num_inputs;\nextern const int model_num_outputs;\n");
     h.push_str(
         r#"
 /* Maps the weights file (NULL: "weights.bin" in the working folder) and prepares the kernels.
@@ -301,6 +308,8 @@ extern const size_t model_output_bytes[];
 /* Kernels (for profiles): count, C function names, op types; with -DPT_PROFILE, model_run
    records each kernel's start and duration of the last run (ns) and the sum over runs. */
 extern const int model_num_kernels;
+/* The thread count `main` uses unless told otherwise (petasos compile --threads). */
+extern const int model_default_threads;
 extern const char *const model_kernel_names[];
 extern const char *const model_kernel_ops[];
 extern uint64_t model_prof_start_ns[];
@@ -363,6 +372,12 @@ fn source_file(
         "\nstatic uint8_t *pt_arena;\nstatic uint8_t *pt_scratch;\nstatic const uint8_t *pt_weights;\nstatic pt_mapping pt_weights_map;\nstatic const void *const *pt_in;\nstatic void *const *pt_out;\n",
     );
     c.push_str("\n/* Inputs and outputs. */\n");
+    let _ = writeln!(
+        c,
+        "const int model_num_inputs = {};\nconst int model_num_outputs = {};",
+        ins.len(),
+        outs.len()
+    );
     for (what, vals) in [("input", &ins), ("output", &outs)] {
         let mut shapes = Vec::new();
         for (i, (_, _, s)) in vals.iter().enumerate() {

@@ -55,6 +55,8 @@ pub struct CpuOptions {
     pub passes: bool,
     /// How to run the C compiler.
     pub cc: CcOptions,
+    /// Default thread count of the generated `main` (its `--threads` overrides it).
+    pub threads: usize,
 }
 
 impl Default for CpuOptions {
@@ -64,6 +66,7 @@ impl Default for CpuOptions {
             input_shapes: BTreeMap::new(),
             passes: true,
             cc: CcOptions::default(),
+            threads: 1,
         }
     }
 }
@@ -86,6 +89,10 @@ pub struct Report {
     pub arena_bytes: u64,
     pub scratch_bytes: u64,
     pub weights_bytes: u64,
+    /// Built with per-kernel timing.
+    pub profile: bool,
+    /// Default thread count of `main`.
+    pub threads: usize,
 }
 
 /// `plan.json`: kernels, buffers and sizes.
@@ -122,7 +129,7 @@ pub fn generate(g: &mut Graph, opts: &CpuOptions) -> Result<Sources, CpuError> {
     let reg = lower::registry();
     let sched = schedule::schedule(g, &reg)?;
     let blob = weights::build(g, &sched.constants)?;
-    let gen = emit::generate(g, &sched, &reg, &blob)?;
+    let gen = emit::generate(g, &sched, &reg, &blob, opts.threads)?;
     let report = Report {
         model: g.name.clone(),
         kernels: gen.kernels.len(),
@@ -130,6 +137,8 @@ pub fn generate(g: &mut Graph, opts: &CpuOptions) -> Result<Sources, CpuError> {
         arena_bytes: sched.plan.arena_bytes,
         scratch_bytes: gen.scratch_bytes,
         weights_bytes: blob.bytes.len() as u64,
+        profile: opts.cc.profile,
+        threads: opts.threads,
     };
     let io = |name: &str, t: Option<&petasos_ir::ValueType>| IoEntry {
         name: name.to_string(),

@@ -122,16 +122,23 @@ static int write_profile(const char *dir, uint64_t run_start, uint64_t run_dur, 
 }
 
 int main(int argc, char **argv) {
-  const char *ins[MODEL_NUM_INPUTS + 1];
-  int nin = 0, npy = 0, threads = 1, warmup = 0, runs = -1, random = 0;
+  /* Sizes come from the model's tables, not model.h's macros, so this file compiles once
+     for every model (the conformance run caches its object). */
+  const int NI = model_num_inputs, NO = model_num_outputs;
+  const char **ins = (const char **)calloc((size_t)NI + 1, sizeof *ins);
+  void **in_data = (void **)calloc((size_t)NI + 1, sizeof *in_data);
+  void **out_data = (void **)calloc((size_t)NO + 1, sizeof *out_data);
+  pt_tensor *tens = (pt_tensor *)calloc((size_t)NI + 1, sizeof *tens);
+  if (!ins || !in_data || !out_data || !tens) { fprintf(stderr, "main: out of memory\n"); return 2; }
+  int nin = 0, npy = 0, threads = model_default_threads, warmup = 0, runs = -1, random = 0;
   uint64_t seed = 0;
   const char *outdir = NULL, *weights = NULL, *profdir = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if ((!strcmp(a, "-i") || !strcmp(a, "--input")) && v) {
-      if (nin >= MODEL_NUM_INPUTS) {
-        fprintf(stderr, "main: the model takes %d inputs, more were given\n", MODEL_NUM_INPUTS);
+      if (nin >= NI) {
+        fprintf(stderr, "main: the model takes %d inputs, more were given\n", NI);
         return 2;
       }
       ins[nin++] = v; i++;
@@ -145,8 +152,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--profile-dir") && v) { profdir = v; i++; }
     else { usage(); return 2; }
   }
-  if (!random && nin != MODEL_NUM_INPUTS) {
-    fprintf(stderr, "main: the model takes %d inputs, %d given with -i\n", MODEL_NUM_INPUTS, nin);
+  if (!random && nin != NI) {
+    fprintf(stderr, "main: the model takes %d inputs, %d given with -i\n", NI, nin);
     return 2;
   }
   char wpath[4200];
@@ -156,12 +163,9 @@ int main(int argc, char **argv) {
     else snprintf(wpath, sizeof wpath, "weights.bin");
     weights = wpath;
   }
-  void *in_data[MODEL_NUM_INPUTS + 1];
-  void *out_data[MODEL_NUM_OUTPUTS + 1];
-  pt_tensor tens[MODEL_NUM_INPUTS + 1];
   int status = 0;
   uint64_t rs = seed;
-  for (int i = 0; i < MODEL_NUM_INPUTS; i++) {
+  for (int i = 0; i < NI; i++) {
     in_data[i] = NULL;
     char want[512], got[512];
     shape_str(want, sizeof want, model_input_dtypes[i], model_input_ranks[i], model_input_shapes[i]);
@@ -185,7 +189,7 @@ int main(int argc, char **argv) {
     }
     in_data[i] = tens[i].data;
   }
-  for (int i = 0; i < MODEL_NUM_OUTPUTS; i++) {
+  for (int i = 0; i < NO; i++) {
     out_data[i] = pt_alloc(model_output_bytes[i]);
     if (!out_data[i]) { fprintf(stderr, "main: out of memory\n"); return 2; }
   }
@@ -220,7 +224,7 @@ int main(int argc, char **argv) {
     if (runs > 0) printf("run_ms=%.6f\n", ms[r]);
   }
   if (outdir) {
-    for (int i = 0; i < MODEL_NUM_OUTPUTS; i++) {
+    for (int i = 0; i < NO; i++) {
       char p[4200];
       snprintf(p, sizeof p, "%s/output_%d.%s", outdir, i, npy ? "npy" : "pb");
       if (pt_write_tensor(p, model_output_names[i], model_output_dtypes[i], model_output_ranks[i],
@@ -239,10 +243,11 @@ int main(int argc, char **argv) {
   }
   free(ms);
   model_free();
-  for (int i = 0; i < MODEL_NUM_OUTPUTS; i++) pt_free(out_data[i]);
-  for (int i = 0; i < MODEL_NUM_INPUTS; i++) {
+  for (int i = 0; i < NO; i++) pt_free(out_data[i]);
+  for (int i = 0; i < NI; i++) {
     if (random) pt_free(in_data[i]);
     else pt_tensor_free(&tens[i]);
   }
+  free(ins); free(in_data); free(out_data); free(tens);
   return status;
 }
