@@ -169,14 +169,14 @@ typedef struct {
     int Hp, Wq; /* padded rows; floats per stride phase of a padded row */
 } pt_dw_job;
 
-/* nv vectors of one output row: y[i] = sum over taps of w * row[tap + i], for the first
- * min(left, nv * PT_VL) outputs. row: the padded buffer at (first tap row, first output);
- * kstep: floats between successive kernel rows; taps[kw]: offset of column tap kw. */
-static inline __attribute__((always_inline)) void pt_dw_chunk(const int nv, const float *row,
-                                                              size_t kstep, const size_t *taps,
-                                                              const float *w, int KH, int KW, const pt_vf bias,
-                                                              float *y, int left,
-                                                              const pt_vf lo, const pt_vf hi) {
+/* nv independent output vectors: vector i reads the padded buffer at row + i * vstep (+ tap
+ * offsets) and stores at y + i * ystep: n floats for all but the last, last_n for the last.
+ * kstep: floats between successive kernel rows; taps[kw]: offset of column tap kw. The bias
+ * starts the accumulators and [lo, hi] clamps them. */
+static inline __attribute__((always_inline)) void
+pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const size_t *taps,
+            const float *w, int KH, int KW, const pt_vf bias, float *y, size_t ystep, int n,
+            int last_n, const pt_vf lo, const pt_vf hi) {
     pt_vf a0 = bias, a1 = bias, a2 = bias, a3 = bias;
     for (int kh = 0; kh < KH; kh++) {
         const float *br = row + (size_t)kh * kstep;
@@ -185,24 +185,17 @@ static inline __attribute__((always_inline)) void pt_dw_chunk(const int nv, cons
             const float *sp = br + taps[kw];
             float wv = wk[kw];
             a0 += PT_VLOAD(sp) * wv;
-            if (nv > 1) a1 += PT_VLOAD(sp + PT_VL) * wv;
-            if (nv > 2) a2 += PT_VLOAD(sp + 2 * PT_VL) * wv;
-            if (nv > 3) a3 += PT_VLOAD(sp + 3 * PT_VL) * wv;
+            if (nv > 1) a1 += PT_VLOAD(sp + vstep) * wv;
+            if (nv > 2) a2 += PT_VLOAD(sp + 2 * vstep) * wv;
+            if (nv > 3) a3 += PT_VLOAD(sp + 3 * vstep) * wv;
         }
     }
-    /* bias and clamp (lo = -inf, hi = +inf when there is none) */
-    a0 = pt_vmin(pt_vmax(a0, lo), hi);
-    if (nv > 1) a1 = pt_vmin(pt_vmax(a1, lo), hi);
-    if (nv > 2) a2 = pt_vmin(pt_vmax(a2, lo), hi);
-    if (nv > 3) a3 = pt_vmin(pt_vmax(a3, lo), hi);
-    if (left >= nv * PT_VL) {
-        PT_VSTORE(y, a0);
-        if (nv > 1) PT_VSTORE(y + PT_VL, a1);
-        if (nv > 2) PT_VSTORE(y + 2 * PT_VL, a2);
-        if (nv > 3) PT_VSTORE(y + 3 * PT_VL, a3);
-    } else {
-        pt_vf t[4] = {a0, a1, a2, a3};
-        memcpy(y, t, (size_t)left * sizeof(float));
+    pt_vf t[4] = {a0, a1, a2, a3};
+    for (int i = 0; i < nv; i++) {
+        pt_vf v = pt_vmin(pt_vmax(t[i], lo), hi);
+        int cnt = i == nv - 1 ? last_n : n;
+        if (cnt == PT_VL) PT_VSTORE(y + (size_t)i * ystep, v);
+        else memcpy(y + (size_t)i * ystep, &v, (size_t)cnt * sizeof(float));
     }
 }
 
@@ -250,20 +243,34 @@ static void pt_dw_task(void *vctx, int task, int tid) {
     float flo = -INFINITY, fhi = INFINITY;
     if (fused && ep && ep->act == PT_ACT_RELU) flo = 0.0f;
     if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
+    pt_vf vb = fused ? PT_SPLAT(fb) : PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
+    size_t kstep = (size_t)d->DH * rowf;
     for (int oh = 0; oh < d->OH; oh++) {
         float *yr = yo + (size_t)oh * (size_t)OW;
-        if (tabled) {
-            pt_vf vb = fused ? PT_SPLAT(fb) : PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
+        if (tabled && OW <= PT_VL && oh + 4 <= d->OH) {
+            /* narrow rows: four rows at a time (independent FMA chains) */
             const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
-            size_t kstep = (size_t)d->DH * rowf;
+            size_t rstep = (size_t)d->SH * rowf;
+            pt_dw_chunk(4, row0, rstep, kstep, taps, w, KH, KW, vb, yr, (size_t)OW, OW, OW, vlo, vhi);
+            if (!fused)
+                for (int r = 0; r < 4; r++)
+                    pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
+                                    res ? res + (size_t)(oh + r) * (size_t)OW : NULL, OW);
+            oh += 3;
+            continue;
+        }
+        if (tabled) {
+            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
             for (int ow = 0; ow < OW; ow += 4 * PT_VL) {
                 int left = OW - ow;
                 int nv = left >= 4 * PT_VL ? 4 : (left + PT_VL - 1) / PT_VL;
+                int last_n = left - (nv - 1) * PT_VL;
+                if (last_n > PT_VL) last_n = PT_VL;
                 switch (nv) {
-                case 4: pt_dw_chunk(4, row0 + ow, kstep, taps, w, KH, KW, vb, yr + ow, left, vlo, vhi); break;
-                case 3: pt_dw_chunk(3, row0 + ow, kstep, taps, w, KH, KW, vb, yr + ow, left, vlo, vhi); break;
-                case 2: pt_dw_chunk(2, row0 + ow, kstep, taps, w, KH, KW, vb, yr + ow, left, vlo, vhi); break;
-                default: pt_dw_chunk(1, row0 + ow, kstep, taps, w, KH, KW, vb, yr + ow, left, vlo, vhi); break;
+                case 4: pt_dw_chunk(4, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                case 3: pt_dw_chunk(3, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                case 2: pt_dw_chunk(2, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                default: pt_dw_chunk(1, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
                 }
             }
         } else {
