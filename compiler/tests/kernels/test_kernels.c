@@ -167,7 +167,37 @@ static void test_global(int NC, int HW) {
     free(x), free(y), free(want), free(mag);
 }
 
+/* The pools' loops visit every index exactly once, with tids in range. */
+static int g_hits[1000];
+static int g_bad_tid = 0;
+static void hit_tid(void *ctx, int i, int tid) {
+    (void)ctx;
+    if (tid < 0 || tid >= pt_get_threads()) g_bad_tid = 1;
+    __atomic_fetch_add(&g_hits[i], 1, __ATOMIC_RELAXED);
+}
+static void hit(void *ctx, int64_t i) { hit_tid(ctx, (int)i, 0); }
+static void test_threads(void) {
+    for (int round = 0; round < 50; round++) {
+        int n = 1 + round * 19 % 1000;
+        memset(g_hits, 0, sizeof g_hits);
+        if (round % 2) pt_parallel_for((int64_t)n, hit, NULL);
+        else pt_parallel_for_tid(n, hit_tid, NULL);
+        g_checks++;
+        for (int i = 0; i < 1000; i++)
+            if (g_hits[i] != (i < n)) {
+                g_fail++;
+                printf("FAIL parallel_for n=%d: index %d ran %d times\n", n, i, g_hits[i]);
+                break;
+            }
+    }
+    if (g_bad_tid) {
+        g_fail++;
+        printf("FAIL parallel_for: tid out of range\n");
+    }
+}
+
 static void fixed_cases(void) {
+    test_threads();
     /* GEMM: edges around the register tile, transposes, leading dims, every epilogue */
     int sizes[][3] = {{1, 1, 1},   {1, 37, 19},  {2, 3, 4},    {7, 17, 33},   {8, 48, 256},
                       {9, 49, 257}, {16, 100, 5}, {33, 95, 300}, {64, 1000, 64}, {3, 1, 9},

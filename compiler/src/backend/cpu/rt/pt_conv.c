@@ -313,7 +313,7 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
         j.Wq = (wp + d->SW - 1) / d->SW;
         int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
         if (j.Wq < need) j.Wq = need;
-        pt_parallel_for(d->N * d->M, pt_dw_task, &j);
+        pt_parallel_for_tid(d->N * d->M, pt_dw_task, &j);
         return;
     }
     for (int b = 0; b < d->N; b++) {

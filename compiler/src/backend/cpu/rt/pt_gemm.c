@@ -285,7 +285,7 @@ void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
     j.C = C;
     j.ldc = ldc;
     j.ep = ep;
-    pt_parallel_for(j.nblocks * j.mchunks, pt_gemm_task, &j);
+    pt_parallel_for_tid(j.nblocks * j.mchunks, pt_gemm_task, &j);
 }
 
 /* ------------------------------------------------------------------ plain GEMM */

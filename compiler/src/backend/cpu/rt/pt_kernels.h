@@ -114,10 +114,16 @@ void pt_set_threads(int n);
 int pt_get_threads(void);
 void pt_threads_shutdown(void);
 
-/* Runs fn(ctx, i, tid) for every i in [0, n) on the pool; tid in [0, pt_get_threads()) names
- * the thread (for per-thread buffers). Returns when all are done. Nested calls run inline. */
+/* The runtime's loop (same declaration as in pt_rt.h; C11 allows the repeated typedef):
+ * fn(ctx, i) for every i in [0, n), spread over the threads; nested calls run inline. */
+typedef void (*pt_task)(void *ctx, int64_t i);
+void pt_parallel_for(int64_t n, pt_task fn, void *ctx);
+
+/* The kernels' loop: fn(ctx, i, tid) for every i in [0, n); tid in [0, pt_get_threads())
+ * names the thread running the task (for per-thread buffers). Returns when all are done.
+ * Nested calls run inline on the calling thread with its tid. */
 typedef void (*pt_task_fn)(void *ctx, int i, int tid);
-void pt_parallel_for(int n, pt_task_fn fn, void *ctx);
+void pt_parallel_for_tid(int n, pt_task_fn fn, void *ctx);
 
 /* A 64-byte aligned buffer of at least `bytes` owned by thread slot `tid` and buffer `slot`
  * (0..3), reused across calls (grown when too small). NULL on allocation failure. */

@@ -106,7 +106,7 @@ static void pt_pool_run(const pt_pool2d_desc *d, const float *x, float *y, int i
         j.inv_h = inv;
         j.inv_w = inv + d->OH;
     }
-    pt_parallel_for(d->N * d->C, pt_pool_task, &j);
+    pt_parallel_for_tid(d->N * d->C, pt_pool_task, &j);
 }
 
 void pt_maxpool2d(const pt_pool2d_desc *d, const float *x, float *y) { pt_pool_run(d, x, y, 1); }

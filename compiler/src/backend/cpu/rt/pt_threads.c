@@ -63,6 +63,7 @@ typedef struct {
 static pt_pool g_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 static int g_threads = 1;
 static _Thread_local int t_in_pool = 0;
+static _Thread_local int t_tid = 0;
 
 /* Claims and runs tasks of generation `gen` until none is left. */
 static void pt_run_tasks(unsigned gen, int tid) {
@@ -90,6 +91,7 @@ static void *pt_worker(void *arg) {
     int tid = (int)(intptr_t)arg;
     pt_pool *p = &g_pool;
     t_in_pool = 1;
+    t_tid = tid;
     unsigned seen = pt_gen();
     for (;;) {
         unsigned g;
@@ -145,10 +147,10 @@ static int pt_ensure_started(void) {
     return p->started + 1;
 }
 
-void pt_parallel_for(int n, pt_task_fn fn, void *ctx) {
+void pt_parallel_for_tid(int n, pt_task_fn fn, void *ctx) {
     if (n <= 0) return;
     if (g_threads <= 1 || n == 1 || t_in_pool) {
-        for (int i = 0; i < n; i++) fn(ctx, i, 0);
+        for (int i = 0; i < n; i++) fn(ctx, i, t_tid);
         return;
     }
     int nt = pt_ensure_started();
@@ -170,4 +172,25 @@ void pt_parallel_for(int n, pt_task_fn fn, void *ctx) {
     pt_run_tasks(gen, 0);
     t_in_pool = 0;
     while (atomic_load_explicit(&p->done, memory_order_acquire) < n) pt_cpu_relax();
+}
+
+/* pt_rt.h's loop on the same pool. */
+typedef struct {
+    pt_task fn;
+    void *ctx;
+    int64_t base;
+} pt_rt_loop;
+
+static void pt_rt_trampoline(void *vctx, int i, int tid) {
+    (void)tid;
+    const pt_rt_loop *l = (const pt_rt_loop *)vctx;
+    l->fn(l->ctx, l->base + i);
+}
+
+void pt_parallel_for(int64_t n, pt_task fn, void *ctx) {
+    for (int64_t base = 0; base < n; base += 0x40000000) {
+        int64_t cnt = n - base < 0x40000000 ? n - base : 0x40000000;
+        pt_rt_loop l = {fn, ctx, base};
+        pt_parallel_for_tid((int)cnt, pt_rt_trampoline, &l);
+    }
 }
