@@ -1,0 +1,336 @@
+/* pt_conv.c: 2-D convolution. Grouped and dense convolutions run as one GEMM per (image,
+ * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
+ * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
+ * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
+ * convolutions (C/G == 1) use a direct kernel: each input plane is copied once into a padded,
+ * stride-phase-split buffer so that every tap is a contiguous vector load along the output
+ * row. */
+#define PT_KERNELS_INTERNAL
+#include "pt_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PT_MAX_TAPS_W 32
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1 };
+
+typedef struct {
+    pt_conv2d_desc d;
+    int mode;
+    int Cg, Mg, Kg;     /* per-group input channels, output channels, GEMM depth */
+    size_t gstride;     /* floats per group in `w` */
+    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW] */
+} pt_conv;
+
+static int pt_conv_check(const pt_conv2d_desc *d) {
+    if (d->N < 1 || d->C < 1 || d->H < 1 || d->W < 1 || d->M < 1 || d->KH < 1 || d->KW < 1)
+        return 0;
+    if (d->SH < 1 || d->SW < 1 || d->DH < 1 || d->DW < 1 || d->G < 1) return 0;
+    if (d->PT < 0 || d->PL < 0 || d->PB < 0 || d->PR < 0) return 0;
+    if (d->C % d->G != 0 || d->M % d->G != 0) return 0;
+    long oh = ((long)d->H + d->PT + d->PB - (long)d->DH * (d->KH - 1) - 1) / d->SH + 1;
+    long ow = ((long)d->W + d->PL + d->PR - (long)d->DW * (d->KW - 1) - 1) / d->SW + 1;
+    return oh == d->OH && ow == d->OW && oh >= 1 && ow >= 1;
+}
+
+void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
+    if (!d || !weight || !pt_conv_check(d)) return NULL;
+    pt_conv *c = (pt_conv *)calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->d = *d;
+    c->Cg = d->C / d->G;
+    c->Mg = d->M / d->G;
+    c->Kg = c->Cg * d->KH * d->KW;
+    c->mode = c->Cg == 1 ? PT_CONV_DW : PT_CONV_GEMM;
+    size_t total;
+    if (c->mode == PT_CONV_GEMM) {
+        c->gstride = pt_gemm_packed_a_floats(c->Mg, c->Kg);
+        c->gstride = (c->gstride + 15) & ~(size_t)15;
+        total = c->gstride * (size_t)d->G;
+    } else {
+        total = (size_t)d->M * (size_t)(d->KH * d->KW);
+    }
+    c->w = (float *)aligned_alloc(64, ((total * sizeof(float)) + 63) & ~(size_t)63);
+    if (!c->w) {
+        free(c);
+        return NULL;
+    }
+    if (c->mode == PT_CONV_GEMM) {
+        for (int g = 0; g < d->G; g++)
+            pt_gemm_pack_a_into(c->Mg, c->Kg, weight + (size_t)g * (size_t)c->Mg * (size_t)c->Kg,
+                                c->Kg, 0, c->w + (size_t)g * c->gstride);
+    } else {
+        memcpy(c->w, weight, total * sizeof(float));
+    }
+    return c;
+}
+
+void pt_conv2d_free(void *prepared) {
+    pt_conv *c = (pt_conv *)prepared;
+    if (!c) return;
+    free(c->w);
+    free(c);
+}
+
+size_t pt_conv2d_scratch_bytes(const pt_conv2d_desc *d) {
+    (void)d;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ implicit im2col */
+
+typedef struct {
+    const pt_conv2d_desc *d;
+    const float *x; /* first input channel of the group, image b */
+} pt_im2col;
+
+/* Writes row k of the im2col matrix, columns [n0, n0 + nc), into panel layout: column n goes to
+ * dst[((n - n0) / PT_NR) * kc * PT_NR + n % PT_NR] (dst already offset by k * PT_NR). */
+static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int kw, int n0,
+                          int nc, size_t pstride, float *dst) {
+    int OW = d->OW, W = d->W, H = d->H;
+    int n = n0, end = n0 + nc;
+    int oh = n / OW, ow = n % OW;
+    while (n < end) {
+        int seg = OW - ow;
+        if (seg > end - n) seg = end - n;
+        int ih = oh * d->SH - d->PT + kh * d->DH;
+        const float *row = (ih >= 0 && ih < H) ? xc + (size_t)ih * (size_t)W : NULL;
+        /* valid ow range: 0 <= ow*SW - PL + kw*DW < W */
+        int off = kw * d->DW - d->PL;
+        int j = 0;
+        while (j < seg) {
+            int rel = n + j - n0;
+            int q = rel / PT_NR, r = rel % PT_NR;
+            int len = PT_NR - r;
+            if (len > seg - j) len = seg - j;
+            float *o = dst + (size_t)q * pstride + r;
+            if (!row) {
+                for (int t = 0; t < len; t++) o[t] = 0.0f;
+            } else if (d->SW == 1) {
+                int iw0 = ow + j + off;
+                int t = 0;
+                for (; t < len && iw0 + t < 0; t++) o[t] = 0.0f;
+                int hi = len;
+                if (iw0 + hi > W) hi = W - iw0;
+                if (hi > t) {
+                    memcpy(o + t, row + iw0 + t, (size_t)(hi - t) * sizeof(float));
+                    t = hi;
+                }
+                for (; t < len; t++) o[t] = 0.0f;
+            } else {
+                for (int t = 0; t < len; t++) {
+                    int iw = (ow + j + t) * d->SW + off;
+                    o[t] = (iw >= 0 && iw < W) ? row[iw] : 0.0f;
+                }
+            }
+            j += len;
+        }
+        n += seg;
+        oh++;
+        ow = 0;
+    }
+}
+
+static void pt_pack_b_im2col(const void *vctx, int k0, int kc, int n0, int nc, float *dst) {
+    const pt_im2col *m = (const pt_im2col *)vctx;
+    const pt_conv2d_desc *d = m->d;
+    int kk = d->KH * d->KW;
+    size_t pstride = (size_t)kc * PT_NR;
+    int npanels = (nc + PT_NR - 1) / PT_NR;
+    int tail = npanels * PT_NR - nc;
+    size_t plane = (size_t)d->H * (size_t)d->W;
+    for (int k = 0; k < kc; k++) {
+        int kg = k0 + k;
+        int c = kg / kk, r = kg % kk;
+        int kh = r / d->KW, kw = r % d->KW;
+        float *o = dst + (size_t)k * PT_NR;
+        pt_im2col_row(d, m->x + (size_t)c * plane, kh, kw, n0, nc, pstride, o);
+        if (tail) {
+            float *t = o + (size_t)(npanels - 1) * pstride + (PT_NR - tail);
+            for (int i = 0; i < tail; i++) t[i] = 0.0f;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ depthwise */
+
+typedef struct {
+    const pt_conv *c;
+    const float *x;
+    float *y;
+    const pt_epilogue *ep;
+    int Hp, Wq; /* padded rows; floats per stride phase of a padded row */
+} pt_dw_job;
+
+/* nv independent output vectors: vector i reads the padded buffer at row + i * vstep (+ tap
+ * offsets) and stores at y + i * ystep: n floats for all but the last, last_n for the last.
+ * kstep: floats between successive kernel rows; taps[kw]: offset of column tap kw. The bias
+ * starts the accumulators and [lo, hi] clamps them. */
+static inline __attribute__((always_inline)) void
+pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const size_t *taps,
+            const float *w, int KH, int KW, const pt_vf bias, float *y, size_t ystep, int n,
+            int last_n, const pt_vf lo, const pt_vf hi) {
+    pt_vf a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+    for (int kh = 0; kh < KH; kh++) {
+        const float *br = row + (size_t)kh * kstep;
+        const float *wk = w + kh * KW;
+        for (int kw = 0; kw < KW; kw++) {
+            const float *sp = br + taps[kw];
+            float wv = wk[kw];
+            a0 += PT_VLOAD(sp) * wv;
+            if (nv > 1) a1 += PT_VLOAD(sp + vstep) * wv;
+            if (nv > 2) a2 += PT_VLOAD(sp + 2 * vstep) * wv;
+            if (nv > 3) a3 += PT_VLOAD(sp + 3 * vstep) * wv;
+        }
+    }
+    pt_vf t[4] = {a0, a1, a2, a3};
+    for (int i = 0; i < nv; i++) {
+        pt_vf v = pt_vmin(pt_vmax(t[i], lo), hi);
+        int cnt = i == nv - 1 ? last_n : n;
+        if (cnt == PT_VL) PT_VSTORE(y + (size_t)i * ystep, v);
+        else memcpy(y + (size_t)i * ystep, &v, (size_t)cnt * sizeof(float));
+    }
+}
+
+/* Output channel m of image b (task = b * M + m). */
+static void pt_dw_task(void *vctx, int task, int tid) {
+    const pt_dw_job *j = (const pt_dw_job *)vctx;
+    const pt_conv2d_desc *d = &j->c->d;
+    int b = task / d->M, m = task % d->M;
+    int ci = m / (d->M / d->G);
+    int SW = d->SW, Wq = j->Wq, Hp = j->Hp;
+    size_t rowf = (size_t)SW * (size_t)Wq;
+    float *buf = (float *)pt_workspace(tid, 2, (size_t)Hp * rowf * sizeof(float));
+    if (!buf) return;
+    /* padded, phase-split plane: padded column p of row r at buf[r*rowf + (p%SW)*Wq + p/SW] */
+    const float *xp = j->x + ((size_t)b * (size_t)d->C + (size_t)ci) * (size_t)d->H * (size_t)d->W;
+    for (int r = 0; r < Hp; r++) {
+        float *br = buf + (size_t)r * rowf;
+        int ih = r - d->PT;
+        if (ih < 0 || ih >= d->H) {
+            memset(br, 0, rowf * sizeof(float));
+            continue;
+        }
+        const float *src = xp + (size_t)ih * (size_t)d->W;
+        for (int ph = 0; ph < SW; ph++)
+            pt_strided_copy(br + (size_t)ph * (size_t)Wq, Wq, src, d->W, SW, ph - d->PL, 0.0f);
+    }
+    int KH = d->KH, KW = d->KW, OW = d->OW;
+    const float *w = j->c->w + (size_t)m * (size_t)(KH * KW);
+    float *yo = j->y + ((size_t)b * (size_t)d->M + (size_t)m) * (size_t)d->OH * (size_t)OW;
+    const float *res = j->ep && j->ep->residual
+                           ? j->ep->residual + (yo - j->y)
+                           : NULL;
+    /* offset of tap (kh, kw) from the row start of output oh (kh part added per row) */
+    size_t taps[PT_MAX_TAPS_W];
+    int tabled = KW <= PT_MAX_TAPS_W;
+    for (int kw = 0; kw < KW && tabled; kw++) {
+        int p = kw * d->DW;
+        taps[kw] = (size_t)(p % SW) * (size_t)Wq + (size_t)(p / SW);
+    }
+    /* epilogues without residual and with at most a clamp are applied in registers */
+    const pt_epilogue *ep = j->ep;
+    int fused = !ep || (!ep->residual && (ep->act == PT_ACT_NONE || ep->act == PT_ACT_RELU ||
+                                          ep->act == PT_ACT_CLIP));
+    float fb = ep && ep->bias ? ep->bias[m] : 0.0f;
+    float flo = -INFINITY, fhi = INFINITY;
+    if (fused && ep && ep->act == PT_ACT_RELU) flo = 0.0f;
+    if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
+    pt_vf vb = fused ? PT_SPLAT(fb) : PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
+    size_t kstep = (size_t)d->DH * rowf;
+    for (int oh = 0; oh < d->OH; oh++) {
+        float *yr = yo + (size_t)oh * (size_t)OW;
+        if (tabled && OW <= PT_VL && oh + 4 <= d->OH) {
+            /* narrow rows: four rows at a time (independent FMA chains) */
+            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
+            size_t rstep = (size_t)d->SH * rowf;
+            pt_dw_chunk(4, row0, rstep, kstep, taps, w, KH, KW, vb, yr, (size_t)OW, OW, OW, vlo, vhi);
+            if (!fused)
+                for (int r = 0; r < 4; r++)
+                    pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
+                                    res ? res + (size_t)(oh + r) * (size_t)OW : NULL, OW);
+            oh += 3;
+            continue;
+        }
+        if (tabled) {
+            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
+            for (int ow = 0; ow < OW; ow += 4 * PT_VL) {
+                int left = OW - ow;
+                int nv = left >= 4 * PT_VL ? 4 : (left + PT_VL - 1) / PT_VL;
+                int last_n = left - (nv - 1) * PT_VL;
+                if (last_n > PT_VL) last_n = PT_VL;
+                switch (nv) {
+                case 4: pt_dw_chunk(4, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                case 3: pt_dw_chunk(3, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                case 2: pt_dw_chunk(2, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                default: pt_dw_chunk(1, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                }
+            }
+        } else {
+            for (int ow = 0; ow < OW; ow++) {
+                float acc = 0.0f;
+                for (int kh = 0; kh < KH; kh++) {
+                    const float *br = buf + (size_t)(oh * d->SH + kh * d->DH) * rowf + ow;
+                    for (int kw = 0; kw < KW; kw++) {
+                        int p = kw * d->DW;
+                        acc += br[(size_t)(p % SW) * (size_t)Wq + (size_t)(p / SW)] * w[kh * KW + kw];
+                    }
+                }
+                yr[ow] = acc;
+            }
+        }
+        if (!(tabled && fused)) pt_epilogue_row(j->ep, m, yr, res ? res + (size_t)oh * (size_t)OW : NULL, OW);
+    }
+}
+
+/* ------------------------------------------------------------------ run */
+
+void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep,
+                   void *scratch) {
+    (void)scratch;
+    const pt_conv *c = (const pt_conv *)prepared;
+    if (!c) return;
+    const pt_conv2d_desc *d = &c->d;
+    size_t plane_in = (size_t)d->H * (size_t)d->W, plane_out = (size_t)d->OH * (size_t)d->OW;
+    if (c->mode == PT_CONV_DW) {
+        pt_dw_job j;
+        j.c = c;
+        j.x = x;
+        j.y = y;
+        j.ep = ep;
+        j.Hp = (d->OH - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+        if (j.Hp < d->PT + d->H) j.Hp = d->PT + d->H;
+        int wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+        if (wp < d->PL + d->W) wp = d->PL + d->W;
+        /* a row's vectors read up to the output count rounded up to PT_VL, plus the taps */
+        j.Wq = (wp + d->SW - 1) / d->SW;
+        int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
+        if (j.Wq < need) j.Wq = need;
+        pt_parallel_for_tid(d->N * d->M, pt_dw_task, &j);
+        return;
+    }
+    for (int b = 0; b < d->N; b++) {
+        for (int g = 0; g < d->G; g++) {
+            pt_im2col m;
+            m.d = d;
+            m.x = x + ((size_t)b * (size_t)d->C + (size_t)g * (size_t)c->Cg) * plane_in;
+            size_t yoff = ((size_t)b * (size_t)d->M + (size_t)g * (size_t)c->Mg) * plane_out;
+            pt_epilogue e, *ep2 = NULL;
+            if (ep) {
+                e = *ep;
+                if (e.bias) e.bias += (size_t)g * (size_t)c->Mg;
+                if (e.residual) e.residual += yoff;
+                ep2 = &e;
+            }
+            pt_gemm_run(c->Mg, (int)plane_out, c->Kg, c->w + (size_t)g * c->gstride,
+                        pt_pack_b_im2col, &m, y + yoff, (int)plane_out, ep2);
+        }
+    }
+}

@@ -1,0 +1,392 @@
+/* pt_gemm.c: packed, cache-blocked fp32 GEMM (the engine of conv and matmul) and epilogues.
+ *
+ * C = A * B is computed in register tiles of PT_MR rows x PT_NR columns by a micro-kernel that
+ * broadcasts A (packed in PT_MR-row panels) and loads B (packed in PT_NR-column panels) as
+ * vectors, keeping the tile in PT_MR * PT_NRV vector accumulators. Blocking: a KC-deep slice of
+ * an A panel stays in L1 while the micro-kernel walks the NC-wide packed B block held in L2.
+ * The epilogue (bias, residual, activation) is applied to a tile when its last K block is
+ * done. Work is split over NC-wide column blocks and, when those are too few for the threads,
+ * over row ranges. */
+#define PT_KERNELS_INTERNAL
+#include "pt_kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+
+#define PT_KC 256
+#define PT_NC (PT_NR * 10)
+
+/* ------------------------------------------------------------------ epilogue */
+
+float pt_act_apply(const pt_epilogue *ep, float v) {
+    switch (ep ? ep->act : PT_ACT_NONE) {
+    case PT_ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case PT_ACT_CLIP: return v < ep->lo ? ep->lo : (v > ep->hi ? ep->hi : v);
+    case PT_ACT_LEAKY_RELU: return v >= 0.0f ? v : ep->lo * v;
+    case PT_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case PT_ACT_HARDSIGMOID: {
+        float t = ep->lo * v + ep->hi;
+        return t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+    }
+    case PT_ACT_HARDSWISH: {
+        float t = v / 6.0f + 0.5f;
+        return v * (t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t));
+    }
+    case PT_ACT_TANH: return tanhf(v);
+    default: return v;
+    }
+}
+
+void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n) {
+    if (!ep) return;
+    float b = ep->bias ? ep->bias[row] : 0.0f;
+    if (res) {
+        for (int i = 0; i < n; i++) y[i] += b + res[i];
+    } else if (b != 0.0f) {
+        for (int i = 0; i < n; i++) y[i] += b;
+    }
+    switch (ep->act) {
+    case PT_ACT_NONE: break;
+    case PT_ACT_RELU:
+        for (int i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        break;
+    case PT_ACT_CLIP: {
+        float lo = ep->lo, hi = ep->hi;
+        for (int i = 0; i < n; i++) y[i] = y[i] < lo ? lo : (y[i] > hi ? hi : y[i]);
+        break;
+    }
+    default:
+        for (int i = 0; i < n; i++) y[i] = pt_act_apply(ep, y[i]);
+    }
+}
+
+/* ------------------------------------------------------------------ packing A */
+
+size_t pt_gemm_packed_a_floats(int M, int K) {
+    size_t panels = (size_t)((M + PT_MR - 1) / PT_MR);
+    return panels * (size_t)(K > 0 ? K : 1) * PT_MR;
+}
+
+void pt_gemm_pack_a_into(int M, int K, const float *A, int lda, int transA, float *dst) {
+    for (int p0 = 0; p0 < M; p0 += PT_MR) {
+        int mr = M - p0 < PT_MR ? M - p0 : PT_MR;
+        float *d = dst + (size_t)p0 * (size_t)K;
+        for (int k = 0; k < K; k++) {
+            for (int r = 0; r < mr; r++) {
+                size_t i = (size_t)(p0 + r), kk = (size_t)k;
+                d[(size_t)k * PT_MR + r] = transA ? A[kk * (size_t)lda + i] : A[i * (size_t)lda + kk];
+            }
+            for (int r = mr; r < PT_MR; r++) d[(size_t)k * PT_MR + r] = 0.0f;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ micro-kernel */
+
+/* One C tile: rows [row, row + mv) and columns [col, col + nv) of C, at c (= &C[row][col]). */
+typedef struct {
+    float *c;
+    int ldc, row, col, mv, nv, first, last;
+    const pt_epilogue *ep;
+} pt_tile;
+
+/* Stores the accumulated tile acc[PT_MR][nrv] (row stride PT_NRV) into C with the epilogue. */
+static void pt_store_tile(const pt_vf *acc, int nrv, const pt_tile *t) {
+    const pt_epilogue *ep = t->last ? t->ep : NULL;
+    int act = ep ? ep->act : PT_ACT_NONE;
+    int fast_act = act == PT_ACT_NONE || act == PT_ACT_RELU || act == PT_ACT_CLIP;
+    for (int i = 0; i < t->mv; i++) {
+        float *c = t->c + (size_t)i * (size_t)t->ldc;
+        const float *res =
+            ep && ep->residual ? ep->residual + (size_t)(t->row + i) * (size_t)t->ldc + t->col : NULL;
+        pt_vf bias = PT_SPLAT(ep && ep->bias ? ep->bias[t->row + i] : 0.0f);
+        for (int j = 0; j < nrv; j++) {
+            pt_vf v = acc[i * PT_NRV + j];
+            int n = t->nv - j * PT_VL;
+            if (n > PT_VL) n = PT_VL;
+            if (n <= 0) break;
+            float *cj = c + j * PT_VL;
+            if (n == PT_VL) {
+                if (!t->first) v += *(const pt_vfu *)cj;
+                if (ep) {
+                    v += bias;
+                    if (res) v += *(const pt_vfu *)(res + j * PT_VL);
+                    if (act == PT_ACT_RELU) v = pt_vmax(v, PT_SPLAT(0.0f));
+                    else if (act == PT_ACT_CLIP)
+                        v = pt_vmin(pt_vmax(v, PT_SPLAT(ep->lo)), PT_SPLAT(ep->hi));
+                }
+                *(pt_vfu *)cj = v;
+            } else {
+                float tmp[PT_VL];
+                memcpy(tmp, &v, sizeof tmp);
+                if (!t->first)
+                    for (int l = 0; l < n; l++) tmp[l] += cj[l];
+                if (ep) {
+                    float b = ep->bias ? ep->bias[t->row + i] : 0.0f;
+                    for (int l = 0; l < n; l++) {
+                        float x = tmp[l] + b + (res ? res[j * PT_VL + l] : 0.0f);
+                        tmp[l] = fast_act ? pt_act_apply(ep, x) : x;
+                    }
+                }
+                memcpy(cj, tmp, (size_t)n * sizeof(float));
+            }
+        }
+        if (ep && !fast_act)
+            for (int l = 0; l < t->nv; l++) c[l] = pt_act_apply(ep, c[l]);
+    }
+}
+
+#define PT_Z PT_VZERO
+#define PT_LDB(j) (nrv > (j) ? *(const pt_vf *)(b + (j) * PT_VL) : PT_Z)
+#define PT_ROW(i)                                                                          \
+    if (PT_MR > (i)) {                                                                     \
+        float ai = a[i];                                                                   \
+        c##i##0 += b0 * ai;                                                                \
+        if (nrv > 1) c##i##1 += b1 * ai;                                                   \
+        if (nrv > 2) c##i##2 += b2 * ai;                                                   \
+        if (nrv > 3) c##i##3 += b3 * ai;                                                   \
+    }
+#define PT_DECL(i) pt_vf c##i##0 = PT_Z, c##i##1 = PT_Z, c##i##2 = PT_Z, c##i##3 = PT_Z;
+#define PT_SAVE(i)                                                                         \
+    if (PT_MR > (i)) {                                                                     \
+        acc[(i) * PT_NRV + 0] = c##i##0;                                                   \
+        if (nrv > 1) acc[(i) * PT_NRV + 1] = c##i##1;                                      \
+        if (nrv > 2) acc[(i) * PT_NRV + 2] = c##i##2;                                      \
+        if (nrv > 3) acc[(i) * PT_NRV + 3] = c##i##3;                                      \
+    }
+
+#if PT_NRV > 4 || PT_MR > 8
+#error "micro-kernel supports at most 8 rows and 4 vectors"
+#endif
+
+/* kc steps of the rank-1 update of a PT_MR x (nrv * PT_VL) tile; a: PT_MR floats per step,
+ * b: PT_NR floats per step (64-byte aligned). */
+static inline __attribute__((always_inline)) void pt_ukr(const int nrv, int kc,
+                                                         const float *restrict a,
+                                                         const float *restrict b,
+                                                         const pt_tile *t) {
+    PT_DECL(0) PT_DECL(1) PT_DECL(2) PT_DECL(3) PT_DECL(4) PT_DECL(5) PT_DECL(6) PT_DECL(7)
+    for (int k = 0; k < kc; k++) {
+        pt_vf b0 = PT_LDB(0), b1 = PT_LDB(1), b2 = PT_LDB(2), b3 = PT_LDB(3);
+        (void)b1; (void)b2; (void)b3;
+        PT_ROW(0) PT_ROW(1) PT_ROW(2) PT_ROW(3) PT_ROW(4) PT_ROW(5) PT_ROW(6) PT_ROW(7)
+        a += PT_MR;
+        b += PT_NR;
+    }
+    pt_vf acc[PT_MR * PT_NRV];
+    PT_SAVE(0) PT_SAVE(1) PT_SAVE(2) PT_SAVE(3) PT_SAVE(4) PT_SAVE(5) PT_SAVE(6) PT_SAVE(7)
+    pt_store_tile(acc, nrv, t);
+}
+
+static void pt_ukr_1(int kc, const float *a, const float *b, const pt_tile *t) { pt_ukr(1, kc, a, b, t); }
+#if PT_NRV >= 2
+static void pt_ukr_2(int kc, const float *a, const float *b, const pt_tile *t) { pt_ukr(2, kc, a, b, t); }
+#endif
+#if PT_NRV >= 3
+static void pt_ukr_3(int kc, const float *a, const float *b, const pt_tile *t) { pt_ukr(3, kc, a, b, t); }
+#endif
+#if PT_NRV >= 4
+static void pt_ukr_4(int kc, const float *a, const float *b, const pt_tile *t) { pt_ukr(4, kc, a, b, t); }
+#endif
+
+static void pt_ukr_n(int nrv, int kc, const float *a, const float *b, const pt_tile *t) {
+    switch (nrv) {
+#if PT_NRV >= 4
+    case 4: pt_ukr_4(kc, a, b, t); break;
+#endif
+#if PT_NRV >= 3
+    case 3: pt_ukr_3(kc, a, b, t); break;
+#endif
+#if PT_NRV >= 2
+    case 2: pt_ukr_2(kc, a, b, t); break;
+#endif
+    default: pt_ukr_1(kc, a, b, t); break;
+    }
+}
+
+/* ------------------------------------------------------------------ driver */
+
+typedef struct {
+    int M, N, K, kc_max, nc, nblocks, mchunks, mpanels;
+    const float *apacked;
+    pt_pack_b_fn pack_b;
+    const void *bctx;
+    float *C;
+    int ldc;
+    const pt_epilogue *ep;
+} pt_gemm_job;
+
+static void pt_gemm_task(void *vctx, int task, int tid) {
+    const pt_gemm_job *j = (const pt_gemm_job *)vctx;
+    int nb = task % j->nblocks, mc = task / j->nblocks;
+    int n0 = nb * j->nc;
+    int nc = j->N - n0 < j->nc ? j->N - n0 : j->nc;
+    int p_lo = (int)((long)j->mpanels * mc / j->mchunks);
+    int p_hi = (int)((long)j->mpanels * (mc + 1) / j->mchunks);
+    if (nc <= 0 || p_lo >= p_hi) return;
+    int npanels = (nc + PT_NR - 1) / PT_NR;
+    float *bbuf = (float *)pt_workspace(tid, 0, (size_t)npanels * (size_t)j->kc_max * PT_NR * sizeof(float));
+    if (!bbuf) return;
+    int K = j->K;
+    int kblocks = K > 0 ? (K + j->kc_max - 1) / j->kc_max : 1;
+    for (int kb = 0; kb < kblocks; kb++) {
+        /* even split of K into kblocks pieces */
+        int k0 = (int)((long)K * kb / kblocks), k1 = (int)((long)K * (kb + 1) / kblocks);
+        int kc = k1 - k0;
+        if (kc > 0) j->pack_b(j->bctx, k0, kc, n0, nc, bbuf);
+        for (int p = p_lo; p < p_hi; p++) {
+            int row = p * PT_MR;
+            int mv = j->M - row < PT_MR ? j->M - row : PT_MR;
+            const float *a = j->apacked + (size_t)p * (size_t)(K > 0 ? K : 1) * PT_MR + (size_t)k0 * PT_MR;
+            for (int q = 0; q < npanels; q++) {
+                int col = n0 + q * PT_NR;
+                int nv = j->N - col < PT_NR ? j->N - col : PT_NR;
+                if (nv > nc - q * PT_NR) nv = nc - q * PT_NR;
+                pt_tile t = {j->C + (size_t)row * (size_t)j->ldc + col, j->ldc, row, col, mv, nv,
+                             kb == 0, kb == kblocks - 1, j->ep};
+                int nrv = (nv + PT_VL - 1) / PT_VL;
+                pt_ukr_n(nrv, kc, a, bbuf + (size_t)q * (size_t)kc * PT_NR, &t);
+            }
+        }
+    }
+}
+
+void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
+                 float *C, int ldc, const pt_epilogue *ep) {
+    if (M <= 0 || N <= 0) return;
+    int T = pt_get_threads();
+    pt_gemm_job j;
+    j.M = M;
+    j.N = N;
+    j.K = K;
+    j.kc_max = PT_KC;
+    j.mpanels = (M + PT_MR - 1) / PT_MR;
+    /* column blocks: at most PT_NC wide, and at least T of them when N allows */
+    int npan = (N + PT_NR - 1) / PT_NR;
+    int per = (npan + T - 1) / T;
+    int maxp = PT_NC / PT_NR;
+    if (per > maxp) per = maxp;
+    if (per < 1) per = 1;
+    j.nc = per * PT_NR;
+    j.nblocks = (N + j.nc - 1) / j.nc;
+    j.mchunks = 1;
+    if (j.nblocks < T) {
+        j.mchunks = (T + j.nblocks - 1) / j.nblocks;
+        if (j.mchunks > j.mpanels) j.mchunks = j.mpanels;
+    }
+    j.apacked = apacked;
+    j.pack_b = pack_b;
+    j.bctx = bctx;
+    j.C = C;
+    j.ldc = ldc;
+    j.ep = ep;
+    pt_parallel_for_tid(j.nblocks * j.mchunks, pt_gemm_task, &j);
+}
+
+/* ------------------------------------------------------------------ plain GEMM */
+
+typedef struct {
+    const float *B;
+    int ldb, transB;
+} pt_mat_b;
+
+static void pt_pack_b_mat(const void *vctx, int k0, int kc, int n0, int nc, float *dst) {
+    const pt_mat_b *m = (const pt_mat_b *)vctx;
+    size_t ldb = (size_t)m->ldb;
+    for (int q = 0; q * PT_NR < nc; q++) {
+        int w = nc - q * PT_NR < PT_NR ? nc - q * PT_NR : PT_NR;
+        float *d = dst + (size_t)q * (size_t)kc * PT_NR;
+        int c0 = n0 + q * PT_NR;
+        if (!m->transB) {
+            for (int k = 0; k < kc; k++) {
+                const float *s = m->B + (size_t)(k0 + k) * ldb + c0;
+                float *dk = d + (size_t)k * PT_NR;
+                memcpy(dk, s, (size_t)w * sizeof(float));
+                for (int r = w; r < PT_NR; r++) dk[r] = 0.0f;
+            }
+        } else {
+            for (int r = 0; r < w; r++) {
+                const float *s = m->B + (size_t)(c0 + r) * ldb + k0;
+                for (int k = 0; k < kc; k++) d[(size_t)k * PT_NR + r] = s[k];
+            }
+            for (int k = 0; k < kc; k++)
+                for (int r = w; r < PT_NR; r++) d[(size_t)k * PT_NR + r] = 0.0f;
+        }
+    }
+}
+
+typedef struct {
+    int M, K;
+    float data[];
+} pt_packed_a;
+
+void *pt_sgemm_pack_a(int M, int K, const float *A, int lda, int transA) {
+    if (M < 0 || K < 0) return NULL;
+    size_t n = pt_gemm_packed_a_floats(M, K);
+    size_t bytes = sizeof(pt_packed_a) + n * sizeof(float);
+    pt_packed_a *p = (pt_packed_a *)aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p) return NULL;
+    p->M = M;
+    p->K = K;
+    pt_gemm_pack_a_into(M, K, A, lda, transA, p->data);
+    return p;
+}
+
+void pt_packed_free(void *packed) { free(packed); }
+
+/* Row vector times matrix: C[1 x N] (M == 1); no packing. */
+static void pt_gemv(int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+                    int transB, float *C, const pt_epilogue *ep) {
+    size_t sa = transA ? (size_t)lda : 1;
+    if (transB) {
+        for (int n = 0; n < N; n++) {
+            const float *b = B + (size_t)n * (size_t)ldb;
+            float s = 0.0f;
+            if (sa == 1) {
+                float part[8] = {0};
+                int k = 0;
+                for (; k + 8 <= K; k += 8)
+                    for (int l = 0; l < 8; l++) part[l] += A[k + l] * b[k + l];
+                for (; k < K; k++) s += A[k] * b[k];
+                for (int l = 0; l < 8; l++) s += part[l];
+            } else {
+                for (int k = 0; k < K; k++) s += A[(size_t)k * sa] * b[k];
+            }
+            C[n] = s;
+        }
+    } else {
+        for (int n = 0; n < N; n++) C[n] = 0.0f;
+        for (int k = 0; k < K; k++) {
+            float a = A[(size_t)k * sa];
+            const float *b = B + (size_t)k * (size_t)ldb;
+            for (int n = 0; n < N; n++) C[n] += a * b[n];
+        }
+    }
+    pt_epilogue_row(ep, 0, C, ep && ep->residual ? ep->residual : NULL, N);
+}
+
+void pt_sgemm_packed(const void *packed_a, int N, const float *B, int ldb, int transB, float *C,
+                     int ldc, const pt_epilogue *ep) {
+    const pt_packed_a *p = (const pt_packed_a *)packed_a;
+    pt_mat_b mb = {B, ldb, transB};
+    pt_gemm_run(p->M, N, p->K, p->data, pt_pack_b_mat, &mb, C, ldc, ep);
+}
+
+void pt_sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+              int transB, float *C, int ldc, const pt_epilogue *ep) {
+    if (M <= 0 || N <= 0) return;
+    if (M == 1) {
+        pt_gemv(N, K, A, lda, transA, B, ldb, transB, C, ep);
+        return;
+    }
+    float *ap = (float *)pt_workspace(0, 1, pt_gemm_packed_a_floats(M, K) * sizeof(float));
+    if (!ap) return;
+    pt_gemm_pack_a_into(M, K, A, lda, transA, ap);
+    pt_mat_b mb = {B, ldb, transB};
+    pt_gemm_run(M, N, K, ap, pt_pack_b_mat, &mb, C, ldc, ep);
+}

@@ -1,0 +1,227 @@
+/* pt_kernels.h: the petasos CPU kernel API (fp32 GEMM, 2-D convolution, 2-D pooling) and the
+ * thread pool the kernels run on.
+ *
+ * Conventions: every tensor is row-major and contiguous unless a leading dimension says
+ * otherwise; shapes are static and given by the caller; nothing here allocates per call except
+ * the per-thread packing workspace, which grows on first use and is then reused (call a kernel
+ * once during warm-up so that the timed runs do not allocate).
+ *
+ * Implementation files: pt_gemm.c (packed, cache-blocked micro-kernel GEMM and the shared GEMM
+ * driver), pt_conv.c (convolution: implicit-im2col GEMM, direct depthwise), pt_pool.c (max /
+ * average / global pooling), pt_threads.c (the pthread pool). C11 with GCC/Clang vector
+ * extensions; define PT_SCALAR to force the scalar fallback. */
+#ifndef PT_KERNELS_H
+#define PT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- epilogue */
+
+/* Activation applied by an epilogue, after the bias and the residual. */
+enum {
+    PT_ACT_NONE = 0,
+    PT_ACT_RELU = 1,        /* max(x, 0) */
+    PT_ACT_CLIP = 2,        /* min(max(x, lo), hi) */
+    PT_ACT_LEAKY_RELU = 3,  /* x >= 0 ? x : lo * x */
+    PT_ACT_SIGMOID = 4,     /* 1 / (1 + exp(-x)) */
+    PT_ACT_HARDSIGMOID = 5, /* max(0, min(1, lo * x + hi)) */
+    PT_ACT_HARDSWISH = 6,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
+    PT_ACT_TANH = 7         /* tanh(x) */
+};
+
+/* What a kernel does to each output value y before storing it:
+ *   y = act(y + bias[row] + residual[same position as y]).
+ * `bias` is indexed by the output row (GEMM) or output channel (conv); `residual` has exactly
+ * the layout of the output (same leading dimension for GEMM). NULL pointers are skipped; a
+ * NULL epilogue means none. */
+typedef struct {
+    int act;
+    float lo, hi;
+    const float *bias;
+    const float *residual;
+} pt_epilogue;
+
+/* The residual must not overlap the output (the output is written in several passes). */
+
+/* Apply `act` of `ep` to one value (scalar reference of the epilogue's last step). */
+float pt_act_apply(const pt_epilogue *ep, float v);
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* C[M x N] = op(A)[M x K] * op(B)[K x N], then the epilogue (bias per row of C).
+ * op(A) = A (element (i, p) at A[i * lda + p]) or, if transA, A^T (element at A[p * lda + i]);
+ * likewise B with ldb and transB. C is written (not accumulated) with leading dimension ldc.
+ * M, N >= 0; K >= 0 (K == 0 gives act(bias + residual)). Runs on the thread pool. */
+void pt_sgemm(int M, int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+              int transB, float *C, int ldc, const pt_epilogue *ep);
+
+/* A GEMM whose A operand (M x K, a constant such as a weight) is packed once in advance.
+ * pt_sgemm_pack_a returns NULL on allocation failure; free with pt_packed_free. */
+void *pt_sgemm_pack_a(int M, int K, const float *A, int lda, int transA);
+void pt_sgemm_packed(const void *packed_a, int N, const float *B, int ldb, int transB, float *C,
+                     int ldc, const pt_epilogue *ep);
+void pt_packed_free(void *packed);
+
+/* ---------------------------------------------------------------- convolution */
+
+/* A 2-D convolution, NCHW input [N, C, H, W], weight [M, C / G, KH, KW], output
+ * [N, M, OH, OW]. S* strides, D* dilations, P* pads (top, left, bottom, right), G groups.
+ * The caller computes OH and OW (they must match the pads: OH = (H + PT + PB - DH * (KH - 1)
+ * - 1) / SH + 1, likewise OW); a 1-D convolution is H = KH = OH = 1. */
+typedef struct {
+    int N, C, H, W, M, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR, G, OH, OW;
+} pt_conv2d_desc;
+
+/* Checks the descriptor and packs the weight (done once, at init). Returns NULL on an
+ * inconsistent descriptor or allocation failure. Free with pt_conv2d_free. */
+void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_conv2d_free(void *prepared);
+/* Scratch the caller must pass to pt_conv2d_run: currently 0 (the kernels keep their own
+ * per-thread workspace); `scratch` may then be NULL. */
+size_t pt_conv2d_scratch_bytes(const pt_conv2d_desc *d);
+/* y = act(conv(x, weight) + bias[m] + residual), residual laid out like y. */
+void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep,
+                   void *scratch);
+
+/* ---------------------------------------------------------------- pooling */
+
+/* A 2-D pooling window over NCHW [N, C, H, W] -> [N, C, OH, OW]; fields as in the conv
+ * descriptor (the caller computes OH / OW, ceil mode included). count_include_pad: the average
+ * divides by the taps inside the padded input (1) or inside the input (0). A max over a window
+ * with no tap inside the input is -inf. */
+typedef struct {
+    int N, C, H, W, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR, OH, OW;
+    int count_include_pad;
+} pt_pool2d_desc;
+
+void pt_maxpool2d(const pt_pool2d_desc *d, const float *x, float *y);
+void pt_avgpool2d(const pt_pool2d_desc *d, const float *x, float *y);
+/* x is [NC, HW]; y[i] = mean (max) of row i. */
+void pt_global_avgpool(int NC, int HW, const float *x, float *y);
+void pt_global_maxpool(int NC, int HW, const float *x, float *y);
+
+/* ---------------------------------------------------------------- threads */
+
+/* Number of threads the kernels use (the caller included); n < 1 means 1. The pool's threads
+ * are started lazily and stopped by pt_threads_shutdown. Not thread-safe: call from the
+ * thread that runs the model. */
+void pt_set_threads(int n);
+int pt_get_threads(void);
+void pt_threads_shutdown(void);
+
+/* The runtime's loop (same declaration as in pt_rt.h; C11 allows the repeated typedef):
+ * fn(ctx, i) for every i in [0, n), spread over the threads; nested calls run inline. */
+typedef void (*pt_task)(void *ctx, int64_t i);
+void pt_parallel_for(int64_t n, pt_task fn, void *ctx);
+
+/* The kernels' loop: fn(ctx, i, tid) for every i in [0, n); tid in [0, pt_get_threads())
+ * names the thread running the task (for per-thread buffers). Returns when all are done.
+ * Nested calls run inline on the calling thread with its tid. */
+typedef void (*pt_task_fn)(void *ctx, int i, int tid);
+void pt_parallel_for_tid(int n, pt_task_fn fn, void *ctx);
+
+/* A 64-byte aligned buffer of at least `bytes` owned by thread slot `tid` and buffer `slot`
+ * (0..3), reused across calls (grown when too small). NULL on allocation failure. */
+void *pt_workspace(int tid, int slot, size_t bytes);
+
+/* ---------------------------------------------------------------- internal
+ * Shared by the rt kernel files (compiled with PT_KERNELS_INTERNAL); not part of the API. */
+#ifdef PT_KERNELS_INTERNAL
+
+/* Register tile of the micro-kernel: PT_MR rows (broadcast operand, A) x PT_NRV vectors of
+ * PT_VL floats (vector operand, B). */
+#if defined(PT_SCALAR) || !(defined(__GNUC__) || defined(__clang__))
+#define PT_VL 1
+#define PT_MR 4
+#define PT_NRV 4
+typedef float pt_vf;
+typedef float pt_vfu;
+#elif defined(__AVX512F__)
+#define PT_VL 16
+#define PT_MR 8
+#define PT_NRV 3
+#elif defined(__AVX__)
+#define PT_VL 8
+#define PT_MR 6
+#define PT_NRV 2
+#elif defined(__aarch64__)
+#define PT_VL 4
+#define PT_MR 8
+#define PT_NRV 3
+#else
+#define PT_VL 4
+#define PT_MR 4
+#define PT_NRV 3
+#endif
+#if PT_VL > 1
+typedef float pt_vf __attribute__((vector_size(PT_VL * 4)));
+typedef float pt_vfu __attribute__((vector_size(PT_VL * 4), aligned(4)));
+typedef int32_t pt_vi __attribute__((vector_size(PT_VL * 4)));
+#endif
+#define PT_NR (PT_NRV * PT_VL)
+
+/* Vector helpers: splat, zero, unaligned load / store, lane-wise max / min. */
+#if PT_VL > 1
+#define PT_SPLAT(x) ((pt_vf){0} + (x))
+static inline pt_vf pt_vmax(pt_vf a, pt_vf b) {
+    pt_vi m = (pt_vi)(a > b);
+    return (pt_vf)(((pt_vi)a & m) | ((pt_vi)b & ~m));
+}
+static inline pt_vf pt_vmin(pt_vf a, pt_vf b) {
+    pt_vi m = (pt_vi)(a < b);
+    return (pt_vf)(((pt_vi)a & m) | ((pt_vi)b & ~m));
+}
+#else
+#define PT_SPLAT(x) ((pt_vf)(x))
+static inline pt_vf pt_vmax(pt_vf a, pt_vf b) { return a > b ? a : b; }
+static inline pt_vf pt_vmin(pt_vf a, pt_vf b) { return a < b ? a : b; }
+#endif
+#define PT_VZERO PT_SPLAT(0.0f)
+
+/* bp[q] = src[q * SW + start] for 0 <= q < n where that index is inside [0, W), else padv. */
+static inline void pt_strided_copy(float *bp, int n, const float *src, int W, int SW, int start,
+                                   float padv) {
+    int lo = start >= 0 ? 0 : (-start + SW - 1) / SW;
+    int hi = W - start <= 0 ? 0 : (W - start + SW - 1) / SW;
+    if (lo > n) lo = n;
+    if (hi > n) hi = n;
+    if (hi < lo) hi = lo;
+    for (int q = 0; q < lo; q++) bp[q] = padv;
+    const float *s = src + start;
+    if (SW == 1) {
+        for (int q = lo; q < hi; q++) bp[q] = s[q];
+    } else if (SW == 2) {
+        for (int q = lo; q < hi; q++) bp[q] = s[2 * q];
+    } else {
+        for (int q = lo; q < hi; q++) bp[q] = s[(size_t)q * (size_t)SW];
+    }
+    for (int q = hi; q < n; q++) bp[q] = padv;
+}
+#define PT_VLOAD(p) (*(const pt_vfu *)(p))
+#define PT_VSTORE(p, v) (*(pt_vfu *)(p) = (v))
+
+/* Packed A: panel p holds rows p*PT_MR.. as K steps of PT_MR floats (zero rows past M). */
+size_t pt_gemm_packed_a_floats(int M, int K);
+void pt_gemm_pack_a_into(int M, int K, const float *A, int lda, int transA, float *dst);
+
+/* Writes op(B)[k0 .. k0+kc, n0 .. n0+nc] as ceil(nc / PT_NR) panels of kc steps of PT_NR
+ * floats (zero columns past nc). */
+typedef void (*pt_pack_b_fn)(const void *ctx, int k0, int kc, int n0, int nc, float *dst);
+
+/* C[M x N] = Apacked * B (B produced by pack_b), then the epilogue; on the thread pool. */
+void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
+                 float *C, int ldc, const pt_epilogue *ep);
+
+/* Applies the epilogue to n contiguous values of row `row` (residual at the same offset). */
+void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif
