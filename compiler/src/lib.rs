@@ -9,3 +9,4 @@ pub mod cost;
 pub mod inspect;
 pub mod load;
 pub mod plan;
+pub mod prune_cli;

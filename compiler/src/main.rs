@@ -117,7 +117,15 @@ enum Cmd {
         /// Print the per-pass statistics as JSON.
         #[arg(long)]
         json: bool,
+        /// `prune` pass: fraction of input channels to drop, in [0, 1) (default 0.3).
+        #[arg(long, allow_negative_numbers = true)]
+        prune_amount: Option<f64>,
+        /// `prune` pass: how channels are scored (default l2).
+        #[arg(long, value_enum)]
+        prune_heuristic: Option<petasos_compiler::prune_cli::HeuristicArg>,
     },
+    /// UPSCALE channel pruning: write the pruned (and masked) model, report gathers and savings.
+    Prune(petasos_compiler::prune_cli::PruneArgs),
     /// List the optimisation passes `compile` can run.
     Passes,
     /// Export a model (file or built-in) to ONNX.
@@ -215,6 +223,8 @@ fn run(cli: Cli) -> Result<()> {
             max_rewrites,
             out,
             json,
+            prune_amount,
+            prune_heuristic,
         } => {
             let mut cfg = match &pipeline {
                 Some(p) => {
@@ -231,6 +241,11 @@ fn run(cli: Cli) -> Result<()> {
             if max_rewrites.is_some() {
                 cfg.max_rewrites = max_rewrites;
             }
+            if prune_amount.is_some() || prune_heuristic.is_some() {
+                let p = cfg.prune.get_or_insert_with(Default::default);
+                p.amount = prune_amount.unwrap_or(p.amount);
+                p.heuristic = prune_heuristic.map_or(p.heuristic, Into::into);
+            }
             let pm = petasos_passes::manager::PassManager::from_config(&cfg)?;
             let mut g = load_model(&model)?;
             let report = pm
@@ -246,6 +261,7 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("wrote {}", out.display());
             }
         }
+        Cmd::Prune(a) => petasos_compiler::prune_cli::run(&a, load_model(&a.model)?)?,
         Cmd::Passes => {
             let standard = petasos_passes::standard_pipeline();
             for p in petasos_passes::registry() {
