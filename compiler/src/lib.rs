@@ -11,3 +11,4 @@ pub mod cost;
 pub mod inspect;
 pub mod load;
 pub mod plan;
+pub mod prune_cli;

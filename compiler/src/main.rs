@@ -117,6 +117,12 @@ enum Cmd {
         /// Print the per-pass statistics as JSON.
         #[arg(long)]
         json: bool,
+        /// `prune` pass: fraction of input channels to drop, in [0, 1) (default 0.3).
+        #[arg(long, allow_negative_numbers = true)]
+        prune_amount: Option<f64>,
+        /// `prune` pass: how channels are scored (default l2).
+        #[arg(long, value_enum)]
+        prune_heuristic: Option<petasos_compiler::prune_cli::HeuristicArg>,
         #[command(flatten)]
         backend: backend_cli::CompileTargetArgs,
     },
@@ -154,6 +160,8 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         input_seed: u64,
     },
+    /// UPSCALE channel pruning: write the pruned (and masked) model, report gathers and savings.
+    Prune(petasos_compiler::prune_cli::PruneArgs),
     /// List the optimisation passes `compile` can run.
     Passes,
     /// Export a model (file or built-in) to ONNX.
@@ -252,6 +260,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             json,
             backend,
+            prune_amount,
+            prune_heuristic,
         } => {
             if backend.target == backend_cli::Target::Cpu {
                 let out = out.context("--target cpu needs -o OUT/ (the artifact folder)")?;
@@ -271,6 +281,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             if max_rewrites.is_some() {
                 cfg.max_rewrites = max_rewrites;
+            }
+            if prune_amount.is_some() || prune_heuristic.is_some() {
+                let p = cfg.prune.get_or_insert_with(Default::default);
+                p.amount = prune_amount.unwrap_or(p.amount);
+                p.heuristic = prune_heuristic.map_or(p.heuristic, Into::into);
             }
             let pm = petasos_passes::manager::PassManager::from_config(&cfg)?;
             let mut g = load_model(&model)?;
@@ -301,6 +316,7 @@ fn run(cli: Cli) -> Result<()> {
             warmup,
             input_seed,
         } => backend_cli::bench(&dir, threads, runs, warmup, input_seed)?,
+        Cmd::Prune(a) => petasos_compiler::prune_cli::run(&a, load_model(&a.model)?)?,
         Cmd::Passes => {
             let standard = petasos_passes::standard_pipeline();
             for p in petasos_passes::registry() {

@@ -10,7 +10,8 @@
 //!   insert a constant) and the rewrite budget;
 //! - the passes, one file each: [`const_fold`], [`dce`], [`cse`], [`bn_fold`],
 //!   [`bias_fusion`], [`shape_simplify`] (the last three share [`rewrite`]'s helpers);
-//! - [`prune`]: UPSCALE channel pruning (segments, heuristics, channel ordering; surgery to come).
+//! - [`prune`]: UPSCALE channel pruning (segments, heuristics, channel ordering, surgery, the
+//!   masked model) and the `prune` pass, configured by [`PipelineConfig::prune`].
 //!
 //! Passes rewrite the top-level graph; subgraphs (If/Loop/Scan bodies) are left as they are.
 
@@ -57,6 +58,9 @@ pub enum PassError {
     /// A rewrite was asked to do something the graph does not allow.
     #[error("rewrite: {0}")]
     Rewrite(String),
+    /// The `prune` pass failed (bad configuration, nothing prunable, surgery).
+    #[error("prune: {0}")]
+    Prune(#[from] prune::PruneError),
 }
 
 fn known_names() -> String {
@@ -210,6 +214,11 @@ pub fn registry() -> Vec<PassInfo> {
                 })
             },
         },
+        PassInfo {
+            name: prune::pass::NAME,
+            summary: prune::pass::SUMMARY,
+            make: || Box::new(prune::pass::PrunePass::default()),
+        },
     ]
 }
 
@@ -220,6 +229,16 @@ pub fn by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         .find(|p| p.name == name)
         .map(|p| (p.make)())
         .ok_or_else(|| PassError::UnknownPass(name.to_string()))
+}
+
+/// The pass called `name`, configured by `cfg` where it takes configuration (`prune` reads
+/// [`PipelineConfig::prune`]; without it, [`prune::pass::PruneConfig::default`]).
+pub fn configured(name: &str, cfg: &PipelineConfig) -> Result<Box<dyn Pass>, PassError> {
+    if name == prune::pass::NAME {
+        let c = cfg.prune.clone().unwrap_or_default();
+        return Ok(Box::new(prune::pass::PrunePass::new(c)?));
+    }
+    by_name(name)
 }
 
 /// The names of the default pipeline, in order: fold constants first (which also exposes

@@ -34,6 +34,9 @@ pub struct PipelineConfig {
     /// Run the whole list up to this many times, while a round still rewrites (at least 1).
     #[serde(default = "one")]
     pub iterations: usize,
+    /// Configuration of the `prune` pass (default: [`crate::prune::pass::PruneConfig::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<crate::prune::pass::PruneConfig>,
 }
 
 fn default_fold_limit() -> usize {
@@ -54,6 +57,7 @@ impl Default for PipelineConfig {
             skip_verify: false,
             fold_limit: DEFAULT_FOLD_LIMIT,
             iterations: 1,
+            prune: None,
         }
     }
 }
@@ -173,7 +177,10 @@ impl PassManager {
         if cfg.iterations == 0 {
             return Err(PassError::Config("iterations must be at least 1".into()));
         }
-        let mut m = Self::from_names(&cfg.passes)?;
+        let mut m = PassManager::new();
+        for n in &cfg.passes {
+            m.passes.push(crate::configured(n, cfg)?);
+        }
         m.max_rewrites = cfg.max_rewrites;
         m.skip_verify = cfg.skip_verify;
         m.fold_limit = cfg.fold_limit;

@@ -36,8 +36,9 @@ use std::collections::BTreeMap;
 /// Keep-masks of consumers' input channels (`true` = keep), by consumer node.
 pub type Masks = BTreeMap<NodeIndex, Vec<bool>>;
 
-/// How input channels are scored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How input channels are scored (serialised lower-case: `l1`, `l2`, `lamp`, `fpgm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Criterion {
     L1,
     L2,
@@ -45,8 +46,9 @@ pub enum Criterion {
     Fpgm,
 }
 
-/// Where an `amount` applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where an `amount` applies (serialised `layer` / `global`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Each consumer drops that fraction of its own input channels.
     Layer,

@@ -46,34 +46,48 @@ use petgraph::unionfind::UnionFind;
 use petgraph::visit::NodeIndexable;
 use std::collections::{BTreeMap, HashMap};
 
-/// Errors from the pruning analysis and heuristics.
+/// Errors from the pruning analysis, heuristics and surgery. Each message names the thing at
+/// fault and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
-    /// The graph could not be analysed (a cycle, an undecodable weight).
+    /// The graph could not be analysed (a cycle, an undecodable weight) or does not infer or
+    /// verify after surgery.
     #[error("pruning: {0}")]
     Ir(#[from] petasos_ir::Error),
     /// `amount` is not a fraction in `[0, 1)`.
-    #[error("pruning amount {0} is outside [0, 1)")]
+    #[error(
+        "pruning amount {0} is outside [0, 1): give the fraction of channels to drop, e.g. 0.3"
+    )]
     Amount(f64),
     /// No consumer in a prunable segment.
-    #[error("the graph has no prunable layer ({0})")]
+    #[error("the graph has no prunable layer ({0}); pruning needs a Conv/Gemm/MatMul whose input channels come from another such layer")]
     NoPrunableLayer(String),
     /// An explicit mask names a node that is not a prunable consumer.
-    #[error("no prunable layer is called '{name}' (prunable layers: {known})")]
+    #[error("no prunable layer is called '{name}' (prunable layers: {known}); use one of these names in the masks")]
     UnknownLayer { name: String, known: String },
     /// An explicit mask has the wrong length.
-    #[error("mask for '{name}' has {got} entries, but the layer has {expected} input channels")]
+    #[error("mask for '{name}' has {got} entries, but the layer has {expected} input channels; give one entry per input channel")]
     MaskLength {
         name: String,
         expected: usize,
         got: usize,
     },
     /// An explicit mask keeps no channel.
-    #[error("mask for '{0}' keeps no channel")]
+    #[error("mask for '{0}' keeps no channel; keep at least one")]
     EmptyMask(String),
     /// A weight has an unexpected shape or dtype.
     #[error("layer '{name}': {msg}")]
     Weight { name: String, msg: String },
+    /// The channel ordering rejected a segment's masks (a bug in the mask mapping).
+    #[error("segment {segment}: {source}")]
+    Order {
+        segment: usize,
+        #[source]
+        source: super::order::OrderError,
+    },
+    /// Weight surgery could not rewrite a node.
+    #[error("surgery on '{name}': {msg}")]
+    Surgery { name: String, msg: String },
 }
 
 /// A layer whose weight mixes channels: a producer of its output channels and a consumer of
@@ -145,6 +159,9 @@ pub struct Segment {
     pub blocks: Vec<Block>,
     /// Channel-preserving nodes reading the segment's tensors, in topological order.
     pub users: Vec<NodeIndex>,
+    /// Per user (same order as `users`), the channels of the segment tensor it reads (its
+    /// per-channel parameters follow this layout), as runs of the segment's channel space.
+    pub user_runs: Vec<Vec<Run>>,
     pub consumers: Vec<Consumer>,
     /// `Err(reason)` when some reader keeps the channels from being pruned.
     pub prunable: Result<(), String>,
@@ -274,7 +291,7 @@ struct Walk<'a> {
     /// Blocks in one segment.
     seg: UnionFind<usize>,
     reasons: Vec<(usize, String)>,
-    users: Vec<(usize, NodeIndex)>,
+    users: Vec<(Vec<usize>, NodeIndex)>,
     consumers: Vec<(NodeIndex, Vec<usize>)>,
 }
 
@@ -373,7 +390,7 @@ impl Walk<'_> {
                 }
             }
             if let Some(lay) = out {
-                self.users.push((lay.blocks[0], n));
+                self.users.push((lay.blocks.clone(), n));
                 self.layouts.insert(out0, lay);
             }
             return;
@@ -419,7 +436,7 @@ impl Walk<'_> {
                     }
                 }
             }
-            self.users.push((first.blocks[0], n));
+            self.users.push((first.blocks.clone(), n));
             // On a failed merge the output still belongs to the (now unprunable) segment.
             self.layouts.insert(out0, first);
             return;
@@ -499,6 +516,7 @@ pub fn segments(g: &Graph) -> Result<Vec<Segment>, PruneError> {
                 producers: Vec::new(),
                 blocks: Vec::new(),
                 users: Vec::new(),
+                user_runs: Vec::new(),
                 consumers: Vec::new(),
                 prunable: Ok(()),
             });
@@ -522,16 +540,9 @@ pub fn segments(g: &Graph) -> Result<Vec<Segment>, PruneError> {
         }
     }
     let seg_id = |w: &mut Walk<'_>, b: usize| seg_of[&w.seg.find(b)];
-    for (b, n) in std::mem::take(&mut w.users) {
-        let id = seg_id(&mut w, b);
-        if !segs[id].users.contains(&n) {
-            segs[id].users.push(n);
-        }
-    }
-    for (n, blocks) in std::mem::take(&mut w.consumers) {
-        let id = seg_id(&mut w, blocks[0]);
+    let runs_of = |w: &mut Walk<'_>, segs: &[Segment], id: usize, blocks: &[usize]| {
         let mut runs: Vec<Run> = Vec::new();
-        for b in blocks {
+        for &b in blocks {
             let (_, k) = block_at[&w.same.find(b)];
             let blk = &segs[id].blocks[k];
             match runs.last_mut() {
@@ -542,6 +553,19 @@ pub fn segments(g: &Graph) -> Result<Vec<Segment>, PruneError> {
                 }),
             }
         }
+        runs
+    };
+    for (blocks, n) in std::mem::take(&mut w.users) {
+        let id = seg_id(&mut w, blocks[0]);
+        if !segs[id].users.contains(&n) {
+            let runs = runs_of(&mut w, &segs, id, &blocks);
+            segs[id].users.push(n);
+            segs[id].user_runs.push(runs);
+        }
+    }
+    for (n, blocks) in std::mem::take(&mut w.consumers) {
+        let id = seg_id(&mut w, blocks[0]);
+        let runs = runs_of(&mut w, &segs, id, &blocks);
         segs[id].consumers.push(Consumer { node: n, runs });
     }
     let mut reasons: BTreeMap<usize, Vec<String>> = BTreeMap::new();
