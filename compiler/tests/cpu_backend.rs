@@ -126,3 +126,61 @@ fn tiny_graph_matches_interpreter() {
     let x = Tensor::from_f32(&[2, 3, 4], values(24, 7)).expect("x");
     check("tiny", &tiny_graph(), vec![x]);
 }
+
+/// The generated `model.c` of `g` against `tests/golden/NAME.c` (`PETASOS_UPDATE_GOLDEN=1`
+/// rewrites the expected file).
+fn golden(name: &str, g: &Graph) {
+    let mut g = g.clone();
+    let src = cpu::generate(&mut g, &opts()).expect("generate");
+    let c = src
+        .files
+        .iter()
+        .find(|(n, _)| n == "model.c")
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .expect("model.c");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.c"));
+    if std::env::var_os("PETASOS_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("golden dir");
+        std::fs::write(&path, &c).expect("write golden");
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing; run with PETASOS_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert!(
+        c == want,
+        "{name}: generated C differs from {} (review, then PETASOS_UPDATE_GOLDEN=1)",
+        path.display()
+    );
+}
+
+#[test]
+fn golden_tiny() {
+    golden("tiny", &tiny_graph());
+}
+
+#[test]
+fn golden_int_add_and_passthrough_outputs() {
+    // Integer Add (wrapping), a graph input and a constant passed straight to outputs.
+    let mut b = GraphBuilder::new("int_add", 0);
+    let x = b.input("x", ValueType::known(DType::I32, &[5]));
+    let y = b.input("y", ValueType::known(DType::I32, &[5]));
+    let c = b.constant("c", Tensor::from_i64(&[2], vec![7, -7]).expect("c"));
+    let s = b.op("Add", &[x, y], &[]).expect("add");
+    b.output(s, "sum");
+    b.output(x, "x_again");
+    b.output(c, "const_out");
+    b.output(s, "sum_again");
+    let g = b.finish().expect("g");
+    golden("int_add", &g);
+    let i32s = |v: Vec<i64>| {
+        Tensor::from_i64(&[5], v)
+            .and_then(|t| t.cast(DType::I32, false))
+            .expect("i32")
+    };
+    let xs = i32s(vec![i32::MAX as i64, -1, 0, 5, -9]);
+    let ys = i32s(vec![1, -1, 0, 5, 3]);
+    check("int_add", &g, vec![xs, ys]);
+}
