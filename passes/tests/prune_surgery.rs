@@ -579,3 +579,25 @@ fn builtin_densenet121_pruned_equals_masked() {
     assert_eq!(rep.totals.gathers, 0);
     assert_eq!(count(&h, "Gather"), 0);
 }
+
+#[test]
+fn a_block_nobody_reads_keeps_one_channel() {
+    // K reads cat(P1, P2) and drops every channel of P1: P1 keeps one row, K slices past it.
+    let mut b = GraphBuilder::new("empty", 9);
+    let x = input(&mut b, 3);
+    let p1 = conv(&mut b, x, 3, 4);
+    let p2 = conv(&mut b, x, 3, 4);
+    let cat = b
+        .op("Concat", &[p1, p2], &[("axis", Attr::Int(1))])
+        .unwrap();
+    let k = conv(&mut b, cat, 8, 2);
+    b.output(k, "y");
+    let g = b.finish().unwrap();
+    let n = name(&g, k);
+    let masks = [(n.as_str(), keep_but(8, &[0, 1, 2, 3, 5]))];
+    let (h, rep) = check(&g, &explicit(&masks, PruneMode::Reorder));
+    assert_eq!(weight_shape(&h, p1, 1)[0], 1);
+    assert_eq!(weight_shape(&h, p2, 1)[0], 3);
+    assert_eq!(weight_shape(&h, k, 1)[1], 3);
+    assert_eq!((rep.totals.gathers, rep.totals.slices), (0, 1));
+}

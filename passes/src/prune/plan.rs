@@ -545,7 +545,7 @@ fn relayout(s: Segment) -> Segment {
 /// The segment masks of `s`: each consumer's keep-mask (over its columns) mapped through its
 /// runs; consumers without a mask keep everything.
 fn segment_masks(s: &Segment, masks: &Masks) -> SegmentMasks {
-    let consumers = s
+    let consumers: Vec<Vec<bool>> = s
         .consumers
         .iter()
         .map(|k| {
@@ -558,6 +558,19 @@ fn segment_masks(s: &Segment, masks: &Masks) -> SegmentMasks {
             m
         })
         .collect();
+    // A block no consumer reads anything of keeps its first channel, so no producer (nor the
+    // Concat input it feeds) is left with zero channels; consumers skip it.
+    let pinned = s
+        .blocks
+        .iter()
+        .filter(|b| {
+            !consumers.iter().any(|m: &Vec<bool>| {
+                m.get(b.offset..b.offset + b.channels)
+                    .is_some_and(|r| r.iter().any(|&x| x))
+            })
+        })
+        .map(|b| b.offset)
+        .collect();
     SegmentMasks {
         channels: s.channels,
         producers: s
@@ -566,7 +579,7 @@ fn segment_masks(s: &Segment, masks: &Masks) -> SegmentMasks {
             .map(|b| b.offset..b.offset + b.channels)
             .collect(),
         consumers,
-        pinned: Vec::new(),
+        pinned,
     }
 }
 
