@@ -1,7 +1,7 @@
 //! `petasos prune`: UPSCALE channel pruning from the command line.
 //!
 //! `petasos prune MODEL --amount A --heuristic l1|l2|lamp|fpgm [--global] [--constrained |
-//! --no-reorder] [--masks masks.json] [-o pruned.onnx] [--masked-out masked.onnx] [--json]`
+//! --no-reorder] [--cover-gathers] [--masks masks.json] [-o pruned.onnx] [--masked-out masked.onnx] [--json]`
 //! plans the pruning once, writes the pruned model (gathers as `Gather`, slices as `Slice`)
 //! and, if asked, the masked model (the original with dropped input columns zeroed: the
 //! equivalence oracle) from the same plan, and prints a table per segment (channels kept,
@@ -61,6 +61,10 @@ pub struct PruneArgs {
     /// Keep the original channel order (the baseline export, with gathers).
     #[arg(long)]
     pub no_reorder: bool,
+    /// Replace the gathers left after reordering by slices of the covering channel range with
+    /// zeroed weight columns: no copies, at the price of those columns' MACs.
+    #[arg(long)]
+    pub cover_gathers: bool,
     /// Explicit masks: a JSON object from layer name to keep flags, one per input channel.
     #[arg(long, conflicts_with_all = ["amount", "global"])]
     pub masks: Option<PathBuf>,
@@ -98,7 +102,9 @@ impl PruneArgs {
             },
             (None, None) => bail!("give --amount A (a fraction in [0, 1)) or --masks FILE"),
         };
-        Ok(PruneOptions::with_masks(masks, mode))
+        let mut o = PruneOptions::with_masks(masks, mode);
+        o.cover_gathers = self.cover_gathers;
+        Ok(o)
     }
 }
 

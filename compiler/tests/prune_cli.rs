@@ -191,6 +191,32 @@ fn json_totals_and_written_models() {
         "{text}"
     );
 
+    // --cover-gathers leaves no gather (explicit masks making one unavoidable: E5-like).
+    let masks = tmp("cover.json");
+    std::fs::write(
+        &masks,
+        r#"{"/k1/Conv": [1, 1, 0, 0, 1, 1, 1, 1], "/k2/Conv": [0, 1, 1, 1, 0, 1, 1, 0]}"#,
+    )
+    .unwrap();
+    let mut gathers = Vec::new();
+    for extra in [None, Some("--no-reorder"), Some("--cover-gathers")] {
+        let mut args = vec![
+            "prune",
+            model.to_str().unwrap(),
+            "--masks",
+            masks.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend(extra);
+        let o = petasos(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        gathers.push(v["totals"]["gathers"].as_u64().unwrap());
+    }
+    assert_eq!(gathers[1], 2, "baseline gathers both: {gathers:?}");
+    assert!(gathers[0] < gathers[1], "{gathers:?}");
+    assert_eq!(gathers[2], 0, "{gathers:?}");
+
     // compile --passes prune reports the pass.
     let o = petasos(&[
         "compile",

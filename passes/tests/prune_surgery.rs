@@ -49,7 +49,10 @@ fn inputs(g: &Graph) -> Vec<Tensor> {
         .iter()
         .map(|&i| {
             let shape = g.g[i].outputs[0].ty.shape.clone().unwrap();
-            let dims: Vec<usize> = shape.iter().map(|d| d.known().unwrap() as usize).collect();
+            let dims: Vec<usize> = shape
+                .iter()
+                .map(|d| d.known().unwrap_or(1) as usize)
+                .collect();
             let n: usize = dims.iter().product();
             let v = (0..n)
                 .map(|_| {
@@ -500,6 +503,7 @@ fn prune_pass_from_a_pipeline_config() {
             heuristic: Criterion::Lamp,
             scope: Scope::Layer,
             mode: PruneMode::NoReorder,
+            cover_gathers: false,
         })
     );
     let mut h = g.clone();
@@ -522,4 +526,78 @@ fn prune_pass_from_a_pipeline_config() {
         serde_json::from_str(r#"{"passes": ["prune"], "prune": {"amount": 1.5}}"#).unwrap();
     let e = PassManager::from_config(&bad).err().unwrap().to_string();
     assert!(e.contains("1.5") && e.contains("[0, 1)"), "{e}");
+}
+
+#[test]
+fn cover_gathers_turns_gathers_into_padded_slices() {
+    // E5: consumers keep {0,1}, {1,2}, {0,2,4} of a 5-channel P: one gather is unavoidable.
+    let mut b = GraphBuilder::new("e5", 8);
+    let x = input(&mut b, 3);
+    let p = conv(&mut b, x, 3, 5);
+    let r = relu(&mut b, p);
+    let ks: Vec<ValueRef> = (0..3).map(|_| conv(&mut b, r, 5, 2)).collect();
+    let y = b.op("Sum", &ks, &[]).unwrap();
+    b.output(y, "y");
+    let g = b.finish().unwrap();
+    let names: Vec<String> = ks.iter().map(|&k| name(&g, k)).collect();
+    let masks = [
+        (names[0].as_str(), keep_but(5, &[2, 3, 4])),
+        (names[1].as_str(), keep_but(5, &[0, 3, 4])),
+        (names[2].as_str(), keep_but(5, &[1, 3])),
+    ];
+    let (_, plain) = check(&g, &explicit(&masks, PruneMode::Reorder));
+    assert_eq!(plain.totals.gathers, 1);
+    assert_eq!(plain.totals.covered, 0);
+    let mut opts = explicit(&masks, PruneMode::Reorder);
+    opts.cover_gathers = true;
+    let (h, covered) = check(&g, &opts);
+    assert_eq!((covered.totals.gathers, covered.totals.covered), (0, 1));
+    assert_eq!(count(&h, "Gather"), 0);
+    assert!(
+        covered.totals.macs_after > plain.totals.macs_after,
+        "padding costs MACs"
+    );
+    // The padded consumer reads one more column than it keeps; its extra column is zero.
+    let widths: Vec<usize> = ks.iter().map(|&k| weight_shape(&h, k, 1)[1]).collect();
+    assert_eq!(widths.iter().sum::<usize>(), 2 + 2 + 3 + 1, "{widths:?}");
+}
+
+#[test]
+fn builtin_densenet121_pruned_equals_masked() {
+    // BN users reading growing concatenations, transition pools, 4 dense blocks (32x32 input).
+    let opts = petasos_models::BuildOptions {
+        overrides: Some(serde_json::json!({ "image_size": 32 })),
+        ..Default::default()
+    };
+    let g = petasos_models::build_with("densenet121", &opts).unwrap();
+    let (_, rep) = check(&g, &l2(0.3, PruneMode::Reorder));
+    assert!(rep.totals.gathers <= rep.totals.gathers_before);
+    assert!(rep.segments.len() >= 60, "{}", rep.table());
+    let mut cover = l2(0.3, PruneMode::Reorder);
+    cover.cover_gathers = true;
+    let (h, rep) = check(&g, &cover);
+    assert_eq!(rep.totals.gathers, 0);
+    assert_eq!(count(&h, "Gather"), 0);
+}
+
+#[test]
+fn a_block_nobody_reads_keeps_one_channel() {
+    // K reads cat(P1, P2) and drops every channel of P1: P1 keeps one row, K slices past it.
+    let mut b = GraphBuilder::new("empty", 9);
+    let x = input(&mut b, 3);
+    let p1 = conv(&mut b, x, 3, 4);
+    let p2 = conv(&mut b, x, 3, 4);
+    let cat = b
+        .op("Concat", &[p1, p2], &[("axis", Attr::Int(1))])
+        .unwrap();
+    let k = conv(&mut b, cat, 8, 2);
+    b.output(k, "y");
+    let g = b.finish().unwrap();
+    let n = name(&g, k);
+    let masks = [(n.as_str(), keep_but(8, &[0, 1, 2, 3, 5]))];
+    let (h, rep) = check(&g, &explicit(&masks, PruneMode::Reorder));
+    assert_eq!(weight_shape(&h, p1, 1)[0], 1);
+    assert_eq!(weight_shape(&h, p2, 1)[0], 3);
+    assert_eq!(weight_shape(&h, k, 1)[1], 3);
+    assert_eq!((rep.totals.gathers, rep.totals.slices), (0, 1));
 }

@@ -35,7 +35,13 @@ pub fn mask(g: &mut Graph, plan: &Plan, max_segments: usize) -> Result<MaskRepor
     let mut r = MaskReport::default();
     for sp in plan.segments.iter().take(max_segments) {
         for read in &sp.reads {
-            if read.columns.len() == read.width {
+            let keep: Vec<usize> = read
+                .columns
+                .iter()
+                .copied()
+                .filter(|c| !read.padded.contains(c))
+                .collect();
+            if keep.len() == read.width {
                 continue;
             }
             let k = read.node;
@@ -49,13 +55,13 @@ pub fn mask(g: &mut Graph, plan: &Plan, max_segments: usize) -> Result<MaskRepor
                 .ok_or_else(|| bad("weight is not a constant"))?
                 .to_tensor()?;
             let name = format!("{} weight", node_name(g, k));
-            let t = zero(&w, l.weight_in_axis, &read.columns, &name)?;
+            let t = zero(&w, l.weight_in_axis, &keep, &name)?;
             let base = input(g, k, 1)
                 .and_then(|v| g.value_name(v).map(|s| format!("{s}_masked")))
                 .unwrap_or_else(|| "masked".into());
             set_const_input(g, k, 1, t, &base);
             r.layers += 1;
-            r.columns_zeroed += read.width - read.columns.len();
+            r.columns_zeroed += read.width - keep.len();
         }
     }
     Ok(r)

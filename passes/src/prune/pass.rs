@@ -42,6 +42,9 @@ pub struct PruneConfig {
     /// `reorder`, `no-reorder` or `constrained`.
     #[serde(default)]
     pub mode: PruneMode,
+    /// Replace the gathers left by covering slices with zeroed weight columns.
+    #[serde(default)]
+    pub cover_gathers: bool,
 }
 
 // Deserialised amounts are finite (JSON has no NaN) and checked before use.
@@ -65,6 +68,7 @@ impl Default for PruneConfig {
             heuristic: default_heuristic(),
             scope: default_scope(),
             mode: PruneMode::default(),
+            cover_gathers: false,
         }
     }
 }
@@ -72,7 +76,9 @@ impl Default for PruneConfig {
 impl PruneConfig {
     /// The surgery options this configuration describes.
     pub fn options(&self) -> PruneOptions {
-        PruneOptions::heuristic(self.heuristic, self.amount, self.scope, self.mode)
+        let mut o = PruneOptions::heuristic(self.heuristic, self.amount, self.scope, self.mode);
+        o.cover_gathers = self.cover_gathers;
+        o
     }
 }
 

@@ -81,6 +81,10 @@ pub struct PruneOptions {
     pub node_budget: usize,
     /// Most segments rewritten (a pass's rewrite budget); `usize::MAX`: all.
     pub max_segments: usize,
+    /// Replace every gather left after ordering by a `Slice` of the range covering the
+    /// consumer's kept channels, with zero weight columns for the channels in that range it
+    /// dropped: no copy, at the price of the MACs of those columns (reported).
+    pub cover_gathers: bool,
 }
 
 impl PruneOptions {
@@ -105,6 +109,7 @@ impl PruneOptions {
             max_exact_sets: d.max_exact_sets,
             node_budget: d.node_budget,
             max_segments: usize::MAX,
+            cover_gathers: false,
         }
     }
 
@@ -137,6 +142,9 @@ pub struct Read {
     /// The input columns it keeps (indices into its original columns), in the order of its new
     /// columns.
     pub columns: Vec<usize>,
+    /// Columns (indices into its original columns, a subset of `columns`) kept only to cover a
+    /// gather with a slice; their weights are zero (see [`PruneOptions::cover_gathers`]).
+    pub padded: Vec<usize>,
     /// How it selects them from the pruned tensor it reads.
     pub selection: Selection,
     /// Why it gathers (`None` when it does not).
@@ -183,6 +191,11 @@ impl SegmentPlan {
             .iter()
             .filter(|r| matches!(r.selection, Selection::Gather(_)))
             .count()
+    }
+
+    /// Gathers replaced by covering slices (see [`PruneOptions::cover_gathers`]).
+    pub fn covered(&self) -> usize {
+        self.reads.iter().filter(|r| !r.padded.is_empty()).count()
     }
 
     /// Slices inserted by surgery.
@@ -294,8 +307,8 @@ impl Plan {
                     segment: s.id,
                     source,
                 })?;
-            let reads = reads_of(g, &s, &ordering)?;
-            let baseline_gathers = if mode == OrderMode::Identity {
+            let reads = reads_of(g, &s, &ordering, opts.cover_gathers)?;
+            let baseline_gathers = if mode == OrderMode::Identity && !opts.cover_gathers {
                 count_gathers(&reads)
             } else {
                 let base =
@@ -305,7 +318,7 @@ impl Plan {
                             source,
                         }
                     })?;
-                count_gathers(&reads_of(g, &s, &base)?)
+                count_gathers(&reads_of(g, &s, &base, false)?)
             };
             plan.segments.push(SegmentPlan {
                 segment: s,
@@ -532,7 +545,7 @@ fn relayout(s: Segment) -> Segment {
 /// The segment masks of `s`: each consumer's keep-mask (over its columns) mapped through its
 /// runs; consumers without a mask keep everything.
 fn segment_masks(s: &Segment, masks: &Masks) -> SegmentMasks {
-    let consumers = s
+    let consumers: Vec<Vec<bool>> = s
         .consumers
         .iter()
         .map(|k| {
@@ -545,6 +558,19 @@ fn segment_masks(s: &Segment, masks: &Masks) -> SegmentMasks {
             m
         })
         .collect();
+    // A block no consumer reads anything of keeps its first channel, so no producer (nor the
+    // Concat input it feeds) is left with zero channels; consumers skip it.
+    let pinned = s
+        .blocks
+        .iter()
+        .filter(|b| {
+            !consumers.iter().any(|m: &Vec<bool>| {
+                m.get(b.offset..b.offset + b.channels)
+                    .is_some_and(|r| r.iter().any(|&x| x))
+            })
+        })
+        .map(|b| b.offset)
+        .collect();
     SegmentMasks {
         channels: s.channels,
         producers: s
@@ -553,12 +579,13 @@ fn segment_masks(s: &Segment, masks: &Masks) -> SegmentMasks {
             .map(|b| b.offset..b.offset + b.channels)
             .collect(),
         consumers,
-        pinned: Vec::new(),
+        pinned,
     }
 }
 
-/// How each consumer of `s` reads its input under `o`, with gather reasons.
-fn reads_of(g: &Graph, s: &Segment, o: &Ordering) -> Result<Vec<Read>, PruneError> {
+/// How each consumer of `s` reads its input under `o`, with gather reasons; with `cover`, a
+/// gather becomes the covering slice with padded (zeroed) columns.
+fn reads_of(g: &Graph, s: &Segment, o: &Ordering, cover: bool) -> Result<Vec<Read>, PruneError> {
     let mut out = Vec::with_capacity(s.consumers.len());
     for (k, cons) in s.consumers.iter().enumerate() {
         let old = old_channels(&cons.runs);
@@ -596,12 +623,37 @@ fn reads_of(g: &Graph, s: &Segment, o: &Ordering) -> Result<Vec<Read>, PruneErro
             }),
             _ => None,
         };
+        let mut columns: Vec<usize> = kept.iter().map(|x| x.1).collect();
+        let mut padded = Vec::new();
+        let selection = match selection {
+            Selection::Gather(_) if cover => {
+                let keep: std::collections::HashSet<usize> = columns.iter().copied().collect();
+                columns = new
+                    .get(first..=last)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|c| col_of.get(c).copied())
+                    .collect();
+                padded = columns
+                    .iter()
+                    .copied()
+                    .filter(|c| !keep.contains(c))
+                    .collect();
+                if last + 1 - first == new.len() {
+                    Selection::Whole
+                } else {
+                    Selection::Slice(first..last + 1)
+                }
+            }
+            other => other,
+        };
         out.push(Read {
             node: cons.node,
             width: old.len(),
-            columns: kept.iter().map(|x| x.1).collect(),
+            columns,
+            padded,
+            reason: if cover { None } else { reason },
             selection,
-            reason,
         });
     }
     Ok(out)

@@ -28,6 +28,8 @@ pub struct SegmentReport {
     pub gathers: usize,
     /// `Slice` nodes inserted (consumers reading a strict sub-range).
     pub slices: usize,
+    /// Gathers replaced by covering slices with zeroed columns (`cover_gathers`).
+    pub covered: usize,
     /// The ordering search was cut short (wide segment or node budget); a better order may exist.
     pub fallback: bool,
     /// Ordering search nodes visited.
@@ -52,6 +54,8 @@ pub struct Totals {
     pub gathers_before: usize,
     pub gathers: usize,
     pub slices: usize,
+    /// Gathers replaced by covering slices with zeroed columns (`cover_gathers`).
+    pub covered: usize,
     pub params_before: u64,
     pub params_after: u64,
     pub macs_before: u64,
@@ -122,6 +126,12 @@ impl PruneReport {
             t.macs_after,
             pct(t.macs_before, t.macs_after)
         ));
+        if t.covered > 0 {
+            s.push_str(&format!(
+                "\n{} gathers covered by slices with zeroed weight columns (their MACs are kept)",
+                t.covered
+            ));
+        }
         if self.segments.iter().any(|r| r.fallback) {
             s.push_str("\n* ordering search bounded: the order is greedy, a better one may exist");
         }

@@ -12,7 +12,9 @@
 //! - **consumers** keep the weight columns [`super::plan::Read::columns`] (in that order) and
 //!   read their input through a `Slice` on the channel axis (when they read a strict
 //!   contiguous range) or a `Gather` with int64 indices (otherwise); reading the whole pruned
-//!   tensor needs neither.
+//!   tensor needs neither. With [`PruneOptions::cover_gathers`] a consumer that would gather
+//!   slices the range covering its kept channels instead, its columns for the dropped channels
+//!   inside that range ([`super::plan::Read::padded`]) set to zero.
 //!
 //! Then types are re-inferred; after the last segment the graph is verified. `Slice` and
 //! `Gather` are the op library's typed ops (what the ONNX importer builds for those nodes), so
@@ -28,7 +30,7 @@ use super::plan::{
 };
 use super::report::{PruneReport, SegmentReport, Totals};
 use super::segment::{layer, PruneError};
-use super::select::take;
+use super::select::{take, zero};
 use crate::rewrite::{add_const, fresh_name, input, node_name, set_const_input, set_input};
 use petasos_ir::graph::Provenance;
 use petasos_ir::infer::infer_graph;
@@ -77,6 +79,7 @@ pub fn apply(g: &mut Graph, plan: &Plan, max_segments: usize) -> Result<PruneRep
             gathers_before: sp.baseline_gathers,
             gathers: sp.gathers(),
             slices: sp.slices(),
+            covered: sp.covered(),
             fallback: sp.ordering.fallback,
             search_nodes: sp.ordering.nodes,
             gather_reasons: sp
@@ -105,6 +108,7 @@ pub fn apply(g: &mut Graph, plan: &Plan, max_segments: usize) -> Result<PruneRep
         gathers_before: done.iter().map(|r| r.gathers_before).sum(),
         gathers: done.iter().map(|r| r.gathers).sum(),
         slices: done.iter().map(|r| r.slices).sum(),
+        covered: done.iter().map(|r| r.covered).sum(),
         params_before: before.learnable_parameters,
         params_after: after.learnable_parameters,
         macs_before: before.macs,
@@ -154,6 +158,19 @@ fn take_input(
     Ok(())
 }
 
+/// Zeroes the weight (input 1) of `n` along `axis` except at `keep`.
+fn zero_input(g: &mut Graph, n: NodeIndex, axis: usize, keep: &[usize]) -> Result<(), PruneError> {
+    let Some(t) = const_of(g, n, 1)? else {
+        return Ok(());
+    };
+    let t = zero(&t, axis, keep, &format!("{} weight", node_name(g, n)))?;
+    let base = input(g, n, 1)
+        .and_then(|v| g.value_name(v).map(|s| format!("{s}_padded")))
+        .unwrap_or_else(|| "padded".into());
+    set_const_input(g, n, 1, t, &base);
+    Ok(())
+}
+
 fn apply_segment(g: &mut Graph, sp: &SegmentPlan) -> Result<(), PruneError> {
     let seg = &sp.segment;
     for (b, chans) in seg.blocks.iter().zip(sp.block_channels()) {
@@ -180,6 +197,12 @@ fn apply_segment(g: &mut Graph, sp: &SegmentPlan) -> Result<(), PruneError> {
     for r in &sp.reads {
         let l = layer(g, r.node).ok_or_else(|| surgery_err(g, r.node, "is not a layer"))?;
         take_input(g, r.node, 1, l.weight_in_axis, &r.columns)?;
+        if !r.padded.is_empty() {
+            let keep: Vec<usize> = (0..r.columns.len())
+                .filter(|&i| !r.padded.contains(&r.columns[i]))
+                .collect();
+            zero_input(g, r.node, l.weight_in_axis, &keep)?;
+        }
         route(g, r.node, l.in_axis_back, &r.selection)?;
     }
     Ok(())
