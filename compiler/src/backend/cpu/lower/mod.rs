@@ -36,6 +36,8 @@
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
 pub mod basic;
+pub mod fuse;
+pub mod nn;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -114,6 +116,7 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    nn::register(&mut r);
     r
 }
 
