@@ -36,6 +36,10 @@
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
 pub mod basic;
+pub mod broadcast;
+pub mod elementwise;
+pub mod elementwise_binary;
+pub mod elementwise_unary;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -114,6 +118,7 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    elementwise::register(&mut r);
     r
 }
 
