@@ -38,6 +38,10 @@
 pub mod basic;
 pub mod fuse;
 pub mod nn;
+pub mod broadcast;
+pub mod elementwise;
+pub mod elementwise_binary;
+pub mod elementwise_unary;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -117,6 +121,7 @@ pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
     nn::register(&mut r);
+    elementwise::register(&mut r);
     r
 }
 
