@@ -36,6 +36,13 @@
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
 pub mod basic;
+pub mod einsum;
+pub mod loss;
+pub mod lppool;
+pub mod norm;
+pub mod reduce;
+pub mod reduce_nest;
+pub mod softmax;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -114,6 +121,12 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    reduce::register(&mut r);
+    softmax::register(&mut r);
+    norm::register(&mut r);
+    loss::register(&mut r);
+    einsum::register(&mut r);
+    lppool::register(&mut r);
     r
 }
 
