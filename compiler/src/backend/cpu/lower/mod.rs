@@ -42,6 +42,13 @@ pub mod broadcast;
 pub mod elementwise;
 pub mod elementwise_binary;
 pub mod elementwise_unary;
+pub mod einsum;
+pub mod loss;
+pub mod lppool;
+pub mod norm;
+pub mod reduce;
+pub mod reduce_nest;
+pub mod softmax;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -122,6 +129,12 @@ pub fn registry() -> Registry {
     basic::register(&mut r);
     nn::register(&mut r);
     elementwise::register(&mut r);
+    reduce::register(&mut r);
+    softmax::register(&mut r);
+    norm::register(&mut r);
+    loss::register(&mut r);
+    einsum::register(&mut r);
+    lppool::register(&mut r);
     r
 }
 
