@@ -35,7 +35,11 @@
 //! Names from the model reach C only through [`crate::backend::cpu::sanitize`]
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
+pub mod attention;
 pub mod basic;
+pub mod recurrent;
+pub mod seq_common;
+pub mod signal;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -114,6 +118,9 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    attention::register(&mut r);
+    recurrent::register(&mut r);
+    signal::register(&mut r);
     r
 }
 
