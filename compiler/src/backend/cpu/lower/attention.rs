@@ -596,9 +596,11 @@ fn lower_causal_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     }
     let t = ftype(&[x.dtype, w.dtype]);
     let km = k - 1;
-    let padded = |cx: &LowerCx<'_>, pos: &str| -> String {
-        let _ = cx;
+    let padded = |pos: &str| -> String {
         let cur = x.load(&format!("(bi * {c} + ci) * {l} + ({pos} - {km})"));
+        if km == 0 {
+            return format!("({t}){cur}");
+        }
         let prev = match &past {
             Some(p) => format!(
                 "({t}){}",
@@ -608,7 +610,7 @@ fn lower_causal_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         };
         format!("(({pos}) < {km} ? {prev} : ({t}){cur})")
     };
-    let pj = padded(cx, "tt + j");
+    let pj = padded("tt + j");
     cx.line(format!(
         "for (size_t bi = 0; bi < {b}; bi++) for (size_t ci = 0; ci < {c}; ci++) {{"
     ));
@@ -630,8 +632,8 @@ fn lower_causal_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     };
     cx.line(y.store(&format!("(bi * {c} + ci) * {l} + tt"), &v));
     cx.line("}");
-    if let Some(o) = &st {
-        let pl = padded(cx, &format!("{l} + j"));
+    if let (Some(o), true) = (&st, km > 0) {
+        let pl = padded(&format!("{l} + j"));
         cx.line(format!("for (size_t j = 0; j < {km}; j++) {{"));
         cx.line(o.store(&format!("(bi * {c} + ci) * {km} + j"), &pl));
         cx.line("}");
@@ -894,4 +896,141 @@ fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line("}");
     cx.line("}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::seq_common::e2e::{check, values};
+    use crate::backend::cpu::{self, CpuOptions};
+    use petasos_ir::builder::GraphBuilder;
+    use petasos_ir::op::Attr;
+    use petasos_ir::{DType, Graph, Tensor, ValueType};
+
+    fn t(shape: &[usize], seed: u64, dt: DType) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, values(n, seed))
+            .and_then(|x| x.cast(dt, false))
+            .expect("tensor")
+    }
+
+    /// Packed 3-D GQA attention with a KV cache, causal offset, softcap, a float mask
+    /// shorter than the keys, and every output (`qk_matmul_output` in `mode`).
+    fn gqa_graph(dt: DType, mode: i64, bool_mask: bool) -> Graph {
+        let mut b = GraphBuilder::new("attn", 3);
+        let q = b.input("q", ValueType::known(dt, &[2, 3, 16]));
+        let k = b.input("k", ValueType::known(dt, &[2, 5, 8]));
+        let v = b.input("v", ValueType::known(dt, &[2, 5, 12]));
+        let mdt = if bool_mask { DType::Bool } else { dt };
+        let m = b.input("mask", ValueType::known(mdt, &[3, 6]));
+        let pk = b.input("past_k", ValueType::known(dt, &[2, 2, 2, 4]));
+        let pv = b.input("past_v", ValueType::known(dt, &[2, 2, 2, 6]));
+        let attrs = [
+            ("q_num_heads", Attr::Int(4)),
+            ("kv_num_heads", Attr::Int(2)),
+            ("is_causal", Attr::Int(1)),
+            ("softcap", Attr::Float(3.0)),
+            ("qk_matmul_output_mode", Attr::Int(mode)),
+            ("softmax_precision", Attr::Int(1)),
+        ];
+        let ins = [q, k, v, m, pk, pv].map(Some);
+        let outs = b.node("", "Attention", &ins, &attrs, 4).expect("attention");
+        for (i, o) in outs.iter().enumerate() {
+            b.output(*o, &format!("out{i}"));
+        }
+        b.finish().expect("graph")
+    }
+
+    fn gqa_inputs(dt: DType, bool_mask: bool) -> Vec<Tensor> {
+        let mask = if bool_mask {
+            let v: Vec<f32> = values(18, 9).iter().map(|&x| f32::from(x > -1.0)).collect();
+            Tensor::from_f32(&[3, 6], v)
+                .and_then(|x| x.cast(DType::Bool, false))
+                .expect("mask")
+        } else {
+            t(&[3, 6], 9, dt)
+        };
+        vec![
+            t(&[2, 3, 16], 1, dt),
+            t(&[2, 5, 8], 2, dt),
+            t(&[2, 5, 12], 3, dt),
+            mask,
+            t(&[2, 2, 2, 4], 4, dt),
+            t(&[2, 2, 2, 6], 5, dt),
+        ]
+    }
+
+    #[test]
+    fn gqa_cache_causal_softcap_matches_interpreter() {
+        for (dt, mode, bm) in [
+            (DType::F32, 2, false),
+            (DType::F32, 0, true),
+            (DType::F16, 3, true),
+            (DType::BF16, 1, false),
+            (DType::F64, 3, false),
+        ] {
+            let name = format!("gqa_{dt}_{mode}_{bm}");
+            check(&name, &gqa_graph(dt, mode, bm), gqa_inputs(dt, bm));
+        }
+    }
+
+    #[test]
+    fn rotary_and_swiglu_match_interpreter() {
+        let mut b = GraphBuilder::new("rope", 1);
+        let x = b.input("x", ValueType::known(DType::F32, &[2, 3, 12]));
+        let c = b.input("cos", ValueType::known(DType::F32, &[5, 2]));
+        let s = b.input("sin", ValueType::known(DType::F32, &[5, 2]));
+        let p = b.input("pos", ValueType::known(DType::I64, &[2, 3]));
+        let attrs = [
+            ("num_heads", Attr::Int(2)),
+            ("rotary_embedding_dim", Attr::Int(4)),
+            ("interleaved", Attr::Int(1)),
+        ];
+        let y = b
+            .node(
+                "",
+                "RotaryEmbedding",
+                &[Some(x), Some(c), Some(s), Some(p)],
+                &attrs,
+                1,
+            )
+            .expect("rope")[0];
+        let w = b
+            .op("SwiGLU", &[y, x], &[("alpha", Attr::Float(1.5))])
+            .expect("swiglu");
+        b.output(y, "y");
+        b.output(w, "w");
+        let g = b.finish().expect("graph");
+        let pos = Tensor::from_i64(&[2, 3], vec![0, 1, 4, 2, 3, 0]).expect("pos");
+        let ins = vec![
+            t(&[2, 3, 12], 11, DType::F32),
+            t(&[5, 2], 12, DType::F32),
+            t(&[5, 2], 13, DType::F32),
+            pos,
+        ];
+        check("rope", &g, ins);
+    }
+
+    #[test]
+    fn nonpad_with_cache_fails_the_compile_clearly() {
+        let mut b = GraphBuilder::new("bad", 1);
+        let dt = DType::F32;
+        let q = b.input("q", ValueType::known(dt, &[1, 2, 3, 4]));
+        let k = b.input("k", ValueType::known(dt, &[1, 2, 3, 4]));
+        let v = b.input("v", ValueType::known(dt, &[1, 2, 3, 4]));
+        let pk = b.input("pk", ValueType::known(dt, &[1, 2, 1, 4]));
+        let pv = b.input("pv", ValueType::known(dt, &[1, 2, 1, 4]));
+        let n = b.input("n", ValueType::known(DType::I64, &[1]));
+        let ins = [Some(q), Some(k), Some(v), None, Some(pk), Some(pv), Some(n)];
+        let y = b.node("", "Attention", &ins, &[], 1).expect("attention")[0];
+        b.output(y, "y");
+        let mut g = b.finish().expect("graph");
+        let e = cpu::generate(&mut g, &CpuOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("Attention") && e.contains("nonpad_kv_seqlen"),
+            "unexpected result: {e:?}"
+        );
+    }
 }

@@ -436,3 +436,87 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod e2e_tests {
+    use super::super::seq_common::e2e::{check, values};
+    use petasos_ir::builder::GraphBuilder;
+    use petasos_ir::op::Attr;
+    use petasos_ir::{DType, Tensor, ValueType};
+
+    fn t(shape: &[usize], seed: u64) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, values(n, seed)).expect("tensor")
+    }
+
+    /// Bidirectional, batch-major LSTM with lengths, initial states, peepholes, clip and
+    /// parametrised activations; and a reverse GRU with linear_before_reset.
+    #[test]
+    fn lstm_and_gru_variants_match_interpreter() {
+        let (s, b, i, h) = (4, 3, 5, 6);
+        let mut g = GraphBuilder::new("rnn", 2);
+        let x = g.input("x", ValueType::known(DType::F32, &[b, s, i]));
+        let lens = g.input("lens", ValueType::known(DType::I32, &[b]));
+        let w = g.input("w", ValueType::known(DType::F32, &[2, 4 * h, i]));
+        let r = g.input("r", ValueType::known(DType::F32, &[2, 4 * h, h]));
+        let bias = g.input("b", ValueType::known(DType::F32, &[2, 8 * h]));
+        let h0 = g.input("h0", ValueType::known(DType::F32, &[b, 2, h]));
+        let c0 = g.input("c0", ValueType::known(DType::F32, &[b, 2, h]));
+        let p = g.input("p", ValueType::known(DType::F32, &[2, 3 * h]));
+        let acts = [
+            "HardSigmoid",
+            "Tanh",
+            "Softsign",
+            "Sigmoid",
+            "Elu",
+            "ScaledTanh",
+        ]
+        .map(String::from)
+        .to_vec();
+        let attrs = [
+            ("direction", Attr::Str("bidirectional".into())),
+            ("layout", Attr::Int(1)),
+            ("hidden_size", Attr::Int(h as i64)),
+            ("clip", Attr::Float(2.5)),
+            ("activations", Attr::Strs(acts)),
+            ("activation_alpha", Attr::Floats(vec![0.3, 0.9, 1.1])),
+            ("activation_beta", Attr::Floats(vec![0.4, 0.7])),
+        ];
+        let ins = [x, w, r, bias, lens, h0, c0, p].map(Some);
+        let outs = g.node("", "LSTM", &ins, &attrs, 3).expect("lstm");
+        for (k, o) in outs.iter().enumerate() {
+            g.output(*o, &format!("lstm{k}"));
+        }
+        let gw = g.input("gw", ValueType::known(DType::F32, &[1, 3 * h, i]));
+        let gr = g.input("gr", ValueType::known(DType::F32, &[1, 3 * h, h]));
+        let gattrs = [
+            ("direction", Attr::Str("reverse".into())),
+            ("hidden_size", Attr::Int(h as i64)),
+            ("linear_before_reset", Attr::Int(1)),
+        ];
+        let xt = g.input("xt", ValueType::known(DType::F32, &[s, b, i]));
+        let gins = [Some(xt), Some(gw), Some(gr), None, Some(lens)];
+        let gouts = g.node("", "GRU", &gins, &gattrs, 2).expect("gru");
+        for (k, o) in gouts.iter().enumerate() {
+            g.output(*o, &format!("gru{k}"));
+        }
+        let graph = g.finish().expect("graph");
+        let lens_t = Tensor::from_i64(&[b], vec![4, 0, 2])
+            .and_then(|x| x.cast(DType::I32, false))
+            .expect("lens");
+        let ins = vec![
+            t(&[b, s, i], 1),
+            lens_t,
+            t(&[2, 4 * h, i], 2),
+            t(&[2, 4 * h, h], 3),
+            t(&[2, 8 * h], 4),
+            t(&[b, 2, h], 5),
+            t(&[b, 2, h], 6),
+            t(&[2, 3 * h], 7),
+            t(&[1, 3 * h, i], 8),
+            t(&[1, 3 * h, h], 9),
+            t(&[s, b, i], 10),
+        ];
+        check("rnn", &graph, ins);
+    }
+}

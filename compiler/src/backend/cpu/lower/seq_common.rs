@@ -95,3 +95,69 @@ mod tests {
         assert!(round(DType::BF16, "float", "x").contains("pt_f2bf"));
     }
 }
+
+/// End-to-end checks for this family's tests: compile a graph with the CPU backend, run its
+/// `main` and compare every output with the reference interpreter.
+#[cfg(test)]
+pub mod e2e {
+    use crate::backend::cpu::{self, CpuOptions};
+    use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
+    use petasos_ir::{Graph, Tensor};
+    use std::process::Command;
+
+    /// Deterministic values in [-2, 2).
+    pub fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// Compiles `g` (warnings are errors), runs it on `inputs` and compares with the
+    /// interpreter at the node-suite tolerances.
+    pub fn check(name: &str, g: &Graph, inputs: Vec<Tensor>) {
+        let dir =
+            std::env::temp_dir().join(format!("petasos-f-attn-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let want = petasos_ir::interp::run(g, inputs.clone()).expect("interpret");
+        let mut opts = CpuOptions::default();
+        opts.cc.cflags = ["-O1", "-Wall", "-Wextra", "-Werror"]
+            .map(String::from)
+            .to_vec();
+        let out = dir.join("out");
+        let mut gc = g.clone();
+        cpu::compile(&mut gc, &opts, &out).expect("compile");
+        let mut cmd = Command::new(out.join("main"));
+        for (i, t) in inputs.iter().enumerate() {
+            let p = dir.join(format!("input_{i}.pb"));
+            write_tensor_file(&p, &format!("in{i}"), t).expect("write input");
+            cmd.arg("-i").arg(&p);
+        }
+        let res = dir.join("res");
+        std::fs::create_dir_all(&res).expect("res dir");
+        let o = cmd.arg("-o").arg(&res).output().expect("run main");
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for (i, w) in want.iter().enumerate() {
+            let got = read_tensor_file(&res.join(format!("output_{i}.pb"))).expect("output");
+            assert_eq!(got.dtype(), w.dtype(), "{name} output {i}");
+            assert_eq!(got.shape(), w.shape(), "{name} output {i}");
+            let (a, b) = (got.to_f64_vec().expect("a"), w.to_f64_vec().expect("b"));
+            for (k, (p, q)) in a.iter().zip(&b).enumerate() {
+                let ok =
+                    (p.is_nan() && q.is_nan()) || p == q || (p - q).abs() <= 1e-5 + 1e-3 * q.abs();
+                assert!(ok, "{name} output {i} element {k}: got {p}, want {q}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
