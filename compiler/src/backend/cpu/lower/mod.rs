@@ -35,6 +35,7 @@
 //! Names from the model reach C only through [`crate::backend::cpu::sanitize`]
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
+pub mod attention;
 pub mod basic;
 pub mod fuse;
 pub mod nn;
@@ -49,6 +50,9 @@ pub mod norm;
 pub mod reduce;
 pub mod reduce_nest;
 pub mod softmax;
+pub mod recurrent;
+pub mod seq_common;
+pub mod signal;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -135,6 +139,9 @@ pub fn registry() -> Registry {
     loss::register(&mut r);
     einsum::register(&mut r);
     lppool::register(&mut r);
+    attention::register(&mut r);
+    recurrent::register(&mut r);
+    signal::register(&mut r);
     r
 }
 
