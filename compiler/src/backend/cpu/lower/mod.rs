@@ -36,6 +36,10 @@
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
 pub mod basic;
+pub mod layout;
+pub mod movement;
+pub mod operand;
+pub mod shape;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -114,6 +118,8 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    layout::register(&mut r);
+    shape::register(&mut r);
     r
 }
 
