@@ -36,9 +36,11 @@
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
 pub mod basic;
+pub mod gather;
 pub mod layout;
 pub mod movement;
 pub mod operand;
+pub mod scatter;
 pub mod shape;
 
 pub use super::sanitize::comment;
@@ -120,6 +122,8 @@ pub fn registry() -> Registry {
     basic::register(&mut r);
     layout::register(&mut r);
     shape::register(&mut r);
+    gather::register(&mut r);
+    scatter::register(&mut r);
     r
 }
 
