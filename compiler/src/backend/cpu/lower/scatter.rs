@@ -147,16 +147,16 @@ fn lower_scatter_nd(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     }
     cx.line(format!("for (size_t tu = 0; tu < {tuples}; tu++) {{"));
     cx.line("size_t off = 0;");
-    for j in 0..k {
+    for (j, (&d, st)) in x.shape.iter().zip(&xs).enumerate().take(k) {
         emit_index(
             cx,
             &format!("k{j}"),
             &ind,
             &format!("tu * {k} + {j}"),
-            x.shape[j],
+            d,
             "ScatterND",
         )?;
-        cx.line(format!("off += (size_t)k{j} * {};", xs[j]));
+        cx.line(format!("off += (size_t)k{j} * {st};"));
     }
     cx.line(format!("for (size_t e = 0; e < {slice}; e++) {{"));
     emit_reduce(cx, &y, "off + e", &u, &format!("tu * {slice} + e"), red)?;
