@@ -53,6 +53,12 @@ pub mod softmax;
 pub mod recurrent;
 pub mod seq_common;
 pub mod signal;
+pub mod gather;
+pub mod layout;
+pub mod movement;
+pub mod operand;
+pub mod scatter;
+pub mod shape;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -142,6 +148,10 @@ pub fn registry() -> Registry {
     attention::register(&mut r);
     recurrent::register(&mut r);
     signal::register(&mut r);
+    layout::register(&mut r);
+    shape::register(&mut r);
+    gather::register(&mut r);
+    scatter::register(&mut r);
     r
 }
 
