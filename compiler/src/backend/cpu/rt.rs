@@ -14,6 +14,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("pt_io.h", include_str!("rt/pt_io.h")),
     ("pt_io.c", include_str!("rt/pt_io.c")),
     ("pt_main.c", include_str!("rt/pt_main.c")),
+    ("pt_types.h", include_str!("rt/pt_types.h")),
 ];
 
 /// The contents of runtime file `name`.
