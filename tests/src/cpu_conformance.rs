@@ -40,6 +40,8 @@ pub struct CpuRun {
     pub opts: CpuOptions,
     /// Keep each case's artifact folder (for debugging).
     pub keep: bool,
+    /// Freeze shape-deciding integer inputs when the shapes are not static otherwise.
+    pub freeze: bool,
 }
 
 impl CpuRun {
@@ -53,6 +55,7 @@ impl CpuRun {
             work,
             opts,
             keep: false,
+            freeze: true,
         }
     }
 }
@@ -157,7 +160,7 @@ pub fn run_case_cpu(case: &Path, run: &CpuRun) -> Result<(), Failure> {
             ))
         );
         // Only when the shapes are not static otherwise: freeze the inputs that decide them.
-        let r = if dynamic && freeze_shape_inputs(&pristine, &inputs, &mut opts) {
+        let r = if dynamic && run.freeze && freeze_shape_inputs(&pristine, &inputs, &mut opts) {
             let mut g = pristine.clone();
             cpu::compile(&mut g, &opts, &out)
         } else {

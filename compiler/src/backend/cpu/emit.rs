@@ -515,7 +515,7 @@ int model_run(const void *const *inputs, void *const *outputs) {
     for f in frozen.iter().filter(|f| !f.bytes.is_empty()) {
         let _ = writeln!(
             c,
-            "  if (memcmp(pt_in[{i}], pt_frozen_{i}, {n}) != 0) {{\n    pt_set_error(\"input {i} %s differs from the value it was frozen to at compile time (--freeze-input)\", {name});\n    pt_in = NULL;\n    pt_out = NULL;\n    return 1;\n  }}",
+            "  if (memcmp(pt_in[{i}], pt_frozen_{i}, {n}) != 0) {{\n    pt_set_error(\"input {i} '%s' differs from the value it was frozen to at compile time (--freeze-input)\", {name});\n    pt_in = NULL;\n    pt_out = NULL;\n    return 1;\n  }}",
             i = f.input,
             n = f.bytes.len(),
             name = c_string(&f.name),

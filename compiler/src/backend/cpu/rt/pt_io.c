@@ -168,8 +168,9 @@ static int parse_pb(const uint8_t *b, size_t len, pt_tensor *t, const char *path
     memcpy(t->data, raw, raw_len);
     return 0;
   }
-  /* pass 2: typed repeated fields (one value per entry; packed sub-byte types must be raw) */
-  if (!w && n > 0) { pt_set_error("%s: %s data must be raw_data", path, pt_dtype_name(t->dtype)); return 1; }
+  /* pass 2: typed repeated fields: one value per entry, except the packed sub-byte types
+     whose int32_data entries are the bytes of the packed data */
+  if (!w) n = (int64_t)t->bytes;
   int64_t k = 0;
   c.p = b; c.end = b + len; c.bad = 0;
   while (c.p < c.end && !c.bad) {
@@ -197,6 +198,8 @@ static int parse_pb(const uint8_t *b, size_t len, pt_tensor *t, const char *path
         if (cur->end - cur->p < 8) { cur->bad = 1; break; }
         if (t->dtype != 11) { cur->bad = 1; break; }
         memcpy(d + (size_t)k * 8, cur->p, 8); cur->p += 8;
+      } else if (!w) {
+        d[k] = (uint8_t)pb_varint(cur);
       } else {
         put_int(t, k, pb_varint(cur));
       }
