@@ -298,16 +298,27 @@ fn data_dependent(op: &str) -> bool {
     )
 }
 
-/// The integer graph inputs (rank <= 1) whose values decide a shape the graph needs static:
-/// for every value without a static shape (after [`specialise`]), the integer inputs that
-/// reach its node's inputs (slot 0 only for ops whose first input is shape-like, e.g.
-/// ConstantOfShape, Range) through any chain of nodes. Empty when every shape is static.
+/// Whether input `slot` of `op` is a shape-deciding operand that may be a float tensor
+/// (Range's bounds and step, OneHot's depth, Resize's / Upsample's scales).
+fn float_shape_operand(op: &str, slot: usize) -> bool {
+    matches!(
+        (op, slot),
+        ("Range", 0..=2) | ("OneHot", 1) | ("Resize", 2) | ("Upsample", 1)
+    )
+}
+
+/// The graph inputs (rank <= 1) whose values decide a shape the graph needs static: for
+/// every value without a static shape (after [`specialise`]), the integer inputs that reach
+/// its node's inputs (slot 0 only for ops whose first input is shape-like, e.g.
+/// ConstantOfShape, Range) through any chain of nodes, and the float inputs that directly
+/// feed a float shape operand ([`float_shape_operand`]). Empty when every shape is static.
 /// Names in graph-input order.
 pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
     let Ok(order) = g.topo_order() else {
         return Vec::new();
     };
     let mut seeds: Vec<ValueRef> = Vec::new();
+    let mut found: BTreeSet<petgraph::stable_graph::NodeIndex> = BTreeSet::new();
     for &n in &order {
         let node = &g.g[n];
         if node.outputs.iter().all(|v| v.ty.numel().is_some()) {
@@ -331,11 +342,19 @@ pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
                 if slot > 0 || slot0 {
                     seeds.push(v);
                 }
+                let t = &g.g[v.node].outputs[0].ty;
+                let small = t.shape.as_ref().is_some_and(|s| s.len() <= 1);
+                if float_shape_operand(op, slot)
+                    && g.inputs.contains(&v.node)
+                    && t.dtype.is_float()
+                    && small
+                {
+                    found.insert(v.node);
+                }
             }
         }
     }
     let mut seen: BTreeSet<petgraph::stable_graph::NodeIndex> = BTreeSet::new();
-    let mut found: BTreeSet<petgraph::stable_graph::NodeIndex> = BTreeSet::new();
     while let Some(v) = seeds.pop() {
         if !seen.insert(v.node) {
             continue;
