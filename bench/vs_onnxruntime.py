@@ -8,8 +8,8 @@ seeded random input of the same shape; report the best of the per-round medians 
 side (the machine is shared and noisy; the best median is the least disturbed) and the
 ratio ours / onnxruntime.
 
-Prints one line per (model, threads):
-  model=NAME threads=T ours_ms=X ort_ms=Y ratio=Z
+Prints one line per (model, threads): name, threads, ours ms, ORT ms, ratio (columns as
+bench/vs_onnxruntime.sh's header).
 """
 import argparse
 import statistics
@@ -100,8 +100,7 @@ def main():
             ours.append(ours_median(a.petasos, a.artifact, t, a.runs, a.warmup))
             theirs.append(ort_median(sess, feed, a.runs, a.warmup))
         o, r = min(ours), min(theirs)
-        print(f"model={a.name} threads={t} ours_ms={o:.3f} ort_ms={r:.3f} ratio={o / r:.3f}",
-              flush=True)
+        print(f"{a.name:<24} {t:>7} {o:>10.3f} {r:>10.3f} {o / r:>7.3f}", flush=True)
 
 
 if __name__ == "__main__":

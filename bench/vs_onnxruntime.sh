@@ -57,10 +57,5 @@ for m in "${MODELS[@]}"; do
   fi
   # shellcheck disable=SC2046
   "$PY" bench/vs_onnxruntime.py --petasos "$PETASOS" --artifact "$art" --model "$onnx" \
-    --name "$m" --threads "$THREADS" --rounds "$ROUNDS" --runs "$RUNS" $(shape_args "$m") |
-    while read -r line; do
-      eval "$(echo "$line" | tr ' ' '\n' | sed 's/^/local_/' | tr '\n' ';')" 2>/dev/null || true
-      printf '%-24s %7s %10s %10s %7s\n' "$local_model" "$local_threads" "$local_ours_ms" \
-        "$local_ort_ms" "$local_ratio"
-    done
+    --name "$m" --threads "$THREADS" --rounds "$ROUNDS" --runs "$RUNS" $(shape_args "$m")
 done
