@@ -386,7 +386,7 @@ fn lower_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     for tn in [Some(y), qk].into_iter().flatten() {
         fields.push((format!("{} *", tn.ctype()), tn.expr.clone()));
     }
-    let mut g = format!("typedef struct {{\n");
+    let mut g = String::from("typedef struct {\n");
     for (ty, n) in &fields {
         g.push_str(&format!("  {ty}{n};\n"));
     }
