@@ -1,12 +1,13 @@
 //! Attention-family lowerings: `Attention` (opsets 23-25: masks, causal and sliding windows,
 //! GQA, softcap, KV cache, nonpad lengths, every `qk_matmul_output_mode`), `RotaryEmbedding`,
-//! `SwiGLU`, `LinearAttention`, `CausalConvWithState` and `FlexAttention` without
-//! `score_mod`/`prob_mod` subgraphs.
+//! `SwiGLU`, `LinearAttention`, `CausalConvWithState` and `FlexAttention` (with
+//! `score_mod`/`prob_mod` subgraphs that reduce to elementwise code, see `flex_mod`).
 //!
 //! The C follows the reference interpreter step by step (`ir/src/ops/attention/`,
 //! `ir/src/ops/recent.rs`), rounding to the op's dtype where it does, so that f16/bf16 results
 //! match bit for bit in most positions; f32 is computed in float, f64 in double.
 
+use super::flex_mod::lower_mod;
 use super::seq_common::{ftype, index, lit, math, need_float, round, CBuf};
 use super::{CTensor, LowerCx, LowerError, Registry};
 use petasos_ir::ops::attention::{Attention, RotaryEmbedding};
@@ -853,14 +854,12 @@ fn lower_linear_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     Ok(())
 }
 
-/// `FlexAttention` without `score_mod`/`prob_mod`: softmax(Q K^T * scale) V over rank-4
+/// `FlexAttention`: softmax(mod(Q K^T * scale)) V over rank-4
 /// inputs with GQA, scores and probabilities rounded to the softmax precision (f32 unless
 /// the inputs are f64 or `softmax_precision` says otherwise).
 fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let op = cx.op::<FlexAttention>()?;
-    if op.score_mod.is_some() || op.prob_mod.is_some() {
-        return Err(cx.unsupported("score_mod/prob_mod subgraphs"));
-    }
+    let (score_mod, prob_mod) = (op.score_mod.clone(), op.prob_mod.clone());
     let (scale_attr, prec_attr) = (op.scale, op.softmax_precision);
     let (q, k, v) = (
         cx.input(0)?.clone(),
@@ -918,6 +917,33 @@ fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "sc[j] = {};",
         rp(&format!("acc * ({t}){}", lit(scale)))
     ));
+    let full = [b, hq, lq, lk];
+    let mut mods = Vec::new();
+    for (g, what) in [(&score_mod, "score_mod"), (&prob_mod, "prob_mod")] {
+        mods.push(match g {
+            Some(g) => {
+                let prefix = cx.fresh(what);
+                let m = lower_mod(cx, g, full, prec, t, &prefix, what)?;
+                for gl in &m.globals {
+                    cx.global(gl);
+                }
+                Some(m)
+            }
+            None => None,
+        });
+    }
+    let apply = |cx: &mut LowerCx<'_>, m: &Option<super::flex_mod::ModCode>| {
+        if let Some(m) = m {
+            cx.line("{");
+            cx.line(format!("const {t} {} = sc[j];", super::flex_mod::INPUT));
+            for st in &m.stmts {
+                cx.line(st);
+            }
+            cx.line(format!("sc[j] = {};", m.result));
+            cx.line("}");
+        }
+    };
+    apply(cx, &mods[0]);
     cx.line("if (sc[j] > mx) mx = sc[j];");
     cx.line("}");
     cx.line(format!("{t} sum = 0;"));
@@ -929,6 +955,11 @@ fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "for (size_t j = 0; j < {lk}; j++) sc[j] = sum > 0 ? {} : ({t})NAN;",
         rp("sc[j] / sum")
     ));
+    if mods[1].is_some() {
+        cx.line(format!("for (size_t j = 0; j < {lk}; j++) {{"));
+        apply(cx, &mods[1]);
+        cx.line("}");
+    }
     cx.line(format!("for (size_t m = 0; m < {dv}; m++) yrow[m] = 0;"));
     cx.line(format!("for (size_t j = 0; j < {lk}; j++) for (size_t m = 0; m < {dv}; m++) yrow[m] += sc[j] * ({t}){};",
         v.load(&format!("((b * {hk} + kh) * {lk} + j) * {dv} + m"))));

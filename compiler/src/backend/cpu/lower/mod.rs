@@ -37,6 +37,7 @@
 
 pub mod attention;
 pub mod basic;
+pub mod flex_mod;
 pub mod recurrent;
 pub mod seq_common;
 pub mod signal;
