@@ -7,7 +7,7 @@
 //! `conformance --backend cpu [FILTER] [--failures] [--keep] [--jobs N]`: the allow-listed
 //! cases through the CPU backend (compile to C with `cc -O1`, run `main`, compare); prints
 //! `N compiled+matched, M failed` and the failures grouped by reason (`no lowering for op X:
-//! count`). `--keep` keeps each case's artifact under $TMPDIR/petasos-conf-cpu/CASE/out.
+//! count`). `--keep` keeps each case's artifact under $TMPDIR/petasos-conf-cpu-PID/CASE/out.
 //! Integer inputs that decide shapes are frozen to their recorded values when needed for
 //! static shapes (`--no-freeze`: never). `--write-allow FILE` writes the matched cases;
 //! `--require FILE` exits 1 when a case listed in FILE (tests/conformance/allow_cpu.txt in CI)
@@ -126,13 +126,17 @@ fn cpu_main(args: &[String], shared: &std::path::Path, show: bool, long: bool) {
         .map(|n| suite.join(n))
         .filter(|p| p.join("model.onnx").is_file())
         .collect();
-    let work = std::env::temp_dir().join("petasos-conf-cpu");
+    // One folder per process: concurrent runs must not share case folders.
+    let work = std::env::temp_dir().join(format!("petasos-conf-cpu-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&work);
     let mut run = CpuRun::new(work);
     run.keep = args.iter().any(|a| a == "--keep");
     run.freeze = !args.iter().any(|a| a == "--no-freeze");
     let t0 = std::time::Instant::now();
     let res = run_all_cpu(&sel, jobs, &run);
+    if !run.keep {
+        let _ = std::fs::remove_dir_all(&run.work);
+    }
     let mut ok = 0;
     let mut matched = Vec::new();
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
