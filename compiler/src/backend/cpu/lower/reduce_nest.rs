@@ -108,7 +108,12 @@ impl Nest {
         let mut n = 0;
         for (k, l) in self.part(p) {
             let v = Nest::var(p, k);
-            cx.line(format!("for (size_t {v} = 0; {v} < {}; {v}++) {{", l.size));
+            // `!=` for an empty loop: `< 0` on a size_t draws -Wtype-limits.
+            let cmp = if l.size == 0 { "!=" } else { "<" };
+            cx.line(format!(
+                "for (size_t {v} = 0; {v} {cmp} {}; {v}++) {{",
+                l.size
+            ));
             n += 1;
         }
         n
