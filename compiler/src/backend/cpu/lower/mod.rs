@@ -53,6 +53,7 @@ pub mod movement;
 pub mod nn;
 pub mod norm;
 pub mod operand;
+pub mod qonnx;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
@@ -171,6 +172,7 @@ pub fn registry() -> Registry {
     scatter::register(&mut r);
     cast::register(&mut r);
     quant::register(&mut r);
+    qonnx::register(&mut r);
     r
 }
 
