@@ -7,7 +7,12 @@
 //! reads (its inputs are live at its step), even when it fuses several nodes. Graph outputs are
 //! written straight into the caller's output buffers; a graph output that is a graph input, a
 //! constant or a second name of another output is copied at the end of `model_run`.
+//!
+//! Guarded nodes (the inlined branches of an `If`, see [`super::lower::control`]): a kernel
+//! holds nodes of one guard only, runs after the kernels computing its guard's conditions,
+//! and keeps those conditions live in the arena until it has run.
 
+use super::lower::control::{Guard, Guards};
 use super::lower::{op_key, FuseCx, Registry};
 use crate::plan::memory::{plan, MemoryPlan, Order, PlanError, PlanOptions};
 use petasos_ir::graph::{Graph, Provenance, ValueRef};
@@ -48,6 +53,8 @@ pub struct Schedule {
     pub output_copies: Vec<(usize, Loc)>,
     /// The arena plan over kernels (step `i` = kernel `i`).
     pub plan: MemoryPlan,
+    /// Per kernel (in execution order), the guard it runs under (empty: always).
+    pub guards: Vec<Guard>,
 }
 
 /// Errors scheduling.
@@ -67,6 +74,15 @@ fn is_leaf(g: &Graph, n: NodeIndex) -> bool {
 
 /// Groups, orders and places the values of `g` (every value must have a static shape).
 pub fn schedule(g: &Graph, reg: &Registry) -> Result<Schedule, ScheduleError> {
+    schedule_guarded(g, reg, &Guards::default())
+}
+
+/// [`schedule`] for a graph whose nodes run under `guards`.
+pub fn schedule_guarded(
+    g: &Graph,
+    reg: &Registry,
+    guards: &Guards,
+) -> Result<Schedule, ScheduleError> {
     let topo = g.topo_order()?;
     let pos: HashMap<NodeIndex, usize> = topo.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let graph_outputs: HashSet<ValueRef> = g.outputs.iter().map(|o| o.value).collect();
@@ -89,6 +105,10 @@ pub fn schedule(g: &Graph, reg: &Registry) -> Result<Schedule, ScheduleError> {
             };
             let chain = f(&cx);
             for m in chain {
+                // A kernel runs under one guard: the chain stops where the guard changes.
+                if guards.of(m) != guards.of(n) {
+                    break;
+                }
                 if m != n && !is_leaf(g, m) && !taken.contains(&m) {
                     nodes.push(m);
                 }
@@ -110,7 +130,8 @@ pub fn schedule(g: &Graph, reg: &Registry) -> Result<Schedule, ScheduleError> {
     for (k, ker) in kernels.iter().enumerate() {
         let mut preds = BTreeSet::new();
         for &n in &ker.nodes {
-            for v in g.node_inputs(n).into_iter().flatten() {
+            let conds = guards.of(ker.nodes[0]).iter().map(|c| Some(c.0));
+            for v in g.node_inputs(n).into_iter().chain(conds).flatten() {
                 if let Some(&p) = kernel_of.get(&v.node) {
                     if p != k {
                         preds.insert(p);
@@ -182,7 +203,8 @@ pub fn schedule(g: &Graph, reg: &Registry) -> Result<Schedule, ScheduleError> {
         let mut outs: Vec<(ValueRef, ValueType)> = Vec::new();
         let mut ins: Vec<ValueRef> = Vec::new();
         for &n in &ker.nodes {
-            for v in g.node_inputs(n).into_iter().flatten() {
+            let conds = guards.of(ker.nodes[0]).iter().map(|c| Some(c.0));
+            for v in g.node_inputs(n).into_iter().chain(conds).flatten() {
                 if let Some(&pv) = proxy_of.get(&v) {
                     if !ins.contains(&pv) {
                         ins.push(pv);
@@ -226,7 +248,12 @@ pub fn schedule(g: &Graph, reg: &Registry) -> Result<Schedule, ScheduleError> {
             loc.insert(v, Loc::Arena(b.offset));
         }
     }
+    let guards = kernels
+        .iter()
+        .map(|k| guards.of(k.nodes[0]).to_vec())
+        .collect();
     Ok(Schedule {
+        guards,
         kernels,
         loc,
         constants,

@@ -39,6 +39,7 @@ pub mod attention;
 pub mod basic;
 pub mod broadcast;
 pub mod cast;
+pub mod control;
 pub mod einsum;
 pub mod elementwise;
 pub mod elementwise_binary;
@@ -173,6 +174,7 @@ pub fn registry() -> Registry {
     cast::register(&mut r);
     quant::register(&mut r);
     qonnx::register(&mut r);
+    control::register(&mut r);
     r
 }
 
