@@ -388,7 +388,9 @@ fn frozen_input_gives_static_shapes_and_is_checked_at_run_time() {
     let dir = TempDir::new("frozen");
     let mut g0 = g.clone();
     let err = cpu::compile(&mut g0, &opts(), &dir.0.join("none")).expect_err("dynamic");
-    assert!(err.to_string().contains("no static shape"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("no static shape"), "{msg}");
+    assert!(msg.contains("--freeze-input shape=FILE.pb"), "{msg}");
     let mut probe = g.clone();
     specialise::specialise(&mut probe, &BTreeMap::new(), &BTreeMap::new()).expect("bind");
     assert_eq!(

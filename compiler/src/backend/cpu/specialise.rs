@@ -32,12 +32,14 @@ pub enum SpecialiseError {
     #[error("--input-shape {name}: {msg}")]
     BadInputShape { name: String, msg: String },
     /// A value inside the graph has no static shape (a data-dependent size).
-    #[error("value '{value}' (output of node '{node}', {op}) has no static shape ({ty}); the CPU backend needs static shapes — bind symbolic dims with --dim NAME=<value> or --input-shape")]
+    #[error("value '{value}' (output of node '{node}', {op}) has no static shape ({ty}); the CPU backend needs static shapes — bind symbolic dims with --dim NAME=<value> or --input-shape{hint}")]
     Dynamic {
         value: String,
         node: String,
         op: String,
         ty: String,
+        /// Names the inputs whose values decide the shape (`--freeze-input`), if any.
+        hint: String,
     },
     /// `--freeze-input` names no input, or its value does not fit the input.
     #[error("--freeze-input {name}: {msg}")]
@@ -133,11 +135,26 @@ pub fn check_static(g: &Graph) -> Result<(), SpecialiseError> {
         let node = &g.g[n];
         for v in &node.outputs {
             if v.ty.numel().is_none() {
+                let names = inputs_to_freeze(g);
+                let hint = if names.is_empty() {
+                    String::new()
+                } else {
+                    let flags: Vec<String> = names
+                        .iter()
+                        .map(|n| format!("--freeze-input {n}=FILE.pb"))
+                        .collect();
+                    format!(
+                        "; sizes depend on the values of input(s) {}: {}",
+                        names.join(", "),
+                        flags.join(" ")
+                    )
+                };
                 return Err(SpecialiseError::Dynamic {
                     value: v.name.clone(),
                     node: super::lower::node_label(node),
                     op: node.op.op_type().to_string(),
                     ty: v.ty.to_string(),
+                    hint,
                 });
             }
         }
