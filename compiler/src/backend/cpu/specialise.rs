@@ -315,6 +315,26 @@ fn data_dependent(op: &str) -> bool {
     )
 }
 
+/// The input slots of `op` whose values decide its output shapes, for the ops where that is
+/// known (elsewhere every slot but the first counts).
+fn shape_slots(op: &str) -> Option<&'static [usize]> {
+    Some(match op {
+        "Reshape" | "Expand" | "Tile" | "Squeeze" | "Unsqueeze" | "Split" | "TopK" | "OneHot"
+        | "CenterCropPad" | "AffineGrid" | "Upsample" => &[1],
+        "Slice" => &[1, 2, 3, 4],
+        "Pad" => &[1, 3],
+        "Resize" => &[2, 3],
+        "ConstantOfShape" | "HannWindow" | "HammingWindow" | "BlackmanWindow" => &[0],
+        "Range" | "MelWeightMatrix" => &[0, 1, 2],
+        "Col2Im" => &[1, 2],
+        "DFT" => &[1, 2],
+        "STFT" => &[1, 3],
+        "MaxUnpool" => &[2],
+        o if o.starts_with("Reduce") => &[1],
+        _ => return None,
+    })
+}
+
 /// Whether input `slot` of `op` is a shape-deciding operand that may be a float tensor
 /// (Range's bounds and step, OneHot's depth, Resize's / Upsample's scales).
 fn float_shape_operand(op: &str, slot: usize) -> bool {
@@ -326,8 +346,8 @@ fn float_shape_operand(op: &str, slot: usize) -> bool {
 
 /// The graph inputs (rank <= 1) whose values decide a shape the graph needs static: for
 /// every value without a static shape (after [`specialise`]), the integer inputs that reach
-/// its node's inputs (slot 0 only for ops whose first input is shape-like, e.g.
-/// ConstantOfShape, Range) through any chain of nodes, and the float inputs that directly
+/// its node's shape-deciding inputs ([`shape_slots`]) through any chain of nodes, and the
+/// float inputs that directly
 /// feed a float shape operand ([`float_shape_operand`]). Empty when every shape is static.
 /// Names in graph-input order.
 pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
@@ -345,18 +365,13 @@ pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
         if data_dependent(op) {
             continue;
         }
-        let slot0 = matches!(
-            op,
-            "ConstantOfShape"
-                | "Range"
-                | "HannWindow"
-                | "HammingWindow"
-                | "BlackmanWindow"
-                | "MelWeightMatrix"
-        );
         for (slot, v) in g.node_inputs(n).into_iter().enumerate() {
             if let Some(v) = v {
-                if slot > 0 || slot0 {
+                let shape_like = match shape_slots(op) {
+                    Some(slots) => slots.contains(&slot),
+                    None => slot > 0,
+                };
+                if shape_like {
                     seeds.push(v);
                 }
                 let t = &g.g[v.node].outputs[0].ty;
