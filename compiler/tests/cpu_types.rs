@@ -421,3 +421,26 @@ fn frozen_input_gives_static_shapes_and_is_checked_at_run_time() {
     let e = cpu::compile(&mut g.clone(), &bad, &dir.0.join("bad")).expect_err("name");
     assert!(e.to_string().contains("no such input"), "{e}");
 }
+
+#[test]
+fn shape_and_size_of_static_values_fold_to_constants() {
+    let mut b = GraphBuilder::new("shapes", 0);
+    let x = b.input("x", ValueType::known(DType::F32, &[2, 3, 4]));
+    let y = b.input("y", ValueType::known(DType::F32, &[4, 6]));
+    let sy = b.op("Shape", &[y], &[]).expect("shape");
+    let r = b.op("Reshape", &[x, sy], &[]).expect("reshape");
+    let tail = b
+        .op("Shape", &[x], &[("start", Attr::Int(-2))])
+        .expect("shape start");
+    let n = b.op("Size", &[x], &[]).expect("size");
+    b.output(r, "reshaped");
+    b.output(tail, "tail");
+    b.output(n, "size");
+    let g = b.finish().expect("graph");
+    let mut gs = g.clone();
+    let src = cpu::generate(&mut gs, &opts()).expect("generate");
+    assert_eq!(src.report.kernels, 1, "only the Reshape copy is left");
+    let xs = Tensor::from_f32(&[2, 3, 4], (0..24).map(|v| v as f32).collect()).expect("x");
+    let ys = Tensor::from_f32(&[4, 6], vec![0.0; 24]).expect("y");
+    check("shapes", &g, &opts(), vec![xs, ys]);
+}

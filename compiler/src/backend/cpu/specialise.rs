@@ -10,7 +10,7 @@ use petasos_ir::graph::{Edge, Provenance, ValueRef};
 use petasos_ir::ops::core::Input;
 use petasos_ir::shape::{shape_string, Dim, ValueType};
 use petasos_ir::weights::ConstTensor;
-use petasos_ir::{Graph, Tensor};
+use petasos_ir::{DType, Graph, Tensor};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,7 +125,64 @@ pub fn specialise(
         g.g[n].outputs[0].ty = ty;
     }
     petasos_ir::infer::infer_graph(g)?;
+    if fold_shapes(g) > 0 {
+        petasos_ir::infer::infer_graph(g)?;
+    }
     Ok(())
+}
+
+/// Replaces every `Shape` and `Size` node whose input has a static shape by a constant of
+/// its result (the node keeps its index and output, so readers and graph outputs are
+/// unchanged), so that the passes fold the shape arithmetic that follows. Returns the count.
+pub fn fold_shapes(g: &mut Graph) -> usize {
+    use petasos_ir::ops::shape_ops::reshape::Shape;
+    let mut folded = 0;
+    let nodes: Vec<_> = g.g.node_indices().collect();
+    for n in nodes {
+        let op = g.g[n].op.op_type();
+        if g.g[n].op.domain() != "" && g.g[n].op.domain() != "ai.onnx" {
+            continue;
+        }
+        if op != "Shape" && op != "Size" {
+            continue;
+        }
+        let Some(Some(src)) = g.node_inputs(n).first().copied() else {
+            continue;
+        };
+        let Some(dims) = g.value_type(src).and_then(|t| {
+            t.shape
+                .as_ref()
+                .and_then(|s| s.iter().map(|d| d.known()).collect::<Option<Vec<u64>>>())
+        }) else {
+            continue;
+        };
+        let t = if op == "Size" {
+            Tensor::from_i64(&[], vec![dims.iter().product::<u64>() as i64])
+        } else {
+            let Some(sh) = g.g[n].op.as_any().downcast_ref::<Shape>() else {
+                continue;
+            };
+            let (a, b) = sh.range(dims.len());
+            let v: Vec<i64> = dims[a..b].iter().map(|&d| d as i64).collect();
+            Tensor::from_i64(&[v.len()], v)
+        };
+        let Ok(t) = t else { continue };
+        let edges: Vec<_> =
+            g.g.edges_directed(n, Direction::Incoming)
+                .map(|e| e.id())
+                .collect();
+        for e in edges {
+            g.g.remove_edge(e);
+        }
+        let node = &mut g.g[n];
+        node.num_inputs = 0;
+        node.outputs[0].ty = ValueType::known(DType::I64, t.shape());
+        node.op = Box::new(petasos_ir::ops::core::Constant {
+            value: ConstTensor::from_tensor(t),
+        });
+        folded += 1;
+    }
+    folded
 }
 
 /// Checks that every value of `g` has a static shape.
