@@ -1,6 +1,9 @@
 //! Shape specialisation: bind every symbolic dim of the graph inputs to a value and re-infer,
 //! so that every value has a static shape (the C backend knows all sizes at compile time).
 //!
+//! Once shapes are bound, `Shape` and `Size` nodes are constants ([`fold_shapes`]), so the
+//! passes fold the shape arithmetic after them.
+//!
 //! Value specialisation ([`freeze`], `--freeze-input NAME=FILE.pb`): an input whose values
 //! decide shapes (a Reshape's shape, a Slice's starts, ...) is replaced inside the graph by a
 //! constant holding the given values; the input stays in the C API and `model_run` refuses
