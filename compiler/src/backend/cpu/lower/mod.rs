@@ -35,9 +35,32 @@
 //! Names from the model reach C only through [`crate::backend::cpu::sanitize`]
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
+pub mod attention;
 pub mod basic;
+pub mod broadcast;
 pub mod cast;
+pub mod einsum;
+pub mod elementwise;
+pub mod elementwise_binary;
+pub mod elementwise_unary;
+pub mod fuse;
+pub mod gather;
+pub mod layout;
+pub mod loss;
+pub mod lppool;
+pub mod movement;
+pub mod nn;
+pub mod norm;
+pub mod operand;
 pub mod quant;
+pub mod recurrent;
+pub mod reduce;
+pub mod reduce_nest;
+pub mod scatter;
+pub mod seq_common;
+pub mod shape;
+pub mod signal;
+pub mod softmax;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -130,6 +153,21 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    nn::register(&mut r);
+    elementwise::register(&mut r);
+    reduce::register(&mut r);
+    softmax::register(&mut r);
+    norm::register(&mut r);
+    loss::register(&mut r);
+    einsum::register(&mut r);
+    lppool::register(&mut r);
+    attention::register(&mut r);
+    recurrent::register(&mut r);
+    signal::register(&mut r);
+    layout::register(&mut r);
+    shape::register(&mut r);
+    gather::register(&mut r);
+    scatter::register(&mut r);
     cast::register(&mut r);
     quant::register(&mut r);
     r
