@@ -1,5 +1,5 @@
 /* model.c: the model 'tiny' lowered to C by petasos (do not edit).
-   4 kernels, arena 256 bytes, scratch 0 bytes, weights 256 bytes. */
+   3 kernels, arena 128 bytes, scratch 0 bytes, weights 256 bytes. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 #include "model.h"
 #include "pt_rt.h"
 
-#define PT_ARENA_BYTES 256u
+#define PT_ARENA_BYTES 128u
 #define PT_SCRATCH_BYTES 0u
 #define PT_WEIGHTS_BYTES 256u
 #define PT_WEIGHTS_HASH UINT64_C(0x1bbab6bec58fd09d)
@@ -37,12 +37,12 @@ const int64_t *const model_output_shapes[] = {pt_output_shape_0, pt_output_shape
 const size_t model_output_bytes[] = {96u, 96u};
 
 /* Kernels. */
-const int model_num_kernels = 4;
-const char *const model_kernel_names[] = {"k0_Add", "k1_Relu", "k2_Reshape", "k3_Flatten"};
-const char *const model_kernel_ops[] = {"Add", "Relu", "Reshape", "Flatten"};
-uint64_t model_prof_start_ns[4];
-uint64_t model_prof_dur_ns[4];
-uint64_t model_prof_total_ns[4];
+const int model_num_kernels = 3;
+const char *const model_kernel_names[] = {"k0_Add", "k1_Relu", "k2_Flatten"};
+const char *const model_kernel_ops[] = {"Add", "Relu", "Flatten"};
+uint64_t model_prof_start_ns[3];
+uint64_t model_prof_dur_ns[3];
+uint64_t model_prof_total_ns[3];
 
 /* kernel 0: */
 /*   Add '/Add' */
@@ -69,18 +69,9 @@ static void k1_Relu(void) {
 }
 
 /* kernel 2: */
-/*   Reshape '/Reshape' */
-static void k2_Reshape(void) {
-  const float *const in0 PT_UNUSED = ((const float *)(pt_arena + 0)); /* relu float[2, 3, 4] */
-  const int64_t *const in1 PT_UNUSED = ((const int64_t *)(pt_weights + 192)); /* shape int64[2] */
-  float *const out0 PT_UNUSED = ((float *)(pt_arena + 128)); /* reshape float[6, 4] */
-  memcpy(out0, in0, 96);
-}
-
-/* kernel 3: */
 /*   Flatten '/Flatten' */
-static void k3_Flatten(void) {
-  const float *const in0 PT_UNUSED = ((const float *)(pt_arena + 128)); /* reshape float[6, 4] */
+static void k2_Flatten(void) {
+  const float *const in0 PT_UNUSED = ((const float *)(pt_arena + 0)); /* reshape float[6, 4] */
   float *const out0 PT_UNUSED = ((float *)pt_out[0]); /* flatten float[1, 24] */
   memcpy(out0, in0, 96);
 }
@@ -136,8 +127,7 @@ int model_run(const void *const *inputs, void *const *outputs) {
   pt_out = outputs;
   PT_CALL(0, k0_Add);
   PT_CALL(1, k1_Relu);
-  PT_CALL(2, k2_Reshape);
-  PT_CALL(3, k3_Flatten);
+  PT_CALL(2, k2_Flatten);
   pt_in = NULL;
   pt_out = NULL;
   return 0;
