@@ -95,12 +95,12 @@ fn view_offset(g: &Graph, n: NodeIndex) -> Option<u64> {
             };
             let r = xs.len();
             let (mut start, mut count) = (vec![0usize; r], xs.clone());
-            for i in 0..st.len() {
+            for (i, &st_i) in st.iter().enumerate() {
                 let a = ax.as_ref().map_or(Some(i as i64), |v| v.get(i).copied())?;
                 let a = if a < 0 { a + r as i64 } else { a };
                 let a = usize::try_from(a).ok().filter(|&a| a < r)?;
                 let step = sp.as_ref().map_or(Some(1), |v| v.get(i).copied())?;
-                let s = slice_axis(st[i], *en.get(i)?, step, xs[a]).ok()?;
+                let s = slice_axis(st_i, *en.get(i)?, step, xs[a]).ok()?;
                 if step != 1 && s.count > 1 {
                     return None;
                 }
