@@ -122,7 +122,7 @@ fn view_offset(g: &Graph, n: NodeIndex) -> Option<u64> {
                 off += start[a] * stride;
                 stride *= xs[a];
             }
-            Some((off * (xt.dtype.bits() / 8) as usize) as u64)
+            Some((off * (xt.dtype.bits() / 8)) as u64)
         }
         _ => None,
     }
