@@ -1,7 +1,11 @@
 //! The elementwise family: the shared map emitter (inputs broadcast to the output, one loop
 //! nest, one store per element), C expression helpers per dtype, and the registration of
 //! every elementwise lowering (unary math and activations in `elementwise_unary`, binary,
-//! variadic, `Where` and `Clip` in `elementwise_binary`).
+//! variadic, `Where` and `Clip` in `elementwise_binary`, fused chains in `elementwise_fuse`).
+//!
+//! Every op of the family describes one element of one node as a [`NodeElem`] (its inputs
+//! and an expression of them); [`lower_elementwise`] emits a single node with [`emit_map`]
+//! and a fused region with `elementwise_fuse::emit_fused`.
 //!
 //! Semantics follow the reference interpreter (`ir/src/ops/elementwise/`): floats are computed
 //! in `float` (f32, f16, bf16) or `double` (f64) and rounded to the output type on store;
@@ -9,14 +13,54 @@
 //! defined, and truncated on store); integer division and remainder by zero give 0.
 
 use super::broadcast::Bcast;
-use super::{elementwise_binary, elementwise_unary, CTensor, LowerCx, LowerError, Registry};
+use super::{
+    elementwise_binary, elementwise_fuse, elementwise_unary, CTensor, LowerCx, LowerError, Registry,
+};
+use petasos_ir::graph::Node;
 use petasos_ir::op::Attr;
 use petasos_ir::DType;
 
-/// Registers this family's lowerings.
+/// Registers this family's lowerings (every op type through [`lower_elementwise`]) and the
+/// fusion of elementwise regions.
 pub fn register(r: &mut Registry) {
-    elementwise_unary::register(r);
-    elementwise_binary::register(r);
+    for &op in elementwise_unary::OPS.iter().chain(elementwise_binary::OPS) {
+        r.op(op, lower_elementwise);
+        if elementwise_fuse::fusable_op(op) {
+            r.fusion(op, elementwise_fuse::fuse_region);
+        }
+    }
+}
+
+/// One node's element: its value inputs (shapes as broadcast, e.g. after legacy `axis`
+/// alignment), the node input slot each came from, and the computation of `x0`, `x1`, ...
+#[derive(Clone, Debug)]
+pub struct NodeElem {
+    pub ins: Vec<CTensor>,
+    pub slots: Vec<usize>,
+    pub elem: Elem,
+    pub access: Access,
+}
+
+/// The [`NodeElem`] of node `k` of the kernel.
+pub fn node_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let op = cx.node_at(k)?.op.op_type().to_string();
+    if elementwise_unary::OPS.contains(&op.as_str()) {
+        elementwise_unary::node_elem(cx, k)
+    } else {
+        elementwise_binary::node_elem(cx, k)
+    }
+}
+
+/// The lowering of every op of the family: one node, or a fused region.
+pub fn lower_elementwise(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
+    if cx.nodes().len() > 1 {
+        return elementwise_fuse::emit_fused(cx);
+    }
+    let ne = node_elem(cx, 0)?;
+    let y = cx.output(0)?.clone();
+    let refs: Vec<&CTensor> = ne.ins.iter().collect();
+    let elem = ne.elem;
+    emit_map(cx, &refs, &y, ne.access, &|_| elem.clone())
 }
 
 /// One element's computation: statements, then the value stored to the output (in the
@@ -73,11 +117,19 @@ pub fn emit_map(
     }
     let vars: Vec<String> = (0..ins.len()).map(var).collect();
     let body = f(&vars);
+    // Single elements are read once, before the loops (loop-invariant for the compiler).
+    for (t, v) in ins.iter().zip(&vars) {
+        if t.numel() == 1 && b.numel > 1 {
+            let (ty, load) = read(t, "0", access);
+            cx.line(format!("const {ty} {v}_s = {load};"));
+        }
+    }
     let (o, idx) = b.open(cx);
     for ((t, v), i) in ins.iter().zip(&vars).zip(&idx) {
-        let (ty, load) = match access {
-            Access::Compute => (t.compute_type(), t.load(i)),
-            Access::Raw => (t.ctype(), format!("{}[{i}]", t.expr)),
+        let (ty, load) = if t.numel() == 1 && b.numel > 1 {
+            (read(t, "0", access).0, format!("{v}_s"))
+        } else {
+            read(t, i, access)
         };
         cx.line(format!("const {ty} {v} = {load};"));
     }
@@ -90,6 +142,24 @@ pub fn emit_map(
     }
     b.close(cx);
     Ok(())
+}
+
+/// The C type and the expression of element `idx` of `t` read for `access`.
+pub fn read(t: &CTensor, idx: &str, access: Access) -> (&'static str, String) {
+    match access {
+        Access::Compute => (t.compute_type(), t.load(idx)),
+        Access::Raw => (t.ctype(), format!("{}[{idx}]", t.expr)),
+    }
+}
+
+/// `val` (in `d`'s compute type) rounded to `d` and back, as storing and reloading does.
+pub fn round_to(d: DType, ctype: &str, val: &str) -> String {
+    match d {
+        DType::F16 => format!("pt_h2f(pt_f2h({val}))"),
+        DType::BF16 => format!("pt_bf2f(pt_f2bf({val}))"),
+        DType::Bool => format!("(uint8_t)(({val}) != 0)"),
+        _ => format!("({ctype})({val})"),
+    }
 }
 
 /// The C type floats of `d` are computed in (`float` for f32/f16/bf16, `double` for f64).
@@ -146,52 +216,57 @@ pub fn u64(x: &str) -> String {
     format!("(uint64_t){x}")
 }
 
-/// The anchor's float attribute `name`, `default` when absent.
-pub fn attr_f(cx: &LowerCx<'_>, name: &str, default: f32) -> f32 {
-    match find_attr(cx, name) {
+/// Node `n`'s float attribute `name`, `default` when absent.
+pub fn attr_f(n: &Node, name: &str, default: f32) -> f32 {
+    match find_attr(n, name) {
         Some(Attr::Float(v)) => v,
         Some(Attr::Int(v)) => v as f32,
         _ => default,
     }
 }
 
-/// The anchor's optional float attribute `name`.
-pub fn opt_attr_f(cx: &LowerCx<'_>, name: &str) -> Option<f32> {
-    match find_attr(cx, name) {
+/// Node `n`'s optional float attribute `name`.
+pub fn opt_attr_f(n: &Node, name: &str) -> Option<f32> {
+    match find_attr(n, name) {
         Some(Attr::Float(v)) => Some(v),
         Some(Attr::Int(v)) => Some(v as f32),
         _ => None,
     }
 }
 
-/// The anchor's int attribute `name`, if present.
-pub fn attr_i(cx: &LowerCx<'_>, name: &str) -> Option<i64> {
-    match find_attr(cx, name) {
+/// Node `n`'s int attribute `name`, if present.
+pub fn attr_i(n: &Node, name: &str) -> Option<i64> {
+    match find_attr(n, name) {
         Some(Attr::Int(v)) => Some(v),
         _ => None,
     }
 }
 
-/// The anchor's string attribute `name`, if present.
-pub fn attr_s(cx: &LowerCx<'_>, name: &str) -> Option<String> {
-    match find_attr(cx, name) {
+/// Node `n`'s string attribute `name`, if present.
+pub fn attr_s(n: &Node, name: &str) -> Option<String> {
+    match find_attr(n, name) {
         Some(Attr::Str(v)) => Some(v),
         _ => None,
     }
 }
 
-fn find_attr(cx: &LowerCx<'_>, name: &str) -> Option<Attr> {
-    cx.node()
-        .op
-        .attrs()
+fn find_attr(n: &Node, name: &str) -> Option<Attr> {
+    n.op.attrs()
         .into_iter()
         .find(|(k, _)| *k == name)
         .map(|x| x.1)
 }
 
-/// The anchor's input `i` and output 0, cloned (so `cx` can be borrowed mutably after).
-pub fn io1(cx: &LowerCx<'_>) -> Result<(CTensor, CTensor), LowerError> {
-    Ok((cx.input(0)?.clone(), cx.output(0)?.clone()))
+/// An error naming node `k` of the kernel (its op and name) and what is not supported.
+pub fn unsupported_at(cx: &LowerCx<'_>, k: usize, what: String) -> LowerError {
+    match cx.node_at(k) {
+        Ok(n) if k > 0 => cx.unsupported(format!(
+            "{what} (fused node {} '{}')",
+            super::op_key(n),
+            super::comment(&super::node_label(n))
+        )),
+        _ => cx.unsupported(what),
+    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,14 @@
 //! behaviour (e.g. `Relu(NaN) = 0`, `Celu(NaN) = 0`, `HardSigmoid(NaN) = NaN`).
 
 use super::elementwise::{
-    attr_f, attr_i, attr_s, emit_map, f2i, float_type, io1, lit, mfn, u64, Access, Elem,
+    attr_f, attr_i, attr_s, f2i, float_type, lit, mfn, u64, unsupported_at, Access, Elem, NodeElem,
 };
-use super::{LowerCx, LowerError, Registry};
+use super::{LowerCx, LowerError};
+use petasos_ir::graph::Node;
 use petasos_ir::DType;
 
-/// Unary ops computed by [`float_unary`] / [`int_unary`] without attributes.
-const PLAIN: [&str; 31] = [
+/// The op types of this file.
+pub const OPS: &[&str] = &[
     "Abs",
     "Acos",
     "Acosh",
@@ -45,10 +46,7 @@ const PLAIN: [&str; 31] = [
     "Softsign",
     "Mish",
     "HardSwish",
-];
-
-/// Activations with attributes.
-const WITH_ATTRS: [&str; 10] = [
+    "Softplus",
     "LeakyRelu",
     "Elu",
     "Selu",
@@ -61,37 +59,33 @@ const WITH_ATTRS: [&str; 10] = [
     "IsInf",
 ];
 
-/// Registers this file's lowerings.
-pub fn register(r: &mut Registry) {
-    for op in PLAIN.iter().chain(["Softplus"].iter()) {
-        r.op(op, lower_unary);
-    }
-    for op in WITH_ATTRS {
-        r.op(op, lower_unary);
-    }
-}
-
-/// Lowers any op of this file: picks the expression by op type and input class.
-fn lower_unary(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, y) = io1(cx)?;
-    let op = cx.node().op.op_type().to_string();
+/// The element of unary node `k`: picks the expression by op type and input class.
+pub fn node_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let x = cx.input_of(k, 0)?.clone();
+    let node = cx.node_at(k)?;
+    let op = node.op.op_type();
     let elem = if let Some(t) = float_type(x.dtype) {
-        float_unary(cx, &op, t)
+        float_unary(node, op, t)
     } else if x.dtype.is_int() {
-        int_unary(cx, &op, x.dtype)
+        int_unary(node, op, x.dtype)
     } else if x.dtype == DType::Bool && op == "Not" {
         Some(Elem::expr("!x0"))
     } else {
         None
     };
     let Some(elem) = elem else {
-        return Err(cx.unsupported(format!("{op} of {}", x.dtype)));
+        return Err(unsupported_at(cx, k, format!("{op} of {}", x.dtype)));
     };
-    emit_map(cx, &[&x], &y, Access::Compute, &|_| elem.clone())
+    Ok(NodeElem {
+        ins: vec![x],
+        slots: vec![0],
+        elem,
+        access: Access::Compute,
+    })
 }
 
 /// `f(x0)` for a float input computed in `t`, `None` where the op is not defined on floats.
-fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
+fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
     let m = |n: &str| mfn(t, n);
     let one = lit(t, 1.0);
     let zero = lit(t, 0.0);
@@ -140,16 +134,16 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             val: "x0 * h".into(),
         }),
         "LeakyRelu" => {
-            let a = lit(t, attr_f(cx, "alpha", 0.01) as f64);
+            let a = lit(t, attr_f(node, "alpha", 0.01) as f64);
             e(format!("x0 < {zero} ? {a} * x0 : x0"))
         }
         "Elu" => {
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             e(format!("x0 < {zero} ? {a} * {}(x0) : x0", m("expm1")))
         }
         "Selu" => {
-            let a = attr_f(cx, "alpha", 1.673_263_2) as f64;
-            let g = attr_f(cx, "gamma", 1.050_701) as f64;
+            let a = attr_f(node, "alpha", 1.673_263_2) as f64;
+            let g = attr_f(node, "gamma", 1.050_701) as f64;
             e(format!(
                 "x0 > {zero} ? {} * x0 : {} * {}(x0)",
                 lit(t, g),
@@ -159,7 +153,7 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
         }
         "Celu" => {
             // fmax/fmin drop a NaN operand, as f64::max/min do: Celu(NaN) = 0.
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             e(format!(
                 "{}(x0, {zero}) + {}({a} * {}(x0 / {a}), {zero})",
                 m("fmax"),
@@ -168,8 +162,8 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             ))
         }
         "HardSigmoid" => {
-            let a = lit(t, attr_f(cx, "alpha", 0.2) as f64);
-            let b = lit(t, attr_f(cx, "beta", 0.5) as f64);
+            let a = lit(t, attr_f(node, "alpha", 0.2) as f64);
+            let b = lit(t, attr_f(node, "beta", 0.5) as f64);
             Some(Elem {
                 pre: vec![
                     format!("{t} h = {a} * x0 + {b};"),
@@ -179,19 +173,19 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             })
         }
         "ThresholdedRelu" => {
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             e(format!("x0 > {a} ? x0 : {zero}"))
         }
         "Shrink" => {
-            let b = lit(t, attr_f(cx, "bias", 0.0) as f64);
-            let l = lit(t, attr_f(cx, "lambd", 0.5) as f64);
+            let b = lit(t, attr_f(node, "bias", 0.0) as f64);
+            let l = lit(t, attr_f(node, "lambd", 0.5) as f64);
             e(format!(
                 "x0 < -{l} ? x0 + {b} : (x0 > {l} ? x0 - {b} : {zero})"
             ))
         }
         "Gelu" => {
             let half = lit(t, 0.5);
-            if attr_s(cx, "approximate").as_deref() == Some("tanh") {
+            if attr_s(node, "approximate").as_deref() == Some("tanh") {
                 let k = lit(t, (2.0 / std::f64::consts::PI).sqrt());
                 let c = lit(t, 0.044715);
                 e(format!(
@@ -204,7 +198,7 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             }
         }
         "Swish" => {
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             let mut pre = vec![format!("const {t} ax = {a} * x0;")];
             pre.extend(sigmoid("ax", "s"));
             Some(Elem {
@@ -213,8 +207,8 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             })
         }
         "IsInf" => {
-            let neg = attr_i(cx, "detect_negative").unwrap_or(1) != 0;
-            let pos = attr_i(cx, "detect_positive").unwrap_or(1) != 0;
+            let neg = attr_i(node, "detect_negative").unwrap_or(1) != 0;
+            let pos = attr_i(node, "detect_positive").unwrap_or(1) != 0;
             e(match (neg, pos) {
                 (true, true) => "isinf(x0)".into(),
                 (true, false) => "x0 == -INFINITY".into(),
@@ -228,7 +222,7 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
 
 /// `f(x0)` for an integer input of dtype `d`, wrapping to its width, `None` where the op is
 /// not defined on integers.
-fn int_unary(cx: &LowerCx<'_>, op: &str, d: DType) -> Option<Elem> {
+fn int_unary(node: &Node, op: &str, d: DType) -> Option<Elem> {
     let signed = d.is_signed_int();
     let e = |s: String| Some(Elem::expr(s));
     match op {
@@ -246,8 +240,8 @@ fn int_unary(cx: &LowerCx<'_>, op: &str, d: DType) -> Option<Elem> {
         "IsNaN" | "IsInf" => e("0".into()),
         // Computed in double and truncated back, as the interpreter does.
         "Shrink" => {
-            let b = attr_f(cx, "bias", 0.0) as f64;
-            let l = attr_f(cx, "lambd", 0.5) as f64;
+            let b = attr_f(node, "bias", 0.0) as f64;
+            let l = attr_f(node, "lambd", 0.5) as f64;
             let (b, l) = (lit("double", b), lit("double", l));
             let mut pre = vec![
                 "const double v = (double)x0;".to_string(),

@@ -39,6 +39,7 @@ pub mod basic;
 pub mod broadcast;
 pub mod elementwise;
 pub mod elementwise_binary;
+pub mod elementwise_fuse;
 pub mod elementwise_unary;
 
 pub use super::sanitize::comment;
