@@ -35,12 +35,33 @@
 //! Names from the model reach C only through [`crate::backend::cpu::sanitize`]
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
+pub mod attention;
 pub mod basic;
+pub mod fuse;
+pub mod nn;
 pub mod broadcast;
 pub mod elementwise;
 pub mod elementwise_binary;
 pub mod elementwise_fuse;
 pub mod elementwise_unary;
+pub mod einsum;
+pub mod loss;
+pub mod lppool;
+pub mod norm;
+pub mod reduce;
+pub mod reduce_nest;
+pub mod softmax;
+pub mod recurrent;
+pub mod seq_common;
+pub mod signal;
+pub mod gather;
+pub mod layout;
+pub mod movement;
+pub mod operand;
+pub mod scatter;
+pub mod shape;
+pub mod cast;
+pub mod quant;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -87,6 +108,9 @@ pub struct Registry {
     pub lower: Vec<(&'static str, LowerFn)>,
     /// Op type of an anchor -> its fusion rule.
     pub fuse: Vec<(&'static str, FuseFn)>,
+    /// Op types whose lowerings handle the minifloat and sub-byte dtypes (see
+    /// [`storage_ctype`]); other kernels never see tensors of those dtypes.
+    pub exotic: Vec<&'static str>,
 }
 
 impl Registry {
@@ -98,6 +122,17 @@ impl Registry {
     /// Registers a fusion rule for kernels anchored at `op_type`.
     pub fn fusion(&mut self, op_type: &'static str, f: FuseFn) {
         self.fuse.push((op_type, f));
+    }
+
+    /// Declares that the lowering of `op_type` handles minifloat and sub-byte tensors
+    /// (through `lower::cast`'s load/store helpers).
+    pub fn exotic_dtypes(&mut self, op_type: &'static str) {
+        self.exotic.push(op_type);
+    }
+
+    /// Whether kernels anchored at `key` may see minifloat and sub-byte tensors.
+    pub fn handles_exotic(&self, key: &str) -> bool {
+        self.exotic.contains(&key)
     }
 
     /// The lowering of `key` (the last registered wins).
@@ -119,7 +154,23 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    nn::register(&mut r);
     elementwise::register(&mut r);
+    reduce::register(&mut r);
+    softmax::register(&mut r);
+    norm::register(&mut r);
+    loss::register(&mut r);
+    einsum::register(&mut r);
+    lppool::register(&mut r);
+    attention::register(&mut r);
+    recurrent::register(&mut r);
+    signal::register(&mut r);
+    layout::register(&mut r);
+    shape::register(&mut r);
+    gather::register(&mut r);
+    scatter::register(&mut r);
+    cast::register(&mut r);
+    quant::register(&mut r);
     r
 }
 
@@ -153,6 +204,25 @@ pub fn ctype(d: DType) -> Option<&'static str> {
         DType::U32 => "uint32_t",
         DType::U64 => "uint64_t",
         _ => return None,
+    })
+}
+
+/// The C storage type of a dtype, including the minifloat and sub-byte types (one `uint8_t`
+/// code per float8 element; float4/int4/uint4/int2/uint2 packed into `uint8_t` bytes as in
+/// ONNX raw data). Only kernels of [`Registry::handles_exotic`] op types get those tensors.
+pub fn storage_ctype(d: DType) -> Option<&'static str> {
+    ctype(d).or(match d {
+        DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::F4E2M1
+        | DType::I4
+        | DType::U4
+        | DType::I2
+        | DType::U2 => Some("uint8_t"),
+        _ => None,
     })
 }
 
