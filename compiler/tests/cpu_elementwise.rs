@@ -111,18 +111,17 @@ fn ints(dtype: DType, shape: &[usize], v: &[i64]) -> Tensor {
         .expect("ints")
 }
 
-#[test]
-fn hardswish_dag_fuses_into_one_loop() {
-    // PP-OCR's pattern: y = a * clip(a + 3, 0, 6) / 6 with a = x * w + b (per channel);
-    // `a` is read twice inside the region and is also a graph output (stored).
+/// PP-OCR's pattern: y = a * clip(a + 3, 0, 6) / 6 with a = x * w + b (per channel of
+/// `[1, c, h, w]`); `a` is read twice inside the region and is also a graph output (stored).
+fn hardswish_graph(c: usize, h: usize, w: usize) -> Graph {
     let mut b = GraphBuilder::new("hswish", 3);
-    let x = b.input("x", ValueType::known(DType::F32, &[1, 4, 5, 6]));
-    let w = b.weight("w", DType::F32, &[4, 1, 1], 1.0);
-    let bias = b.weight("b", DType::F32, &[4, 1, 1], 1.0);
+    let x = b.input("x", ValueType::known(DType::F32, &[1, c, h, w]));
+    let wt = b.weight("w", DType::F32, &[c, 1, 1], 1.0);
+    let bias = b.weight("b", DType::F32, &[c, 1, 1], 1.0);
     let three = b.scalar("three", DType::F32, 3.0);
     let zero = b.scalar("zero", DType::F32, 0.0);
     let six = b.scalar("six", DType::F32, 6.0);
-    let m = b.op("Mul", &[x, w], &[]).expect("mul");
+    let m = b.op("Mul", &[x, wt], &[]).expect("mul");
     let a = b.op("Add", &[m, bias], &[]).expect("add");
     let a3 = b.op("Add", &[a, three], &[]).expect("add3");
     let c = b.op("Clip", &[a3, zero, six], &[]).expect("clip");
@@ -130,7 +129,12 @@ fn hardswish_dag_fuses_into_one_loop() {
     let y = b.op("Div", &[p, six], &[]).expect("div");
     b.output(y, "y");
     b.output(a, "a");
-    let g = b.finish().expect("graph");
+    b.finish().expect("graph")
+}
+
+#[test]
+fn hardswish_dag_fuses_into_one_loop() {
+    let g = hardswish_graph(4, 5, 6);
     let xs = Tensor::from_f32(&[1, 4, 5, 6], values(120, 11)).expect("x");
     let c_src = check("hswish", &g, vec![xs]);
     assert!(
@@ -141,6 +145,19 @@ fn hardswish_dag_fuses_into_one_loop() {
         c_src.contains("const int model_num_kernels = 1;"),
         "one kernel"
     );
+}
+
+#[test]
+fn large_region_runs_as_parallel_tasks() {
+    // 8 x 16384 elements: split over the outer (channel) loop into pool tasks.
+    let g = hardswish_graph(8, 128, 128);
+    let xs = Tensor::from_f32(&[1, 8, 128, 128], values(8 * 128 * 128, 2)).expect("x");
+    let c_src = check("hswish_big", &g, vec![xs]);
+    assert!(
+        c_src.contains("pt_parallel_for(4, "),
+        "four tasks of two channels"
+    );
+    assert!(c_src.contains("const size_t lo = (size_t)t * 8 / 4"));
 }
 
 #[test]

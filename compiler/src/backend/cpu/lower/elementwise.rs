@@ -14,7 +14,8 @@
 
 use super::broadcast::Bcast;
 use super::{
-    elementwise_binary, elementwise_fuse, elementwise_unary, CTensor, LowerCx, LowerError, Registry,
+    elementwise_binary, elementwise_fuse, elementwise_math, elementwise_unary, CTensor, LowerCx,
+    LowerError, Registry,
 };
 use petasos_ir::graph::Node;
 use petasos_ir::op::Attr;
@@ -118,30 +119,139 @@ pub fn emit_map(
     let vars: Vec<String> = (0..ins.len()).map(var).collect();
     let body = f(&vars);
     // Single elements are read once, before the loops (loop-invariant for the compiler).
+    let hoist = |t: &CTensor| t.numel() == 1 && b.numel > 1;
+    let mut before = Vec::new();
     for (t, v) in ins.iter().zip(&vars) {
-        if t.numel() == 1 && b.numel > 1 {
+        if hoist(t) {
             let (ty, load) = read(t, "0", access);
-            cx.line(format!("const {ty} {v}_s = {load};"));
+            before.push(format!("const {ty} {v}_s = {load};"));
         }
     }
-    let (o, idx) = b.open(cx);
+    let (o, idx) = b.indices();
+    let mut inner = Vec::new();
     for ((t, v), i) in ins.iter().zip(&vars).zip(&idx) {
-        let (ty, load) = if t.numel() == 1 && b.numel > 1 {
+        let (ty, load) = if hoist(t) {
             (read(t, "0", access).0, format!("{v}_s"))
         } else {
             read(t, i, access)
         };
-        cx.line(format!("const {ty} {v} = {load};"));
+        inner.push(format!("const {ty} {v} = {load};"));
     }
-    for p in &body.pre {
-        cx.line(p);
-    }
-    match access {
-        Access::Compute => cx.line(out.store(&o, &body.val)),
-        Access::Raw => cx.line(format!("{}[{o}] = {};", out.expr, body.val)),
-    }
-    b.close(cx);
+    inner.extend(body.pre.iter().cloned());
+    inner.push(match access {
+        Access::Compute => out.store(&o, &body.val),
+        Access::Raw => format!("{}[{o}] = {};", out.expr, body.val),
+    });
+    let mut used: Vec<&CTensor> = ins.to_vec();
+    used.push(out);
+    emit_nest(cx, &b, &before, &inner, &used);
     Ok(())
+}
+
+/// Loops of at least this many elements are split over the thread pool.
+pub const PARALLEL_MIN: usize = 1 << 16;
+/// Elements per task at least (memory-bound loops: fewer, larger tasks).
+const TASK_MIN: usize = 1 << 15;
+
+/// Emits `before` (loop-invariant lines), then the loop nest of `b` around `inner`. Large
+/// nests run as `pt_parallel_for` tasks over ranges of the outermost loop: the nest then
+/// goes into a file-scope task function that redeclares the pointers of `used` (every tensor
+/// the lines name) from their model-wide addresses.
+pub fn emit_nest(
+    cx: &mut LowerCx<'_>,
+    b: &Bcast,
+    before: &[String],
+    inner: &[String],
+    used: &[&CTensor],
+) {
+    if before
+        .iter()
+        .chain(inner)
+        .any(|l| l.contains(elementwise_math::PREFIX))
+    {
+        cx.global(elementwise_math::HELPERS);
+    }
+    let d0 = b.dims.first().copied().unwrap_or(1);
+    let tasks = (b.numel / TASK_MIN).min(d0).min(256);
+    if b.numel < PARALLEL_MIN || tasks < 2 {
+        for l in before {
+            cx.line(l);
+        }
+        for h in b.heads(None) {
+            cx.line(h);
+        }
+        for l in inner {
+            cx.line(l);
+        }
+        b.close(cx);
+        return;
+    }
+    let task = cx.fresh("task");
+    let mut f = Block::default();
+    f.push(format!("static void {task}(void *ctx, int64_t t) {{"));
+    f.push("(void)ctx;");
+    let mut seen = std::collections::BTreeSet::new();
+    for t in used {
+        if seen.insert(t.expr.clone()) {
+            f.push(format!(
+                "{}{} *const {} PT_UNUSED = {};",
+                if t.addr.contains("(const ") {
+                    "const "
+                } else {
+                    ""
+                },
+                t.ctype(),
+                t.expr,
+                t.addr
+            ));
+        }
+    }
+    f.push(format!(
+        "const size_t lo = (size_t)t * {d0} / {tasks}, hi = (size_t)(t + 1) * {d0} / {tasks};"
+    ));
+    for l in before {
+        f.push(l);
+    }
+    for h in b.heads(Some(("lo", "hi"))) {
+        f.push(h);
+    }
+    for l in inner {
+        f.push(l);
+    }
+    for _ in &b.dims {
+        f.push("}");
+    }
+    f.push("}");
+    cx.global(f.text);
+    cx.need_rt("pt_threads.c");
+    cx.line(format!(
+        "pt_parallel_for({tasks}, {task}, NULL); /* {} elements in {tasks} tasks */",
+        b.numel
+    ));
+}
+
+/// C text indented by braces (as [`LowerCx::line`] does for kernel bodies).
+#[derive(Default)]
+struct Block {
+    text: String,
+    depth: usize,
+}
+
+impl Block {
+    fn push(&mut self, l: impl AsRef<str>) {
+        let l = l.as_ref().trim();
+        if l.starts_with('}') {
+            self.depth = self.depth.saturating_sub(1);
+        }
+        for _ in 0..self.depth {
+            self.text.push_str("  ");
+        }
+        self.text.push_str(l);
+        self.text.push('\n');
+        if l.ends_with('{') {
+            self.depth += 1;
+        }
+    }
 }
 
 /// The C type and the expression of element `idx` of `t` read for `access`.

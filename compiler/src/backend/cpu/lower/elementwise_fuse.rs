@@ -10,7 +10,7 @@
 //! values through `float`, which keeps every value but not a NaN's payload bits).
 
 use super::broadcast::Bcast;
-use super::elementwise::{node_elem, read, round_to, Access, NodeElem};
+use super::elementwise::{emit_nest, node_elem, read, round_to, Access, NodeElem};
 use super::{ctype, elementwise_binary, elementwise_unary, CTensor, FuseCx, LowerCx, LowerError};
 use petasos_ir::graph::{Graph, ValueRef};
 use petgraph::stable_graph::NodeIndex;
@@ -139,38 +139,40 @@ pub fn emit_fused(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         return Ok(());
     }
     let hoist = |t: &CTensor| t.numel() == 1 && b.numel > 1;
+    let mut before = Vec::new();
     for (m, t) in outside.iter().enumerate() {
         if hoist(t) {
             let (ty, load) = read(t, "0", Access::Compute);
-            cx.line(format!("const {ty} c{m}_s = {load};"));
+            before.push(format!("const {ty} c{m}_s = {load};"));
         }
     }
-    let (o, idx) = b.open(cx);
+    let (o, idx) = b.indices();
+    let mut inner = Vec::new();
     for (k, ne) in elems.iter().enumerate() {
         let (out, stored) = &outs[k];
         let ct = out.compute_type();
-        cx.line(format!("{ct} v{k};"));
-        cx.line("{");
+        inner.push(format!("{ct} v{k};"));
+        inner.push("{".into());
         for (j, (t, src)) in ne.ins.iter().zip(&srcs[k]).enumerate() {
             let val = match *src {
                 Src::Node(kk) => format!("v{kk}"),
-                Src::Outside(m) => match outside.get(m) {
-                    Some(ot) if hoist(ot) => format!("c{m}_s"),
-                    Some(ot) => read(ot, &idx[m], Access::Compute).1,
-                    None => return Err(cx.invalid("internal: outside input index".into())),
+                Src::Outside(m) => match (outside.get(m), idx.get(m)) {
+                    (Some(ot), _) if hoist(ot) => format!("c{m}_s"),
+                    (Some(ot), Some(i)) => read(ot, i, Access::Compute).1,
+                    _ => return Err(cx.invalid("internal: outside input index".into())),
                 },
             };
-            cx.line(format!("const {} x{j} = {val};", t.compute_type()));
+            inner.push(format!("const {} x{j} = {val};", t.compute_type()));
         }
-        for p in &ne.elem.pre {
-            cx.line(p);
-        }
-        cx.line(format!("v{k} = {};", round_to(out.dtype, ct, &ne.elem.val)));
-        cx.line("}");
+        inner.extend(ne.elem.pre.iter().cloned());
+        inner.push(format!("v{k} = {};", round_to(out.dtype, ct, &ne.elem.val)));
+        inner.push("}".into());
         if *stored {
-            cx.line(out.store(&o, &format!("v{k}")));
+            inner.push(out.store(&o, &format!("v{k}")));
         }
     }
-    b.close(cx);
+    let mut used: Vec<&CTensor> = outside.iter().collect();
+    used.extend(outs.iter().filter(|o| o.1).map(|o| &o.0));
+    emit_nest(cx, &b, &before, &inner, &used);
     Ok(())
 }

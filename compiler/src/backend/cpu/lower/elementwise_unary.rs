@@ -9,6 +9,7 @@
 use super::elementwise::{
     attr_f, attr_i, attr_s, f2i, float_type, lit, mfn, u64, unsupported_at, Access, Elem, NodeElem,
 };
+use super::elementwise_math as fm;
 use super::{LowerCx, LowerError};
 use petasos_ir::graph::Node;
 use petasos_ir::DType;
@@ -89,13 +90,6 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
     let m = |n: &str| mfn(t, n);
     let one = lit(t, 1.0);
     let zero = lit(t, 0.0);
-    // Numerically stable sigmoid of the variable `v` into `s`.
-    let sigmoid = |v: &str, s: &str| {
-        vec![
-            format!("const {t} {s}_e = {}(-{}({v}));", m("exp"), m("fabs")),
-            format!("const {t} {s} = {v} >= {zero} ? {one} / ({one} + {s}_e) : {s}_e / ({one} + {s}_e);"),
-        ]
-    };
     // ln(1 + e^v), stable for large |v|.
     let softplus = |v: &str| {
         format!(
@@ -108,8 +102,10 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
     let e = |s: String| Some(Elem::expr(s));
     match op {
         "Abs" => e(format!("{}(x0)", m("fabs"))),
+        "Exp" => e(fm::exp(t, "x0")),
+        "Tanh" => e(fm::tanh(t, "x0")),
         "Acos" | "Acosh" | "Asin" | "Asinh" | "Atan" | "Atanh" | "Ceil" | "Cos" | "Cosh"
-        | "Erf" | "Exp" | "Floor" | "Log" | "Sin" | "Sinh" | "Sqrt" | "Tan" | "Tanh" => {
+        | "Erf" | "Floor" | "Log" | "Sin" | "Sinh" | "Sqrt" | "Tan" => {
             e(format!("{}(x0)", m(&op.to_ascii_lowercase())))
         }
         "Neg" => e("-x0".into()),
@@ -119,13 +115,10 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
         "Sign" => e(format!("x0 > {zero} ? {one} : (x0 < {zero} ? -{one} : x0)")),
         "IsNaN" => e("isnan(x0)".into()),
         "Relu" => e(format!("x0 > {zero} ? x0 : {zero}")),
-        "Sigmoid" => Some(Elem {
-            pre: sigmoid("x0", "s"),
-            val: "s".into(),
-        }),
+        "Sigmoid" => e(fm::sigmoid(t, "x0")),
         "Softsign" => e(format!("x0 / ({one} + {}(x0))", m("fabs"))),
         "Softplus" => e(softplus("x0")),
-        "Mish" => e(format!("x0 * {}({})", m("tanh"), softplus("x0"))),
+        "Mish" => e(format!("x0 * {}", fm::tanh(t, &softplus("x0")))),
         "HardSwish" => Some(Elem {
             pre: vec![
                 format!("{t} h = x0 / {} + {};", lit(t, 6.0), lit(t, 0.5)),
@@ -188,10 +181,8 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
             if attr_s(node, "approximate").as_deref() == Some("tanh") {
                 let k = lit(t, (2.0 / std::f64::consts::PI).sqrt());
                 let c = lit(t, 0.044715);
-                e(format!(
-                    "{half} * x0 * ({one} + {}({k} * (x0 + {c} * x0 * x0 * x0)))",
-                    m("tanh")
-                ))
+                let inner = format!("{k} * (x0 + {c} * x0 * x0 * x0)");
+                e(format!("{half} * x0 * ({one} + {})", fm::tanh(t, &inner)))
             } else {
                 let r2 = lit(t, std::f64::consts::SQRT_2);
                 e(format!("{half} * x0 * ({one} + {}(x0 / {r2}))", m("erf")))
@@ -199,12 +190,7 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
         }
         "Swish" => {
             let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
-            let mut pre = vec![format!("const {t} ax = {a} * x0;")];
-            pre.extend(sigmoid("ax", "s"));
-            Some(Elem {
-                pre,
-                val: "x0 * s".into(),
-            })
+            e(format!("x0 * {}", fm::sigmoid(t, &format!("{a} * x0"))))
         }
         "IsInf" => {
             let neg = attr_i(node, "detect_negative").unwrap_or(1) != 0;
