@@ -309,14 +309,16 @@ pub fn lit(t: &str, v: f64) -> String {
 }
 
 /// Statements converting the double expression `v` to an integer as the interpreter does
-/// (truncation toward zero, NaN to 0, saturated to 64 bits, then wrapped on store), leaving
-/// the result in `uint64_t` variable `dst`.
+/// (truncation toward zero, NaN to 0, saturated to 128 bits, then wrapped to the output
+/// width): leaves the low 64 bits of that integer in `uint64_t` variable `dst`, which the
+/// store truncates further. `fmod` by 2^64 is exact, so no conversion leaves its range.
 pub fn f2i(v: &str, dst: &str) -> Vec<String> {
     vec![
         format!("double {dst}_d = (double)({v});"),
         format!("{dst}_d = isnan({dst}_d) ? 0.0 : trunc({dst}_d);"),
+        format!("const double {dst}_m = fmod({dst}_d, 18446744073709551616.0);"),
         format!(
-            "const uint64_t {dst} = {dst}_d >= 9223372036854775808.0 ? ({dst}_d < 18446744073709551616.0 ? (uint64_t){dst}_d : UINT64_MAX) : ({dst}_d < -9223372036854775808.0 ? (uint64_t)INT64_MIN : (uint64_t)(int64_t){dst}_d);"
+            "const uint64_t {dst} = {dst}_d >= 1.7014118346046923e38 ? UINT64_MAX : ({dst}_d < -1.7014118346046923e38 ? 0 : ({dst}_m >= 0.0 ? (uint64_t){dst}_m : (uint64_t)0 - (uint64_t)(-{dst}_m)));"
         ),
     ]
 }

@@ -10,7 +10,7 @@ use super::elementwise::{
     attr_i, attr_s, f2i, float_type, lit, mfn, opt_attr_f, u64, unsupported_at, Access, Elem,
     NodeElem,
 };
-use super::{LowerCx, LowerError};
+use super::{CTensor, LowerCx, LowerError};
 use petasos_ir::graph::Node;
 use petasos_ir::DType;
 
@@ -91,13 +91,30 @@ fn binary_node_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> 
             ))
         })?;
     }
-    let elem = binary_elem(node, op, a.dtype, b.dtype)
-        .ok_or_else(|| unsupported_at(cx, k, format!("{op} of {} and {}", a.dtype, b.dtype)))?;
+    let elem = match square_exponent(op, &a, &b) {
+        Some(e) => e,
+        None => binary_elem(node, op, a.dtype, b.dtype)
+            .ok_or_else(|| unsupported_at(cx, k, format!("{op} of {} and {}", a.dtype, b.dtype)))?,
+    };
     Ok(NodeElem {
         ins: vec![a, b],
         slots: vec![0, 1],
         elem,
         access: Access::Compute,
+    })
+}
+
+/// `Pow(x, 2)` of a float base by a constant exponent 2 (norm layers' variance) as `x * x`:
+/// exact as `pow` is (the product of two floats is exact in double, then rounded once), and
+/// free of the libm call that would stop vectorisation.
+fn square_exponent(op: &str, a: &CTensor, b: &CTensor) -> Option<Elem> {
+    if op != "Pow" || float_type(a.dtype)? != "float" || b.numel() != 1 {
+        return None;
+    }
+    let v = b.constant.as_ref()?.to_f64_vec().ok()?;
+    (v.first() == Some(&2.0)).then(|| Elem {
+        pre: vec!["(void)x1; /* the constant exponent 2 */".into()],
+        val: "x0 * x0".into(),
     })
 }
 
@@ -205,7 +222,7 @@ fn binary_elem(node: &Node, op: &str, da: DType, db: DType) -> Option<Elem> {
             u64("x1"),
             u64("x0")
         )),
-        "PRelu" => e("x0".into()),
+        "PRelu" => e("((void)x1, x0)".into()),
         _ => None,
     }
 }

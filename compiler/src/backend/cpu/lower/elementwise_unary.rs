@@ -199,7 +199,7 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
                 (true, true) => "isinf(x0)".into(),
                 (true, false) => "x0 == -INFINITY".into(),
                 (false, true) => "x0 == INFINITY".into(),
-                (false, false) => "0".into(),
+                (false, false) => "((void)x0, 0)".into(),
             })
         }
         _ => None,
@@ -223,7 +223,7 @@ fn int_unary(node: &Node, op: &str, d: DType) -> Option<Elem> {
         "Sign" => e("x0 > 0".into()),
         "Relu" => e("x0 > 0 ? x0 : 0".into()),
         "BitwiseNot" => e("~x0".into()),
-        "IsNaN" | "IsInf" => e("0".into()),
+        "IsNaN" | "IsInf" => e("((void)x0, 0)".into()),
         // Computed in double and truncated back, as the interpreter does.
         "Shrink" => {
             let b = attr_f(node, "bias", 0.0) as f64;
