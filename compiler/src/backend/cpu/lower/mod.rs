@@ -45,6 +45,7 @@ pub mod elementwise_binary;
 pub mod elementwise_fuse;
 pub mod elementwise_math;
 pub mod elementwise_unary;
+pub mod flex_mod;
 pub mod fuse;
 pub mod gather;
 pub mod layout;
