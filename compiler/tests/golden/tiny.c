@@ -1,5 +1,5 @@
 /* model.c: the model 'tiny' lowered to C by petasos (do not edit).
-   3 kernels, arena 128 bytes, scratch 0 bytes, weights 256 bytes. */
+   2 kernels, arena 128 bytes, scratch 0 bytes, weights 256 bytes. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,40 +37,43 @@ const int64_t *const model_output_shapes[] = {pt_output_shape_0, pt_output_shape
 const size_t model_output_bytes[] = {96u, 96u};
 
 /* Kernels. */
-const int model_num_kernels = 3;
-const char *const model_kernel_names[] = {"k0_Add", "k1_Relu", "k2_Flatten"};
-const char *const model_kernel_ops[] = {"Add", "Relu", "Flatten"};
-uint64_t model_prof_start_ns[3];
-uint64_t model_prof_dur_ns[3];
-uint64_t model_prof_total_ns[3];
+const int model_num_kernels = 2;
+const char *const model_kernel_names[] = {"k0_Add", "k1_Flatten"};
+const char *const model_kernel_ops[] = {"Add+Relu", "Flatten"};
+uint64_t model_prof_start_ns[2];
+uint64_t model_prof_dur_ns[2];
+uint64_t model_prof_total_ns[2];
 
 /* kernel 0: */
 /*   Add '/Add' */
+/*   + Relu '/Relu' */
 static void k0_Add(void) {
   const float *const in0 PT_UNUSED = ((const float *)pt_in[0]); /* x float[2, 3, 4] */
   const float *const in1 PT_UNUSED = ((const float *)(pt_weights + 64)); /* w float[2, 3, 4] */
   float *const out0 PT_UNUSED = ((float *)pt_out[1]); /* add float[2, 3, 4] */
+  const float *const n1_in0 PT_UNUSED = ((const float *)pt_out[1]); /* add float[2, 3, 4] */
+  float *const n1_out0 PT_UNUSED = ((float *)(pt_arena + 0)); /* relu float[2, 3, 4] */
+  /* fused elementwise region: Add -> Relu */
   for (size_t i0 = 0; i0 < 24; i0++) {
-    const float x0 = in0[i0];
-    const float x1 = in1[i0];
-    out0[i0] = (float)(x0 + x1);
+    float v0;
+    {
+      const float x0 = in0[i0];
+      const float x1 = in1[i0];
+      v0 = (float)(x0 + x1);
+    }
+    out0[i0] = (float)(v0);
+    float v1;
+    {
+      const float x0 = v0;
+      v1 = (float)(x0 > ((float)0.0) ? x0 : ((float)0.0));
+    }
+    n1_out0[i0] = (float)(v1);
   }
 }
 
 /* kernel 1: */
-/*   Relu '/Relu' */
-static void k1_Relu(void) {
-  const float *const in0 PT_UNUSED = ((const float *)pt_out[1]); /* add float[2, 3, 4] */
-  float *const out0 PT_UNUSED = ((float *)(pt_arena + 0)); /* relu float[2, 3, 4] */
-  for (size_t i0 = 0; i0 < 24; i0++) {
-    const float x0 = in0[i0];
-    out0[i0] = (float)(x0 > ((float)0.0) ? x0 : ((float)0.0));
-  }
-}
-
-/* kernel 2: */
 /*   Flatten '/Flatten' */
-static void k2_Flatten(void) {
+static void k1_Flatten(void) {
   const float *const in0 PT_UNUSED = ((const float *)(pt_arena + 0)); /* reshape float[6, 4] */
   float *const out0 PT_UNUSED = ((float *)pt_out[0]); /* flatten float[1, 24] */
   memcpy(out0, in0, 96);
@@ -126,8 +129,7 @@ int model_run(const void *const *inputs, void *const *outputs) {
   pt_in = inputs;
   pt_out = outputs;
   PT_CALL(0, k0_Add);
-  PT_CALL(1, k1_Relu);
-  PT_CALL(2, k2_Flatten);
+  PT_CALL(1, k1_Flatten);
   pt_in = NULL;
   pt_out = NULL;
   return 0;

@@ -42,6 +42,8 @@ pub mod cast;
 pub mod einsum;
 pub mod elementwise;
 pub mod elementwise_binary;
+pub mod elementwise_fuse;
+pub mod elementwise_math;
 pub mod elementwise_unary;
 pub mod flex_mod;
 pub mod fuse;
