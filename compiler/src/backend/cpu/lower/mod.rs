@@ -40,6 +40,7 @@ pub mod gather;
 pub mod layout;
 pub mod movement;
 pub mod operand;
+pub mod resize;
 pub mod scatter;
 pub mod shape;
 
@@ -124,6 +125,7 @@ pub fn registry() -> Registry {
     shape::register(&mut r);
     gather::register(&mut r);
     scatter::register(&mut r);
+    resize::register(&mut r);
     r
 }
 
