@@ -41,6 +41,7 @@ pub mod layout;
 pub mod movement;
 pub mod operand;
 pub mod resize;
+pub mod sample;
 pub mod scatter;
 pub mod shape;
 
@@ -126,6 +127,7 @@ pub fn registry() -> Registry {
     gather::register(&mut r);
     scatter::register(&mut r);
     resize::register(&mut r);
+    sample::register(&mut r);
     r
 }
 
