@@ -171,9 +171,9 @@ fn lower_grid_sample(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line(format!("for (size_t b = 0; b < {n}; b++) {{"));
     cx.line(format!("for (size_t o = 0; o < {ov}; o++) {{"));
     cx.line(format!("const size_t gp = (b * {ov} + o) * {nd};"));
-    for j in 0..nd {
+    for (j, &dj) in dims.iter().enumerate() {
         let v = g.load(&format!("gp + {}", nd - 1 - j));
-        let d = dims[j] as f64;
+        let d = dj as f64;
         let e = if op.align_corners {
             format!("(v + 1.0) / 2.0 * ({d:?} - 1.0)")
         } else {
