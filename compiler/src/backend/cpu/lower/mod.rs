@@ -43,6 +43,7 @@ pub mod operand;
 pub mod resize;
 pub mod sample;
 pub mod scatter;
+pub mod scatter_img;
 pub mod shape;
 
 pub use super::sanitize::comment;
@@ -128,6 +129,7 @@ pub fn registry() -> Registry {
     scatter::register(&mut r);
     resize::register(&mut r);
     sample::register(&mut r);
+    scatter_img::register(&mut r);
     r
 }
 
