@@ -42,6 +42,11 @@ pub struct CompileTargetArgs {
     /// Fix an input's shape: NAME=1x3x224x224 (repeatable).
     #[arg(long = "input-shape", value_parser = specialise::parse_input_shape)]
     pub input_shapes: Vec<(String, Vec<u64>)>,
+    /// Freeze an input to the value in FILE (.pb or .npy): NAME=FILE (repeatable). The value
+    /// is compiled in as a constant (e.g. a Reshape's shape input, to get static shapes); the
+    /// executable refuses any other value for that input.
+    #[arg(long = "freeze-input", value_parser = specialise::parse_freeze_input)]
+    pub freeze_inputs: Vec<(String, petasos_ir::Tensor)>,
 }
 
 impl CompileTargetArgs {
@@ -50,6 +55,7 @@ impl CompileTargetArgs {
         let mut o = CpuOptions {
             dims: self.dims.iter().cloned().collect(),
             input_shapes: self.input_shapes.iter().cloned().collect(),
+            frozen: self.freeze_inputs.iter().cloned().collect(),
             ..CpuOptions::default()
         };
         o.cc.cc = self.cc.clone();

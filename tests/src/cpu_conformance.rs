@@ -1,7 +1,9 @@
 //! The node suite through the CPU backend: each case is compiled to C (standard passes,
 //! shapes bound from the recorded inputs), built with `cc -O1` (runtime objects cached once
 //! per run), run through the generated `main` on the recorded inputs, and compared with the
-//! recorded outputs at the suite's tolerances.
+//! recorded outputs at the suite's tolerances. Integer inputs that decide shapes (a
+//! Reshape's shape, a Slice's starts, ...) are frozen to their recorded values
+//! (`--freeze-input`) when the shapes are not static otherwise.
 
 use crate::compare::compare;
 use crate::conformance::{read_set, ATOL, RTOL};
@@ -38,6 +40,8 @@ pub struct CpuRun {
     pub opts: CpuOptions,
     /// Keep each case's artifact folder (for debugging).
     pub keep: bool,
+    /// Freeze shape-deciding integer inputs when the shapes are not static otherwise.
+    pub freeze: bool,
 }
 
 impl CpuRun {
@@ -51,6 +55,7 @@ impl CpuRun {
             work,
             opts,
             keep: false,
+            freeze: true,
         }
     }
 }
@@ -84,6 +89,27 @@ fn compile_key(msg: &str) -> String {
         .take(60)
         .collect();
     first.trim().to_string()
+}
+
+/// Freezes the recorded values of the integer inputs that decide shapes
+/// (`specialise::inputs_to_freeze` on the shape-bound graph); false when there are none.
+fn freeze_shape_inputs(
+    g: &petasos_ir::Graph,
+    inputs: &[petasos_ir::Tensor],
+    opts: &mut CpuOptions,
+) -> bool {
+    let mut probe = g.clone();
+    if cpu::specialise::specialise(&mut probe, &opts.dims, &opts.input_shapes).is_err() {
+        return false;
+    }
+    let names = cpu::specialise::inputs_to_freeze(&probe);
+    for (&n, t) in g.inputs.iter().zip(inputs) {
+        let name = &g.g[n].outputs[0].name;
+        if names.contains(name) {
+            opts.frozen.insert(name.clone(), t.clone());
+        }
+    }
+    !names.is_empty()
 }
 
 /// Runs one case through the CPU backend.
@@ -121,11 +147,26 @@ pub fn run_case_cpu(case: &Path, run: &CpuRun) -> Result<(), Failure> {
         opts.input_shapes
             .insert(g.g[n].outputs[0].name.clone(), shape);
     }
+    let pristine = g.clone();
     let dir = run.work.join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.join("out");
     let r = (|| {
-        cpu::compile(&mut g, &opts, &out).map_err(|e| {
+        let first = cpu::compile(&mut g, &opts, &out);
+        let dynamic = matches!(
+            first,
+            Err(cpu::CpuError::Specialise(
+                cpu::specialise::SpecialiseError::Dynamic { .. }
+            ))
+        );
+        // Only when the shapes are not static otherwise: freeze the inputs that decide them.
+        let r = if dynamic && run.freeze && freeze_shape_inputs(&pristine, &inputs, &mut opts) {
+            let mut g = pristine.clone();
+            cpu::compile(&mut g, &opts, &out)
+        } else {
+            first
+        };
+        r.map_err(|e| {
             let m = e.to_string();
             fail(Stage::Compile, compile_key(&m), m)
         })?;

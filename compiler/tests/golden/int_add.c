@@ -53,8 +53,10 @@ static void k0_Add(void) {
   const int32_t *const in0 PT_UNUSED = ((const int32_t *)pt_in[0]); /* x int32[5] */
   const int32_t *const in1 PT_UNUSED = ((const int32_t *)pt_in[1]); /* y int32[5] */
   int32_t *const out0 PT_UNUSED = ((int32_t *)pt_out[0]); /* add int32[5] */
-  for (size_t i = 0; i < 5; i++) {
-    out0[i] = (int32_t)((uint32_t)in0[i] + (uint32_t)in1[i]);
+  for (size_t i0 = 0; i0 < 5; i0++) {
+    const int32_t x0 = in0[i0];
+    const int32_t x1 = in1[i0];
+    out0[i0] = (int32_t)((uint64_t)x0 + (uint64_t)x1);
   }
 }
 

@@ -50,8 +50,10 @@ static void k0_Add(void) {
   const float *const in0 PT_UNUSED = ((const float *)pt_in[0]); /* x float[2, 3, 4] */
   const float *const in1 PT_UNUSED = ((const float *)(pt_weights + 64)); /* w float[2, 3, 4] */
   float *const out0 PT_UNUSED = ((float *)pt_out[1]); /* add float[2, 3, 4] */
-  for (size_t i = 0; i < 24; i++) {
-    out0[i] = (float)(in0[i] + in1[i]);
+  for (size_t i0 = 0; i0 < 24; i0++) {
+    const float x0 = in0[i0];
+    const float x1 = in1[i0];
+    out0[i0] = (float)(x0 + x1);
   }
 }
 
@@ -60,9 +62,9 @@ static void k0_Add(void) {
 static void k1_Relu(void) {
   const float *const in0 PT_UNUSED = ((const float *)pt_out[1]); /* add float[2, 3, 4] */
   float *const out0 PT_UNUSED = ((float *)(pt_arena + 0)); /* relu float[2, 3, 4] */
-  for (size_t i = 0; i < 24; i++) {
-    float v = in0[i];
-    out0[i] = (float)(v < (float)0 ? (float)0 : v);
+  for (size_t i0 = 0; i0 < 24; i0++) {
+    const float x0 = in0[i0];
+    out0[i0] = (float)(x0 > ((float)0.0) ? x0 : ((float)0.0));
   }
 }
 

@@ -8,6 +8,8 @@
 //! cases through the CPU backend (compile to C with `cc -O1`, run `main`, compare); prints
 //! `N compiled+matched, M failed` and the failures grouped by reason (`no lowering for op X:
 //! count`). `--keep` keeps each case's artifact under $TMPDIR/petasos-conf-cpu/CASE/out.
+//! Integer inputs that decide shapes are frozen to their recorded values when needed for
+//! static shapes (`--no-freeze`: never).
 
 use petasos_tests::conformance::{cases, node_suite, run_all};
 use petasos_tests::shared_dir;
@@ -124,6 +126,7 @@ fn cpu_main(args: &[String], shared: &std::path::Path, show: bool, long: bool) {
     let _ = std::fs::create_dir_all(&work);
     let mut run = CpuRun::new(work);
     run.keep = args.iter().any(|a| a == "--keep");
+    run.freeze = !args.iter().any(|a| a == "--no-freeze");
     let t0 = std::time::Instant::now();
     let res = run_all_cpu(&sel, jobs, &run);
     let mut ok = 0;

@@ -5,10 +5,12 @@
 //! iteration order), so compiling twice gives identical text.
 
 use super::lower::{
-    comment, ctype, node_label, op_key, CTensor, KernelCode, LowerCx, LowerError, Registry,
+    comment, ctype, node_label, op_key, storage_ctype, CTensor, KernelCode, LowerCx, LowerError,
+    Registry,
 };
 use super::sanitize::{c_string, Namer};
 use super::schedule::{Loc, Schedule};
+use super::specialise::Frozen;
 use super::weights::Blob;
 use petasos_ir::graph::{Graph, ValueRef};
 use petasos_ir::DType;
@@ -44,7 +46,9 @@ fn addr(loc: Loc, ct: &str, is_input: bool, blob: &Blob) -> String {
     }
 }
 
-/// The tensor of value `v` for a lowering, or an error naming the unsupported dtype.
+/// The tensor of value `v` for a lowering, or an error naming the unsupported dtype
+/// (`exotic`: the kernel handles minifloat and sub-byte dtypes).
+#[allow(clippy::too_many_arguments)]
 fn tensor(
     g: &Graph,
     sched: &Schedule,
@@ -52,6 +56,7 @@ fn tensor(
     v: ValueRef,
     local: String,
     is_input: bool,
+    exotic: bool,
     fail: &dyn Fn(String) -> LowerError,
 ) -> Result<CTensor, LowerError> {
     let val =
@@ -59,8 +64,12 @@ fn tensor(
             .and_then(|n| n.outputs.get(v.out))
             .ok_or_else(|| fail("internal: dangling value".into()))?;
     let dtype = val.ty.dtype;
-    let ct = ctype(dtype)
-        .ok_or_else(|| fail(format!("dtype {dtype} of value '{}'", comment(&val.name))))?;
+    let ct = if exotic {
+        storage_ctype(dtype)
+    } else {
+        ctype(dtype)
+    }
+    .ok_or_else(|| fail(format!("dtype {dtype} of value '{}'", comment(&val.name))))?;
     let shape: Vec<usize> = val
         .ty
         .shape
@@ -94,6 +103,7 @@ pub fn generate(
     reg: &Registry,
     blob: &Blob,
     threads: usize,
+    frozen: &[Frozen],
 ) -> Result<Generated, LowerError> {
     let mut namer = Namer::new();
     for r in [
@@ -128,6 +138,7 @@ pub fn generate(
             op: key.clone(),
             node: label.clone(),
         })?;
+        let exotic = reg.handles_exotic(&key);
         let mut ins = Vec::new();
         let mut outs = Vec::new();
         let mut header = String::new();
@@ -158,7 +169,7 @@ pub fn generate(
                     continue;
                 };
                 let local = format!("{pre}in{i}");
-                let t = tensor(g, sched, blob, v, local.clone(), true, &fail_unsup)?;
+                let t = tensor(g, sched, blob, v, local.clone(), true, exotic, &fail_unsup)?;
                 let _ = writeln!(
                     locals,
                     "  const {} *const {local} PT_UNUSED = {}; /* {} {}{:?} */",
@@ -174,7 +185,7 @@ pub fn generate(
             for i in 0..node.outputs.len() {
                 let v = ValueRef { node: n, out: i };
                 let local = format!("{pre}out{i}");
-                let t = tensor(g, sched, blob, v, local.clone(), false, &fail_unsup)?;
+                let t = tensor(g, sched, blob, v, local.clone(), false, exotic, &fail_unsup)?;
                 let _ = writeln!(
                     locals,
                     "  {} *const {local} PT_UNUSED = {}; /* {} {}{:?} */",
@@ -212,7 +223,7 @@ pub fn generate(
     }
     let model_h = header_file(g)?;
     let mut model_c = source_file(
-        g, sched, blob, &funcs, &globals, &init, &free, &rt, &kernels, scratch,
+        g, sched, blob, &funcs, &globals, &init, &free, &rt, &kernels, scratch, frozen,
     )?;
     let _ = writeln!(
         model_c,
@@ -348,6 +359,7 @@ fn source_file(
     rt: &BTreeSet<&'static str>,
     kernels: &[(String, String, String)],
     scratch: u64,
+    frozen: &[Frozen],
 ) -> Result<String, LowerError> {
     let (ins, outs) = io_values(g);
     let mut c = String::new();
@@ -438,6 +450,17 @@ fn source_file(
     );
     let n1 = nk.max(1);
     let _ = writeln!(c, "uint64_t model_prof_start_ns[{n1}];\nuint64_t model_prof_dur_ns[{n1}];\nuint64_t model_prof_total_ns[{n1}];");
+    for f in frozen.iter().filter(|f| !f.bytes.is_empty()) {
+        let b: Vec<String> = f.bytes.iter().map(|x| x.to_string()).collect();
+        let _ = writeln!(
+            c,
+            "/* The value input {} was frozen to at compile time. */\nstatic const uint8_t pt_frozen_{}[{}] = {{{}}};",
+            f.input,
+            f.input,
+            f.bytes.len(),
+            b.join(", ")
+        );
+    }
     if !globals.is_empty() {
         c.push_str("\n/* Kernel state. */\n");
         c.push_str(globals);
@@ -489,6 +512,15 @@ int model_run(const void *const *inputs, void *const *outputs) {
   pt_out = outputs;
 "#,
     );
+    for f in frozen.iter().filter(|f| !f.bytes.is_empty()) {
+        let _ = writeln!(
+            c,
+            "  if (memcmp(pt_in[{i}], pt_frozen_{i}, {n}) != 0) {{\n    pt_set_error(\"input {i} '%s' differs from the value it was frozen to at compile time (--freeze-input)\", {name});\n    pt_in = NULL;\n    pt_out = NULL;\n    return 1;\n  }}",
+            i = f.input,
+            n = f.bytes.len(),
+            name = c_string(&f.name),
+        );
+    }
     for (k, kn) in kernels.iter().enumerate() {
         let _ = writeln!(c, "  PT_CALL({k}, {});", kn.0);
     }

@@ -51,6 +51,8 @@ pub struct CpuOptions {
     pub dims: BTreeMap<String, u64>,
     /// Shapes of inputs by name (`--input-shape name=1x3x224x224`).
     pub input_shapes: BTreeMap<String, Vec<u64>>,
+    /// Inputs frozen to a value (`--freeze-input name=FILE.pb`, see [`specialise::freeze`]).
+    pub frozen: BTreeMap<String, petasos_ir::Tensor>,
     /// Run the standard pass pipeline first.
     pub passes: bool,
     /// How to run the C compiler.
@@ -64,6 +66,7 @@ impl Default for CpuOptions {
         CpuOptions {
             dims: BTreeMap::new(),
             input_shapes: BTreeMap::new(),
+            frozen: BTreeMap::new(),
             passes: true,
             cc: CcOptions::default(),
             threads: 1,
@@ -121,6 +124,7 @@ struct KernelEntry {
 
 /// Specialises, optimises and lowers `g` to C sources (no compiler run).
 pub fn generate(g: &mut Graph, opts: &CpuOptions) -> Result<Sources, CpuError> {
+    let frozen = specialise::freeze(g, &opts.frozen)?;
     specialise::specialise(g, &opts.dims, &opts.input_shapes)?;
     if opts.passes {
         petasos_passes::manager::PassManager::standard().run(g)?;
@@ -129,7 +133,7 @@ pub fn generate(g: &mut Graph, opts: &CpuOptions) -> Result<Sources, CpuError> {
     let reg = lower::registry();
     let sched = schedule::schedule(g, &reg)?;
     let blob = weights::build(g, &sched.constants)?;
-    let gen = emit::generate(g, &sched, &reg, &blob, opts.threads)?;
+    let gen = emit::generate(g, &sched, &reg, &blob, opts.threads, &frozen)?;
     let report = Report {
         model: g.name.clone(),
         kernels: gen.kernels.len(),

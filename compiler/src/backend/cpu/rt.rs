@@ -14,6 +14,12 @@ pub const FILES: &[(&str, &str)] = &[
     ("pt_io.h", include_str!("rt/pt_io.h")),
     ("pt_io.c", include_str!("rt/pt_io.c")),
     ("pt_main.c", include_str!("rt/pt_main.c")),
+    ("pt_kernels.h", include_str!("rt/pt_kernels.h")),
+    ("pt_gemm.c", include_str!("rt/pt_gemm.c")),
+    ("pt_conv.c", include_str!("rt/pt_conv.c")),
+    ("pt_pool.c", include_str!("rt/pt_pool.c")),
+    ("pt_threads.c", include_str!("rt/pt_threads.c")),
+    ("pt_types.h", include_str!("rt/pt_types.h")),
 ];
 
 /// The contents of runtime file `name`.

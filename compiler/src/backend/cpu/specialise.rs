@@ -1,10 +1,19 @@
 //! Shape specialisation: bind every symbolic dim of the graph inputs to a value and re-infer,
 //! so that every value has a static shape (the C backend knows all sizes at compile time).
+//!
+//! Value specialisation ([`freeze`], `--freeze-input NAME=FILE.pb`): an input whose values
+//! decide shapes (a Reshape's shape, a Slice's starts, ...) is replaced inside the graph by a
+//! constant holding the given values; the input stays in the C API and `model_run` refuses
+//! other values ([`Frozen`]). [`inputs_to_freeze`] finds the inputs that need it.
 
+use petasos_ir::graph::{Edge, Provenance, ValueRef};
 use petasos_ir::ops::core::Input;
 use petasos_ir::shape::{shape_string, Dim, ValueType};
-use petasos_ir::Graph;
-use std::collections::BTreeMap;
+use petasos_ir::weights::ConstTensor;
+use petasos_ir::{Graph, Tensor};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a graph could not be given static shapes.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +39,9 @@ pub enum SpecialiseError {
         op: String,
         ty: String,
     },
+    /// `--freeze-input` names no input, or its value does not fit the input.
+    #[error("--freeze-input {name}: {msg}")]
+    BadFrozen { name: String, msg: String },
     /// Re-inference failed with the bound shapes.
     #[error("shape inference with the bound input shapes failed: {0}")]
     Infer(#[from] petasos_ir::Error),
@@ -162,4 +174,218 @@ pub fn parse_input_shape(s: &str) -> Result<(String, Vec<u64>), String> {
             .collect::<Result<_, _>>()?
     };
     Ok((k.to_string(), dims))
+}
+
+/// A graph input frozen to a value: its position among the graph inputs and the bytes
+/// `model_run` must be given for it (row-major, little-endian storage of its dtype).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frozen {
+    pub input: usize,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Replaces each input named in `frozen` by a constant of the given value inside the graph
+/// (its readers read the constant; the input keeps its place, now with the value's static
+/// shape). The dtype must equal the input's and the shape fit its declared shape. Returns
+/// the runtime checks, in input order. Call before [`specialise`].
+pub fn freeze(
+    g: &mut Graph,
+    frozen: &BTreeMap<String, Tensor>,
+) -> Result<Vec<Frozen>, SpecialiseError> {
+    let mut out = Vec::new();
+    for name in frozen.keys() {
+        if !g.inputs.iter().any(|&n| g.g[n].outputs[0].name == *name) {
+            return Err(SpecialiseError::BadFrozen {
+                name: name.clone(),
+                msg: "the model has no such input".into(),
+            });
+        }
+    }
+    for (i, n) in g.inputs.clone().into_iter().enumerate() {
+        let v = &g.g[n].outputs[0];
+        let Some(t) = frozen.get(&v.name) else {
+            continue;
+        };
+        let name = v.name.clone();
+        let bad = |msg: String| SpecialiseError::BadFrozen {
+            name: name.clone(),
+            msg,
+        };
+        if t.dtype() != v.ty.dtype {
+            return Err(bad(format!(
+                "the value is {}, the input is {}",
+                t.dtype(),
+                v.ty.dtype
+            )));
+        }
+        if let Some(s) = &v.ty.shape {
+            let fits = s.len() == t.rank()
+                && s.iter()
+                    .zip(t.shape())
+                    .all(|(d, &w)| d.known().is_none_or(|k| k == w as u64));
+            if !fits {
+                return Err(bad(format!(
+                    "shape {:?} does not fit the input's {}",
+                    t.shape(),
+                    shape_string(s)
+                )));
+            }
+        }
+        let c = ConstTensor::from_tensor(t.clone());
+        let bytes = c
+            .bytes()
+            .map_err(|e| bad(e.to_string()))?
+            .ok_or_else(|| bad("string values cannot be frozen".into()))?
+            .into_owned();
+        let ty = ValueType::known(t.dtype(), t.shape());
+        g.g[n].op = Box::new(Input { ty: ty.clone() });
+        g.g[n].outputs[0].ty = ty;
+        let cname = fresh_value_name(g, &format!("{name}_frozen"));
+        let k = g.add_node(
+            Box::new(petasos_ir::ops::core::Constant { value: c }),
+            0,
+            &[cname],
+            Provenance::default(),
+        );
+        g.g[k].outputs[0].ty = g.g[n].outputs[0].ty.clone();
+        let edges: Vec<_> =
+            g.g.edges_directed(n, Direction::Outgoing)
+                .map(|e| (e.id(), e.target(), e.weight().dst_in))
+                .collect();
+        for (id, dst, dst_in) in edges {
+            g.g.remove_edge(id);
+            g.g.add_edge(k, dst, Edge { src_out: 0, dst_in });
+        }
+        out.push(Frozen {
+            input: i,
+            name,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// A value name not used in `g`, made from `base`.
+fn fresh_value_name(g: &Graph, base: &str) -> String {
+    let used: BTreeSet<&str> =
+        g.g.node_weights()
+            .flat_map(|n| n.outputs.iter().map(|v| v.name.as_str()))
+            .collect();
+    let mut name = base.to_string();
+    let mut k = 1;
+    while used.contains(name.as_str()) {
+        name = format!("{base}_{k}");
+        k += 1;
+    }
+    name
+}
+
+/// Whether input slot `slot` of an `op` node is data whose values decide the output's shape
+/// only through data-dependent results (NonZero, Unique, ...): such inputs are not frozen,
+/// as that would fold the op away instead of running it.
+fn data_dependent(op: &str) -> bool {
+    matches!(
+        op,
+        "NonZero"
+            | "Unique"
+            | "Compress"
+            | "NonMaxSuppression"
+            | "StringSplit"
+            | "If"
+            | "Loop"
+            | "Scan"
+    )
+}
+
+/// Whether input `slot` of `op` is a shape-deciding operand that may be a float tensor
+/// (Range's bounds and step, OneHot's depth, Resize's / Upsample's scales).
+fn float_shape_operand(op: &str, slot: usize) -> bool {
+    matches!(
+        (op, slot),
+        ("Range", 0..=2) | ("OneHot", 1) | ("Resize", 2) | ("Upsample", 1)
+    )
+}
+
+/// The graph inputs (rank <= 1) whose values decide a shape the graph needs static: for
+/// every value without a static shape (after [`specialise`]), the integer inputs that reach
+/// its node's inputs (slot 0 only for ops whose first input is shape-like, e.g.
+/// ConstantOfShape, Range) through any chain of nodes, and the float inputs that directly
+/// feed a float shape operand ([`float_shape_operand`]). Empty when every shape is static.
+/// Names in graph-input order.
+pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
+    let Ok(order) = g.topo_order() else {
+        return Vec::new();
+    };
+    let mut seeds: Vec<ValueRef> = Vec::new();
+    let mut found: BTreeSet<petgraph::stable_graph::NodeIndex> = BTreeSet::new();
+    for &n in &order {
+        let node = &g.g[n];
+        if node.outputs.iter().all(|v| v.ty.numel().is_some()) {
+            continue;
+        }
+        let op = node.op.op_type();
+        if data_dependent(op) {
+            continue;
+        }
+        let slot0 = matches!(
+            op,
+            "ConstantOfShape"
+                | "Range"
+                | "HannWindow"
+                | "HammingWindow"
+                | "BlackmanWindow"
+                | "MelWeightMatrix"
+        );
+        for (slot, v) in g.node_inputs(n).into_iter().enumerate() {
+            if let Some(v) = v {
+                if slot > 0 || slot0 {
+                    seeds.push(v);
+                }
+                let t = &g.g[v.node].outputs[0].ty;
+                let small = t.shape.as_ref().is_some_and(|s| s.len() <= 1);
+                if float_shape_operand(op, slot)
+                    && g.inputs.contains(&v.node)
+                    && t.dtype.is_float()
+                    && small
+                {
+                    found.insert(v.node);
+                }
+            }
+        }
+    }
+    let mut seen: BTreeSet<petgraph::stable_graph::NodeIndex> = BTreeSet::new();
+    while let Some(v) = seeds.pop() {
+        if !seen.insert(v.node) {
+            continue;
+        }
+        let node = &g.g[v.node];
+        if g.inputs.contains(&v.node) {
+            let t = &node.outputs[0].ty;
+            let small = t.shape.as_ref().is_some_and(|s| s.len() <= 1);
+            if t.dtype.is_int() && small {
+                found.insert(v.node);
+            }
+            continue;
+        }
+        if data_dependent(node.op.op_type()) {
+            continue;
+        }
+        seeds.extend(g.node_inputs(v.node).into_iter().flatten());
+    }
+    g.inputs
+        .iter()
+        .filter(|n| found.contains(n))
+        .map(|&n| g.g[n].outputs[0].name.clone())
+        .collect()
+}
+
+/// Parses `name=FILE` (for `--freeze-input`) and reads the tensor file (.pb or .npy).
+pub fn parse_freeze_input(s: &str) -> Result<(String, Tensor), String> {
+    let (k, v) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=FILE"))?;
+    let t = petasos_ir::onnx::tensor_file::read_tensor_file(std::path::Path::new(v))
+        .map_err(|e| format!("'{s}': {e}"))?;
+    Ok((k.to_string(), t))
 }

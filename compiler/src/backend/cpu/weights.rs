@@ -48,7 +48,7 @@ pub fn build(g: &Graph, constants: &[NodeIndex]) -> Result<Blob, WeightsError> {
         let c = g
             .constant(n)
             .ok_or_else(|| err("internal: not a constant node".into()))?;
-        if super::lower::ctype(c.dtype).is_none() {
+        if super::lower::storage_ctype(c.dtype).is_none() {
             return Err(err(format!(
                 "dtype {} is not supported by the CPU backend",
                 c.dtype

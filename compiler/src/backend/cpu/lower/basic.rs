@@ -1,19 +1,14 @@
 //! Basic lowerings, and the worked example of the interface: layout no-ops as copies
-//! (Identity, Reshape, Flatten, Squeeze, Unsqueeze), Relu, Add of equal shapes, and Cast
-//! between the numeric types.
+//! (Identity, Reshape, Flatten, Squeeze, Unsqueeze). Relu and Add live in the elementwise
+//! family (`lower/elementwise*.rs`), Cast and CastLike in `lower/cast.rs`.
 
 use super::{CTensor, LowerCx, LowerError, Registry};
-use petasos_ir::DType;
 
 /// Registers this family's lowerings.
 pub fn register(r: &mut Registry) {
     for op in ["Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze"] {
         r.op(op, lower_copy);
     }
-    r.op("Relu", lower_relu);
-    r.op("Add", lower_add);
-    r.op("Cast", lower_cast);
-    r.op("CastLike", lower_cast);
 }
 
 /// Emits `memcpy(dst, src)` of `dst`'s bytes (sizes must agree).
@@ -43,81 +38,4 @@ pub fn emit_copy(cx: &mut LowerCx<'_>, src: &CTensor, dst: &CTensor) -> Result<(
 fn lower_copy(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let (x, y) = (cx.input(0)?.clone(), cx.output(0)?.clone());
     emit_copy(cx, &x, &y)
-}
-
-/// Relu on float types: `y = x > 0 ? x : 0` (NaN stays NaN, as `max(x, 0)` in the
-/// interpreter gives NaN for NaN).
-fn lower_relu(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, y) = (cx.input(0)?.clone(), cx.output(0)?.clone());
-    if !x.dtype.is_float() {
-        return Err(cx.unsupported(format!("Relu of {}", x.dtype)));
-    }
-    cx.ctype_of(&x)?;
-    let t = x.compute_type();
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", x.numel()));
-    cx.line(format!("{t} v = {};", x.load("i")));
-    cx.line(y.store("i", &format!("v < ({t})0 ? ({t})0 : v")));
-    cx.line("}");
-    Ok(())
-}
-
-/// Add of two inputs of the same shape and dtype (broadcasting belongs to the elementwise
-/// family). Integers wrap (computed in the unsigned type of the same width).
-fn lower_add(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (a, b, y) = (
-        cx.input(0)?.clone(),
-        cx.input(1)?.clone(),
-        cx.output(0)?.clone(),
-    );
-    if a.shape != b.shape || a.shape != y.shape || a.dtype != b.dtype {
-        return Err(cx.unsupported("Add with broadcasting"));
-    }
-    cx.ctype_of(&a)?;
-    let expr = match a.dtype {
-        d if d.is_float() => format!("{} + {}", a.load("i"), b.load("i")),
-        DType::I8 | DType::I16 | DType::I32 | DType::I64 => {
-            let u = a.ctype().replace("int", "uint");
-            format!("({u}){} + ({u}){}", a.load("i"), b.load("i"))
-        }
-        d if d.is_int() => format!("{} + {}", a.load("i"), b.load("i")),
-        d => return Err(cx.unsupported(format!("Add of {d}"))),
-    };
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    cx.line(y.store("i", &expr));
-    cx.line("}");
-    Ok(())
-}
-
-/// Cast between numeric types with the interpreter's rules: float -> int truncates toward
-/// zero (NaN -> 0) and wraps to the width; int -> int wraps; anything -> bool is `!= 0`
-/// (NaN -> true); bool -> anything is 0/1. float8/float4/string targets are not lowered.
-fn lower_cast(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, y) = (cx.input(0)?.clone(), cx.output(0)?.clone());
-    cx.ctype_of(&x)?;
-    cx.ctype_of(&y)?;
-    if x.dtype == y.dtype {
-        return emit_copy(cx, &x, &y);
-    }
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    let v = x.load("i");
-    if y.dtype == DType::Bool {
-        cx.line(format!("{}[i] = (uint8_t)(({v}) != 0);", y.expr));
-    } else if x.dtype.is_float() && y.dtype.is_int() {
-        cx.line(format!("double v = (double)({v});"));
-        cx.line("v = isnan(v) ? 0.0 : trunc(v);");
-        cx.line("uint64_t u = v >= 9223372036854775808.0 ? (v < 18446744073709551616.0 ? (uint64_t)v : UINT64_MAX) : (v < -9223372036854775808.0 ? (uint64_t)INT64_MIN : (uint64_t)(int64_t)v);");
-        cx.line(format!("{}[i] = ({})u;", y.expr, y.ctype()));
-    } else if y.dtype.is_float() {
-        let t = if y.dtype == DType::F64 || x.dtype == DType::F64 {
-            "double"
-        } else {
-            "float"
-        };
-        let conv = format!("({t})({v})");
-        cx.line(y.store("i", &conv));
-    } else {
-        cx.line(format!("{}[i] = ({})({v});", y.expr, y.ctype()));
-    }
-    cx.line("}");
-    Ok(())
 }

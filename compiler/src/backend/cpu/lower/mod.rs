@@ -35,16 +35,35 @@
 //! Names from the model reach C only through [`crate::backend::cpu::sanitize`]
 //! ([`LowerCx::fresh`] for identifiers, [`comment`] for comment text).
 
+pub mod attention;
 pub mod basic;
+pub mod broadcast;
+pub mod cast;
+pub mod einsum;
+pub mod elementwise;
+pub mod elementwise_binary;
+pub mod elementwise_unary;
+pub mod fuse;
 pub mod gather;
 pub mod layout;
+pub mod loss;
+pub mod lppool;
 pub mod movement;
+pub mod nn;
+pub mod norm;
 pub mod operand;
+pub mod quant;
+pub mod recurrent;
+pub mod reduce;
+pub mod reduce_nest;
 pub mod resize;
 pub mod sample;
 pub mod scatter;
 pub mod scatter_img;
+pub mod seq_common;
 pub mod shape;
+pub mod signal;
+pub mod softmax;
 
 pub use super::sanitize::comment;
 use super::sanitize::Namer;
@@ -91,6 +110,9 @@ pub struct Registry {
     pub lower: Vec<(&'static str, LowerFn)>,
     /// Op type of an anchor -> its fusion rule.
     pub fuse: Vec<(&'static str, FuseFn)>,
+    /// Op types whose lowerings handle the minifloat and sub-byte dtypes (see
+    /// [`storage_ctype`]); other kernels never see tensors of those dtypes.
+    pub exotic: Vec<&'static str>,
 }
 
 impl Registry {
@@ -102,6 +124,17 @@ impl Registry {
     /// Registers a fusion rule for kernels anchored at `op_type`.
     pub fn fusion(&mut self, op_type: &'static str, f: FuseFn) {
         self.fuse.push((op_type, f));
+    }
+
+    /// Declares that the lowering of `op_type` handles minifloat and sub-byte tensors
+    /// (through `lower::cast`'s load/store helpers).
+    pub fn exotic_dtypes(&mut self, op_type: &'static str) {
+        self.exotic.push(op_type);
+    }
+
+    /// Whether kernels anchored at `key` may see minifloat and sub-byte tensors.
+    pub fn handles_exotic(&self, key: &str) -> bool {
+        self.exotic.contains(&key)
     }
 
     /// The lowering of `key` (the last registered wins).
@@ -123,6 +156,17 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::default();
     basic::register(&mut r);
+    nn::register(&mut r);
+    elementwise::register(&mut r);
+    reduce::register(&mut r);
+    softmax::register(&mut r);
+    norm::register(&mut r);
+    loss::register(&mut r);
+    einsum::register(&mut r);
+    lppool::register(&mut r);
+    attention::register(&mut r);
+    recurrent::register(&mut r);
+    signal::register(&mut r);
     layout::register(&mut r);
     shape::register(&mut r);
     gather::register(&mut r);
@@ -130,6 +174,8 @@ pub fn registry() -> Registry {
     resize::register(&mut r);
     sample::register(&mut r);
     scatter_img::register(&mut r);
+    cast::register(&mut r);
+    quant::register(&mut r);
     r
 }
 
@@ -163,6 +209,25 @@ pub fn ctype(d: DType) -> Option<&'static str> {
         DType::U32 => "uint32_t",
         DType::U64 => "uint64_t",
         _ => return None,
+    })
+}
+
+/// The C storage type of a dtype, including the minifloat and sub-byte types (one `uint8_t`
+/// code per float8 element; float4/int4/uint4/int2/uint2 packed into `uint8_t` bytes as in
+/// ONNX raw data). Only kernels of [`Registry::handles_exotic`] op types get those tensors.
+pub fn storage_ctype(d: DType) -> Option<&'static str> {
+    ctype(d).or(match d {
+        DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+        | DType::F8E8M0
+        | DType::F4E2M1
+        | DType::I4
+        | DType::U4
+        | DType::I2
+        | DType::U2 => Some("uint8_t"),
+        _ => None,
     })
 }
 

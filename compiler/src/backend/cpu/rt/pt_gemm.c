@@ -18,8 +18,12 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+#ifndef PT_KC
 #define PT_KC 256
+#endif
+#ifndef PT_NC
 #define PT_NC (PT_NR * 10)
+#endif
 
 /* ------------------------------------------------------------------ epilogue */
 

@@ -17,10 +17,20 @@ size_t pt_dtype_size(int code) {
     case 1: case 6: case 12: return 4;
     case 7: case 11: case 13: return 8;
     case 10: case 16: case 5: case 4: return 2;
-    case 2: case 3: case 9: return 1;
+    case 2: case 3: case 9: case 17: case 18: case 19: case 20: case 24: return 1;
     default: return 0;
   }
 }
+
+size_t pt_dtype_bits(int code) {
+  switch (code) {
+    case 21: case 22: case 23: return 4; /* uint4, int4, float4e2m1: two per byte */
+    case 25: case 26: return 2;          /* uint2, int2: four per byte */
+    default: return 8 * pt_dtype_size(code);
+  }
+}
+
+size_t pt_dtype_bytes(int code, size_t n) { return (n * pt_dtype_bits(code) + 7) / 8; }
 
 const char *pt_dtype_name(int code) {
   switch (code) {
@@ -28,7 +38,10 @@ const char *pt_dtype_name(int code) {
     case 4: return "uint16"; case 5: return "int16"; case 6: return "int32";
     case 7: return "int64"; case 9: return "bool"; case 10: return "float16";
     case 11: return "double"; case 12: return "uint32"; case 13: return "uint64";
-    case 16: return "bfloat16"; default: return "unsupported";
+    case 16: return "bfloat16"; case 17: return "float8e4m3fn"; case 18: return "float8e4m3fnuz";
+    case 19: return "float8e5m2"; case 20: return "float8e5m2fnuz"; case 21: return "uint4";
+    case 22: return "int4"; case 23: return "float4e2m1"; case 24: return "float8e8m0";
+    case 25: return "uint2"; case 26: return "int2"; default: return "unsupported";
   }
 }
 
@@ -140,11 +153,11 @@ static int parse_pb(const uint8_t *b, size_t len, pt_tensor *t, const char *path
   }
   if (c.bad) { pt_set_error("%s: not a valid TensorProto", path); return 1; }
   size_t w = pt_dtype_size(t->dtype);
-  if (!w) { pt_set_error("%s: dtype code %d is not supported", path, t->dtype); return 1; }
+  if (!pt_dtype_bits(t->dtype)) { pt_set_error("%s: dtype code %d is not supported", path, t->dtype); return 1; }
   for (int i = 0; i < t->rank; i++)
     if (t->dims[i] < 0) { pt_set_error("%s: negative dim", path); return 1; }
   int64_t n = numel_of(t);
-  t->bytes = (size_t)n * w;
+  t->bytes = pt_dtype_bytes(t->dtype, (size_t)n);
   t->data = pt_alloc(t->bytes);
   if (!t->data) { pt_set_error("%s: out of memory", path); return 1; }
   if (have_raw) {
@@ -155,7 +168,9 @@ static int parse_pb(const uint8_t *b, size_t len, pt_tensor *t, const char *path
     memcpy(t->data, raw, raw_len);
     return 0;
   }
-  /* pass 2: typed repeated fields */
+  /* pass 2: typed repeated fields: one value per entry, except the packed sub-byte types
+     whose int32_data entries are the bytes of the packed data */
+  if (!w) n = (int64_t)t->bytes;
   int64_t k = 0;
   c.p = b; c.end = b + len; c.bad = 0;
   while (c.p < c.end && !c.bad) {
@@ -183,6 +198,8 @@ static int parse_pb(const uint8_t *b, size_t len, pt_tensor *t, const char *path
         if (cur->end - cur->p < 8) { cur->bad = 1; break; }
         if (t->dtype != 11) { cur->bad = 1; break; }
         memcpy(d + (size_t)k * 8, cur->p, 8); cur->p += 8;
+      } else if (!w) {
+        d[k] = (uint8_t)pb_varint(cur);
       } else {
         put_int(t, k, pb_varint(cur));
       }
@@ -295,7 +312,7 @@ int pt_write_tensor(const char *path, const char *name, int dtype, int rank, con
                     const void *data) {
   size_t n = 1;
   for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
-  size_t bytes = n * pt_dtype_size(dtype);
+  size_t bytes = pt_dtype_bytes(dtype, n);
   buf_t o = {0};
   if (ends_with(path, ".npy")) {
     const char *descr = NULL;

@@ -19,6 +19,11 @@ typedef struct {
 
 /* Bytes per element of an ONNX dtype code this runtime handles; 0 if unsupported. */
 size_t pt_dtype_size(int code);
+/* Bits per element of an ONNX dtype code (4 or 2 for the packed sub-byte types); 0 if
+   unsupported. */
+size_t pt_dtype_bits(int code);
+/* Bytes of `n` elements (sub-byte types packed, rounded up). */
+size_t pt_dtype_bytes(int code, size_t n);
 /* The ONNX name of a dtype code ("float", "int64", ...). */
 const char *pt_dtype_name(int code);
 /* Reads a .npy (by extension) or .pb file. Returns 0, or non-zero with pt_last_error set. */
