@@ -229,7 +229,17 @@ fn lower_resize(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     } else {
         return Err(cx.invalid("one of scales and sizes must be given".into()));
     }
-    let roi = if !op.legacy && op.interp.coord == "tf_crop_and_resize" {
+    let crop = !op.legacy && op.interp.coord == "tf_crop_and_resize";
+    if crop {
+        if let Some(rt) = cx.opt_input(1).filter(|t| t.constant.is_none()).cloned() {
+            if rt.numel() != 2 * axes.len() || !rt.dtype.is_float() {
+                return Err(cx.invalid(format!("roi has {} values", rt.numel())));
+            }
+            let rt_roi = RuntimeRoi { roi: rt, axes };
+            return emit_resize(cx, &x, &y, &op.interp, &out, &sc, None, Some(&rt_roi));
+        }
+    }
+    let roi = if crop {
         let v = const_floats(cx, 1, "roi")?.unwrap_or_default();
         if v.len() != 2 * axes.len() {
             return Err(cx.invalid(format!("roi has {} values", v.len())));
@@ -244,7 +254,7 @@ fn lower_resize(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     } else {
         None
     };
-    emit_resize(cx, &x, &y, &op.interp, &out, &sc, roi.as_deref())
+    emit_resize(cx, &x, &y, &op.interp, &out, &sc, roi.as_deref(), None)
 }
 
 fn lower_upsample(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
@@ -276,10 +286,18 @@ fn lower_upsample(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         extrapolation_value: 0.0,
         antialias: false,
     };
-    emit_resize(cx, &x, &y, &it, &out, &sc, None)
+    emit_resize(cx, &x, &y, &it, &out, &sc, None, None)
 }
 
-/// Emits the resize of `x` into `y` (see the module docs).
+/// A `tf_crop_and_resize` roi read at run time: the roi input and the axes it covers.
+struct RuntimeRoi {
+    roi: CTensor,
+    axes: Vec<usize>,
+}
+
+/// Emits the resize of `x` into `y` (see the module docs); with a run-time roi the taps of
+/// its axes are computed at run time by `pt_rs_taps`.
+#[allow(clippy::too_many_arguments)]
 fn emit_resize(
     cx: &mut LowerCx<'_>,
     x: &CTensor,
@@ -288,6 +306,7 @@ fn emit_resize(
     out: &[usize],
     sc: &[f64],
     roi: Option<&[f64]>,
+    rt_roi: Option<&RuntimeRoi>,
 ) -> Result<(), LowerError> {
     let t = ctype(cx, x)?;
     if x.dtype == DType::Bool || x.dtype != y.dtype {
@@ -305,7 +324,21 @@ fn emit_resize(
     if x.numel() == 0 {
         return Err(cx.invalid("cannot resize an empty tensor".into()));
     }
-    let plans = axis_plans(&x.shape, out, sc, roi);
+    let mut plans = axis_plans(&x.shape, out, sc, roi);
+    if let Some(rr) = rt_roi {
+        // Every roi axis is resized (its identity depends on run-time values).
+        for &a in &rr.axes {
+            if !plans.iter().any(|p| p.axis == a) {
+                plans.push(AxisPlan {
+                    axis: a,
+                    out_n: out[a],
+                    scale: sc[a],
+                    roi: (0.0, 1.0),
+                });
+            }
+        }
+        plans.sort_by_key(|p| p.axis);
+    }
     let taps: Vec<Vec<Taps>> = plans
         .iter()
         .map(|p| {
@@ -314,7 +347,7 @@ fn emit_resize(
                 .collect()
         })
         .collect();
-    let extrapolates = taps.iter().flatten().any(|t| t.is_none());
+    let extrapolates = rt_roi.is_some() || taps.iter().flatten().any(|t| t.is_none());
     if it.mode == "nearest" && !extrapolates {
         // A pure copy: each resized axis reads through an offset table.
         let xs = strides(&x.shape);
@@ -383,6 +416,18 @@ fn emit_resize(
             }
         }
         cx.line("{");
+        let rt_axis =
+            rt_roi.and_then(|rr| rr.axes.iter().position(|&a| a == p.axis).map(|i| (rr, i)));
+        if let Some((rr, i)) = rt_axis {
+            let nt = runtime_taps(it, p.scale);
+            emit_runtime_taps(cx, it, &rr.roi, rr.axes.len(), i, p, in_n, nt)?;
+            emit_pass(
+                cx, x, y, &src_buf, &dst_buf, outer, in_n, inner, p.out_n, nt, true, ev,
+            )?;
+            cx.line("}");
+            src_buf = dst_buf;
+            continue;
+        }
         cx.line(format!(
             "static const int32_t ti[{}] = {{{}}};",
             idx.len(),
@@ -400,32 +445,194 @@ fn emit_resize(
                 ext.join(", ")
             ));
         }
-        cx.line(format!("for (size_t o = 0; o < {outer}; o++) {{"));
-        cx.line(format!("for (size_t q = 0; q < {}; q++) {{", p.out_n));
-        cx.line(format!("for (size_t e = 0; e < {inner}; e++) {{"));
-        cx.line("double acc = 0.0;");
-        if extrapolates {
-            cx.line(format!("if (tx[q]) acc = {ev:?}; else"));
-        }
-        cx.line(format!("for (size_t j = 0; j < {nt}; j++) {{"));
-        let si = format!("(o * {in_n} + (size_t)ti[q * {nt} + j]) * {inner} + e");
-        let sv = match &src_buf {
-            None => format!("(double){}", x.load(&si)),
-            Some(b) => format!("{b}[{si}]"),
-        };
-        cx.line(format!("acc += tw[q * {nt} + j] * {sv};"));
-        cx.line("}");
-        let di = format!("(o * {} + q) * {inner} + e", p.out_n);
-        match &dst_buf {
-            Some(b) => cx.line(format!("{b}[{di}] = acc;")),
-            None => cx.line(store_rounded(y, &di, "acc")?),
-        }
-        cx.line("}");
-        cx.line("}");
-        cx.line("}");
+        emit_pass(
+            cx,
+            x,
+            y,
+            &src_buf,
+            &dst_buf,
+            outer,
+            in_n,
+            inner,
+            p.out_n,
+            nt,
+            extrapolates,
+            ev,
+        )?;
         cx.line("}");
         src_buf = dst_buf;
     }
+    Ok(())
+}
+
+/// Emits one separable pass reading taps from `ti`/`tw` (and `tx` when `ext`): from `x` or
+/// double buffer `src_buf`, into double buffer `dst_buf` or (last pass) `y`.
+#[allow(clippy::too_many_arguments)]
+fn emit_pass(
+    cx: &mut LowerCx<'_>,
+    x: &CTensor,
+    y: &CTensor,
+    src_buf: &Option<String>,
+    dst_buf: &Option<String>,
+    outer: usize,
+    in_n: usize,
+    inner: usize,
+    out_n: usize,
+    nt: usize,
+    ext: bool,
+    ev: f64,
+) -> Result<(), LowerError> {
+    cx.line(format!("for (size_t o = 0; o < {outer}; o++) {{"));
+    cx.line(format!("for (size_t q = 0; q < {out_n}; q++) {{"));
+    cx.line(format!("for (size_t e = 0; e < {inner}; e++) {{"));
+    cx.line("double acc = 0.0;");
+    if ext {
+        cx.line(format!("if (tx[q]) acc = {ev:?}; else"));
+    }
+    cx.line(format!("for (size_t j = 0; j < {nt}; j++) {{"));
+    let si = format!("(o * {in_n} + (size_t)ti[q * {nt} + j]) * {inner} + e");
+    let sv = match src_buf {
+        None => format!("(double){}", x.load(&si)),
+        Some(b) => format!("{b}[{si}]"),
+    };
+    cx.line(format!("acc += tw[q * {nt} + j] * {sv};"));
+    cx.line("}");
+    let di = format!("(o * {out_n} + q) * {inner} + e");
+    match dst_buf {
+        Some(b) => cx.line(format!("{b}[{di}] = acc;")),
+        None => cx.line(store_rounded(y, &di, "acc")?),
+    }
+    cx.line("}");
+    cx.line("}");
+    cx.line("}");
+    Ok(())
+}
+
+/// Taps per output position for `it` at `scale` (what `taps_1d` produces).
+fn runtime_taps(it: &Interp, scale: f64) -> usize {
+    if it.mode == "nearest" {
+        return 1;
+    }
+    let support = if it.mode == "cubic" { 2.0 } else { 1.0 };
+    let s = if it.antialias { scale.min(1.0) } else { 1.0 };
+    let start = (-support / s).floor() as i64 + 1;
+    (2 - 2 * start).max(1) as usize
+}
+
+/// The C twin of [`taps_1d`] after the coordinate: fills `nt` taps for source coordinate
+/// `x` (mode 0 nearest, 1 linear, 2 cubic; nearest mode 0 round_prefer_floor, 1
+/// round_prefer_ceil, 2 floor, 3 ceil).
+const RESIZE_HELPER: &str = r#"#ifndef PT_RESIZE_TAPS_HELPER
+#define PT_RESIZE_TAPS_HELPER
+static double pt_rs_cubic(double t, double a) {
+  t = fabs(t);
+  if (t <= 1.0) return ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0;
+  if (t < 2.0) return ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a;
+  return 0.0;
+}
+static void pt_rs_taps(double x, int mode, int nmode, double a, int antialias, double s,
+                       int excl, int64_t last, int nt, int32_t *ti, double *tw) {
+  double flo = floor(x), frac = x - flo;
+  int64_t fl = (int64_t)flo;
+  if (mode == 0) {
+    int up = frac != 0.0 && (nmode == 1 ? frac >= 0.5 : nmode == 2 ? 0 : nmode == 3 ? 1 : frac > 0.5);
+    int64_t i = fl + up;
+    ti[0] = (int32_t)(i < 0 ? 0 : (i > last ? last : i));
+    tw[0] = 1.0;
+    return;
+  }
+  double support = mode == 2 ? 2.0 : 1.0;
+  int64_t start = (int64_t)floor(-support / s) + 1;
+  int64_t first = frac == 0.0 ? fl + start - 1 : fl + start;
+  double sum = 0.0;
+  for (int j = 0; j < nt; j++) {
+    int64_t i = first + j;
+    double t = ((double)i - x) * s;
+    double k = mode == 2 ? pt_rs_cubic(t, a) : (1.0 - fabs(t) > 0.0 ? 1.0 - fabs(t) : 0.0);
+    ti[j] = (int32_t)i;
+    tw[j] = k;
+    sum += k;
+  }
+  if (antialias && sum != 0.0) for (int j = 0; j < nt; j++) tw[j] /= sum;
+  if (excl) {
+    sum = 0.0;
+    for (int j = 0; j < nt; j++) {
+      if (ti[j] < 0 || ti[j] > last) tw[j] = 0.0;
+      sum += tw[j];
+    }
+    if (sum != 0.0) for (int j = 0; j < nt; j++) tw[j] /= sum;
+  }
+  for (int j = 0; j < nt; j++) ti[j] = (int32_t)(ti[j] < 0 ? 0 : (ti[j] > last ? last : ti[j]));
+}
+#endif
+"#;
+
+/// Emits run-time tap tables `ti`/`tw`/`tx` (in scratch) for roi axis number `i` of a
+/// `tf_crop_and_resize` resize, reading the roi values at run time.
+#[allow(clippy::too_many_arguments)]
+fn emit_runtime_taps(
+    cx: &mut LowerCx<'_>,
+    it: &Interp,
+    roi: &CTensor,
+    nax: usize,
+    i: usize,
+    p: &AxisPlan,
+    in_n: usize,
+    nt: usize,
+) -> Result<(), LowerError> {
+    if in_n > i32::MAX as usize {
+        return Err(cx.unsupported("an axis longer than 2^31"));
+    }
+    cx.global(RESIZE_HELPER);
+    let n = p.out_n;
+    let ti = cx.scratch((n * nt * 4) as u64);
+    let tw = cx.scratch((n * nt * 8) as u64);
+    let tx = cx.scratch(n as u64);
+    cx.line(format!("int32_t *const ti = (int32_t *){ti};"));
+    cx.line(format!("double *const tw = (double *){tw};"));
+    cx.line(format!("uint8_t *const tx = (uint8_t *){tx};"));
+    let mode = match it.mode.as_str() {
+        "nearest" => 0,
+        "linear" => 1,
+        _ => 2,
+    };
+    let nmode = match it.nearest_mode.as_str() {
+        "round_prefer_ceil" => 1,
+        "floor" => 2,
+        "ceil" => 3,
+        _ => 0,
+    };
+    let inw = in_n as f64;
+    let outw = p.scale * inw;
+    let s = if it.antialias { p.scale.min(1.0) } else { 1.0 };
+    cx.line(format!(
+        "const double r0 = (double){}, r1 = (double){};",
+        roi.load(&i.to_string()),
+        roi.load(&(i + nax).to_string())
+    ));
+    cx.line(format!("for (size_t q = 0; q < {n}; q++) {{"));
+    if outw == 1.0 {
+        cx.line(format!("double xc = (r1 - r0) * ({inw:?} - 1.0) / 2.0;"));
+    } else {
+        cx.line(format!(
+            "double xc = (double)q * (r1 - r0) * ({inw:?} - 1.0) / ({outw:?} - 1.0);"
+        ));
+    }
+    cx.line(format!("xc = xc + r0 * ({inw:?} - 1.0);"));
+    cx.line(format!(
+        "tx[q] = (uint8_t)(xc < 0.0 || xc > {inw:?} - 1.0);"
+    ));
+    cx.line(format!(
+        "for (int j = 0; j < {nt}; j++) {{ ti[q * {nt} + j] = 0; tw[q * {nt} + j] = 0.0; }}"
+    ));
+    cx.line(format!(
+        "if (!tx[q]) pt_rs_taps(xc, {mode}, {nmode}, {:?}, {}, {s:?}, {}, {}, {nt}, ti + q * {nt}, tw + q * {nt});",
+        it.cubic_coeff_a as f64,
+        i32::from(it.antialias),
+        i32::from(it.exclude_outside),
+        in_n.saturating_sub(1)
+    ));
+    cx.line("}");
     Ok(())
 }
 
@@ -482,6 +689,23 @@ mod tests {
         let t1 = taps_1d(&it, 1, 2.0, 2, 4, (0.0, 1.0)).unwrap_or_default();
         let v1: f64 = t1.iter().map(|&(i, w)| w * [1.0, 2.0][i]).sum();
         assert_eq!(v1, 1.25);
+    }
+
+    #[test]
+    fn runtime_tap_counts_match_the_compile_time_taps() {
+        for (mode, aa, scale) in [
+            ("nearest", false, 2.0),
+            ("linear", false, 0.5),
+            ("cubic", false, 3.0),
+            ("linear", true, 0.25),
+            ("cubic", true, 0.3),
+        ] {
+            let mut it = interp(mode, "half_pixel");
+            it.antialias = aa;
+            let out_n = (10.0 * scale) as usize;
+            let t = taps_1d(&it, 1, scale, 10, out_n, (0.0, 1.0)).unwrap_or_default();
+            assert_eq!(t.len(), runtime_taps(&it, scale), "{mode} {aa} {scale}");
+        }
     }
 
     #[test]
