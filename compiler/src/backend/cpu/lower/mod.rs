@@ -46,6 +46,7 @@ pub mod elementwise_unary;
 pub mod fuse;
 pub mod gather;
 pub mod layout;
+pub mod layout_rt;
 pub mod loss;
 pub mod lppool;
 pub mod movement;
