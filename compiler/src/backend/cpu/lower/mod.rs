@@ -43,6 +43,7 @@ pub mod einsum;
 pub mod elementwise;
 pub mod elementwise_binary;
 pub mod elementwise_unary;
+pub mod flex_mod;
 pub mod fuse;
 pub mod gather;
 pub mod layout;
