@@ -49,6 +49,7 @@ pub mod flex_mod;
 pub mod fuse;
 pub mod gather;
 pub mod layout;
+pub mod layout_rt;
 pub mod loss;
 pub mod lppool;
 pub mod movement;
@@ -59,7 +60,10 @@ pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod reduce_nest;
+pub mod resize;
+pub mod sample;
 pub mod scatter;
+pub mod scatter_img;
 pub mod seq_common;
 pub mod shape;
 pub mod signal;
@@ -171,6 +175,9 @@ pub fn registry() -> Registry {
     shape::register(&mut r);
     gather::register(&mut r);
     scatter::register(&mut r);
+    resize::register(&mut r);
+    sample::register(&mut r);
+    scatter_img::register(&mut r);
     cast::register(&mut r);
     quant::register(&mut r);
     r
