@@ -128,11 +128,12 @@ int model_run(const void *const *inputs, void *const *outputs) {
   }
   pt_in = inputs;
   pt_out = outputs;
+  pt_set_error("%s", ""); /* kernels report bad run-time values (indices, sizes) here */
   PT_CALL(0, k0_Add);
   PT_CALL(1, k1_Flatten);
   pt_in = NULL;
   pt_out = NULL;
-  return 0;
+  return pt_last_error()[0] ? 1 : 0;
 }
 
 const int model_default_threads = 1;
