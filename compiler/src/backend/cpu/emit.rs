@@ -510,6 +510,7 @@ int model_run(const void *const *inputs, void *const *outputs) {
   }
   pt_in = inputs;
   pt_out = outputs;
+  pt_set_error("%s", ""); /* kernels report bad run-time values (indices, sizes) here */
 "#,
     );
     for f in frozen.iter().filter(|f| !f.bytes.is_empty()) {
@@ -555,6 +556,6 @@ int model_run(const void *const *inputs, void *const *outputs) {
             let _ = writeln!(c, "  memcpy(pt_out[{i}], {from}, {bytes});");
         }
     }
-    c.push_str("  pt_in = NULL;\n  pt_out = NULL;\n  return 0;\n}\n");
+    c.push_str("  pt_in = NULL;\n  pt_out = NULL;\n  return pt_last_error()[0] ? 1 : 0;\n}\n");
     Ok(c)
 }
