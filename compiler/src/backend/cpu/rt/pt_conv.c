@@ -1,4 +1,5 @@
-/* pt_conv.c: 2-D convolution. Grouped and dense convolutions run as one GEMM per (image,
+/* pt_conv.c: 2-D convolution. 3x3 stride-1 convolutions with enough channels go to the
+ * Winograd kernel (pt_wino.c). Grouped and dense convolutions run as one GEMM per (image,
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
  * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
@@ -18,14 +19,15 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
-enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1 };
+enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2 };
 
 typedef struct {
     pt_conv2d_desc d;
     int mode;
     int Cg, Mg, Kg;     /* per-group input channels, output channels, GEMM depth */
     size_t gstride;     /* floats per group in `w` */
-    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW] */
+    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; WINO: unused */
+    void *wino;         /* WINO: the Winograd plan (pt_wino.c) */
 } pt_conv;
 
 static int pt_conv_check(const pt_conv2d_desc *d) {
@@ -48,6 +50,15 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
     c->Mg = d->M / d->G;
     c->Kg = c->Cg * d->KH * d->KW;
     c->mode = c->Cg == 1 ? PT_CONV_DW : PT_CONV_GEMM;
+    if (c->mode == PT_CONV_GEMM && pt_wino_eligible(d)) {
+        c->wino = pt_wino_prepare(d, weight);
+        if (!c->wino) {
+            free(c);
+            return NULL;
+        }
+        c->mode = PT_CONV_WINO;
+        return c;
+    }
     size_t total;
     if (c->mode == PT_CONV_GEMM) {
         c->gstride = pt_gemm_packed_a_floats(c->Mg, c->Kg);
@@ -74,6 +85,7 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
 void pt_conv2d_free(void *prepared) {
     pt_conv *c = (pt_conv *)prepared;
     if (!c) return;
+    pt_wino_free(c->wino);
     free(c->w);
     free(c);
 }
@@ -299,6 +311,19 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
     if (!c) return;
     const pt_conv2d_desc *d = &c->d;
     size_t plane_in = (size_t)d->H * (size_t)d->W, plane_out = (size_t)d->OH * (size_t)d->OW;
+    if (c->mode == PT_CONV_WINO) {
+        for (int b = 0; b < d->N; b++) {
+            size_t yoff = (size_t)b * (size_t)d->M * plane_out;
+            pt_epilogue e, *ep2 = NULL;
+            if (ep) {
+                e = *ep;
+                if (e.residual) e.residual += yoff;
+                ep2 = &e;
+            }
+            pt_wino_run(c->wino, x + (size_t)b * (size_t)d->C * plane_in, y + yoff, ep2);
+        }
+        return;
+    }
     if (c->mode == PT_CONV_DW) {
         pt_dw_job j;
         j.c = c;

@@ -24,6 +24,10 @@
 #ifndef PT_NC
 #define PT_NC (PT_NR * 10)
 #endif
+/* Floats ahead of the current A step that the micro-kernel prefetches. */
+#ifndef PT_A_PREFETCH
+#define PT_A_PREFETCH (PT_MR * 64)
+#endif
 
 /* ------------------------------------------------------------------ epilogue */
 
@@ -176,6 +180,10 @@ static inline __attribute__((always_inline)) void pt_ukr(const int nrv, int kc,
                                                          const pt_tile *t) {
     PT_DECL(0) PT_DECL(1) PT_DECL(2) PT_DECL(3) PT_DECL(4) PT_DECL(5) PT_DECL(6) PT_DECL(7)
     for (int k = 0; k < kc; k++) {
+#ifndef PT_NO_PREFETCH
+        /* the A panel streams from L3 when few B columns reuse it: fetch ahead */
+        __builtin_prefetch(a + PT_A_PREFETCH, 0, 3);
+#endif
         pt_vf b0 = PT_LDB(0), b1 = PT_LDB(1), b2 = PT_LDB(2), b3 = PT_LDB(3);
         (void)b1; (void)b2; (void)b3;
         PT_ROW(0) PT_ROW(1) PT_ROW(2) PT_ROW(3) PT_ROW(4) PT_ROW(5) PT_ROW(6) PT_ROW(7)
@@ -255,6 +263,31 @@ static void pt_gemm_task(void *vctx, int task, int tid) {
                              kb == 0, kb == kblocks - 1, j->ep};
                 int nrv = (nv + PT_VL - 1) / PT_VL;
                 pt_ukr_n(nrv, kc, a, bbuf + (size_t)q * (size_t)kc * PT_NR, &t);
+            }
+        }
+    }
+}
+
+void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked, float *C,
+                int ldc) {
+    if (M <= 0 || N <= 0) return;
+    int kblocks = K > 0 ? (K + PT_KC - 1) / PT_KC : 1;
+    int mpanels = (M + PT_MR - 1) / PT_MR, npanels = (N + PT_NR - 1) / PT_NR;
+    size_t ka = (size_t)(K > 0 ? K : 1);
+    for (int kb = 0; kb < kblocks; kb++) {
+        int k0 = (int)((long)K * kb / kblocks), k1 = (int)((long)K * (kb + 1) / kblocks);
+        int kc = k1 - k0;
+        for (int p = 0; p < mpanels; p++) {
+            int row = p * PT_MR;
+            int mv = M - row < PT_MR ? M - row : PT_MR;
+            const float *a = apacked + (size_t)p * ka * PT_MR + (size_t)k0 * PT_MR;
+            for (int q = 0; q < npanels; q++) {
+                int col = q * PT_NR;
+                int nv = N - col < PT_NR ? N - col : PT_NR;
+                pt_tile t = {C + (size_t)row * (size_t)ldc + col, ldc, row, col, mv, nv,
+                             kb == 0, kb == kblocks - 1, NULL};
+                pt_ukr_n((nv + PT_VL - 1) / PT_VL, kc, a,
+                         bpacked + (size_t)q * ka * PT_NR + (size_t)k0 * PT_NR, &t);
             }
         }
     }

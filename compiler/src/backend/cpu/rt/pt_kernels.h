@@ -217,6 +217,21 @@ typedef void (*pt_pack_b_fn)(const void *ctx, int k0, int kc, int n0, int nc, fl
 void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
                  float *C, int ldc, const pt_epilogue *ep);
 
+/* C[M x N] = Apacked * Bpacked on the calling thread, no epilogue: both operands already packed
+ * for the full depth K (A: panels of PT_MR rows, K * PT_MR floats apart; B: panels of PT_NR
+ * columns, K * PT_NR floats apart, zero columns past N). C is written with leading dim ldc. */
+void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked, float *C,
+                int ldc);
+
+/* Winograd F(2x2, 3x3) convolution (pt_wino.c) for 3x3, stride 1, dilation 1, one group:
+ * pt_wino_eligible says whether a descriptor takes this path (and is worth it);
+ * pt_wino_prepare transforms and packs the weight (NULL on allocation failure). */
+int pt_wino_eligible(const pt_conv2d_desc *d);
+void *pt_wino_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_wino_free(void *prepared);
+/* One image: x [C, H, W] -> y [M, OH, OW] with the epilogue (residual offset to the image). */
+void pt_wino_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep);
+
 /* Applies the epilogue to n contiguous values of row `row` (residual at the same offset). */
 void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n);
 #endif
