@@ -19,14 +19,20 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
-enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2 };
+enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3 };
+
+/* Pointwise convolutions with at most this many output pixels run with swapped operands. */
+#ifndef PT_SWAP_MAX_PIXELS
+#define PT_SWAP_MAX_PIXELS 100
+#endif
 
 typedef struct {
     pt_conv2d_desc d;
     int mode;
     int Cg, Mg, Kg;     /* per-group input channels, output channels, GEMM depth */
     size_t gstride;     /* floats per group in `w` */
-    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; WINO: unused */
+    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; SWAP: packed B
+                           (W^T, K x M); WINO: unused */
     void *wino;         /* WINO: the Winograd plan (pt_wino.c) */
 } pt_conv;
 
@@ -57,6 +63,27 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
             return NULL;
         }
         c->mode = PT_CONV_WINO;
+        return c;
+    }
+    if (c->mode == PT_CONV_GEMM && d->G == 1 && d->KH == 1 && d->KW == 1 && d->SH == 1 &&
+        d->SW == 1 && d->PT == 0 && d->PL == 0 && d->PB == 0 && d->PR == 0 && d->M >= PT_VL &&
+        d->OH * d->OW <= PT_SWAP_MAX_PIXELS) {
+        /* few pixels: the weight is the vector operand, the pixels the broadcast one */
+        int K = d->C, npan = (d->M + PT_NR - 1) / PT_NR;
+        size_t n = (size_t)npan * (size_t)K * PT_NR;
+        c->w = (float *)aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+        if (!c->w) {
+            free(c);
+            return NULL;
+        }
+        for (int q = 0; q < npan; q++)
+            for (int k = 0; k < K; k++)
+                for (int r = 0; r < PT_NR; r++) {
+                    int m = q * PT_NR + r;
+                    c->w[((size_t)q * (size_t)K + (size_t)k) * PT_NR + r] =
+                        m < d->M ? weight[(size_t)m * (size_t)K + (size_t)k] : 0.0f;
+                }
+        c->mode = PT_CONV_SWAP;
         return c;
     }
     size_t total;
@@ -302,6 +329,60 @@ static void pt_dw_task(void *vctx, int task, int tid) {
     }
 }
 
+/* ------------------------------------------------------------------ swapped pointwise */
+
+typedef struct {
+    const pt_conv *c;
+    const float *apack; /* the pixels as packed A: [pixel panel][K][PT_MR] */
+    float *t;           /* the product, pixels x channels, leading dimension ldt */
+    int ldt, groups;
+    float *y;
+    const pt_epilogue *ep;
+} pt_swap_job;
+
+/* Channel panels of group `task`: GEMM into t, then transposed into y with the epilogue. */
+static void pt_swap_task(void *vctx, int task, int tid) {
+    (void)tid;
+    const pt_swap_job *j = (const pt_swap_job *)vctx;
+    const pt_conv2d_desc *d = &j->c->d;
+    int K = d->C, P = d->OH * d->OW;
+    int npan = (d->M + PT_NR - 1) / PT_NR;
+    int q0 = (int)((long)npan * task / j->groups), q1 = (int)((long)npan * (task + 1) / j->groups);
+    if (q0 >= q1) return;
+    int m0 = q0 * PT_NR, m1 = q1 * PT_NR < d->M ? q1 * PT_NR : d->M;
+    pt_gemm_pp(P, m1 - m0, K, j->apack, j->c->w + (size_t)q0 * (size_t)K * PT_NR, j->t + m0, j->ldt);
+    for (int m = m0; m < m1; m++) {
+        float *yr = j->y + (size_t)m * (size_t)P;
+        for (int p = 0; p < P; p++) yr[p] = j->t[(size_t)p * (size_t)j->ldt + (size_t)m];
+        if (j->ep)
+            pt_epilogue_row(j->ep, m, yr, j->ep->residual ? j->ep->residual + (size_t)m * (size_t)P : NULL, P);
+    }
+}
+
+static void pt_swap_run(const pt_conv *c, const float *x, float *y, const pt_epilogue *ep) {
+    const pt_conv2d_desc *d = &c->d;
+    int K = d->C, P = d->OH * d->OW;
+    int ppan = (P + PT_MR - 1) / PT_MR, npan = (d->M + PT_NR - 1) / PT_NR;
+    int ldt = npan * PT_NR;
+    float *apack = (float *)pt_workspace(0, 1, (size_t)ppan * (size_t)K * PT_MR * sizeof(float));
+    float *t = (float *)pt_workspace(0, 3, (size_t)P * (size_t)ldt * sizeof(float));
+    if (!apack || !t) return;
+    for (int b = 0; b < d->N; b++) {
+        const float *xb = x + (size_t)b * (size_t)K * (size_t)P;
+        pt_gemm_pack_a_into(P, K, xb, P, 1, apack);
+        pt_epilogue e, *ep2 = NULL;
+        size_t yoff = (size_t)b * (size_t)d->M * (size_t)P;
+        if (ep) {
+            e = *ep;
+            if (e.residual) e.residual += yoff;
+            ep2 = &e;
+        }
+        int groups = pt_get_threads() < npan ? pt_get_threads() : npan;
+        pt_swap_job j = {c, apack, t, ldt, groups, y + yoff, ep2};
+        pt_parallel_for_tid(groups, pt_swap_task, &j);
+    }
+}
+
 /* ------------------------------------------------------------------ run */
 
 void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep,
@@ -311,6 +392,10 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
     if (!c) return;
     const pt_conv2d_desc *d = &c->d;
     size_t plane_in = (size_t)d->H * (size_t)d->W, plane_out = (size_t)d->OH * (size_t)d->OW;
+    if (c->mode == PT_CONV_SWAP) {
+        pt_swap_run(c, x, y, ep);
+        return;
+    }
     if (c->mode == PT_CONV_WINO) {
         for (int b = 0; b < d->N; b++) {
             size_t yoff = (size_t)b * (size_t)d->M * plane_out;
