@@ -215,7 +215,7 @@ typedef struct {
 static inline __attribute__((always_inline)) void
 pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const size_t *taps,
             const float *w, int KH, int KW, const pt_vf bias, float *y, size_t ystep, int n,
-            int last_n, const pt_vf lo, const pt_vf hi) {
+            int last_n, const pt_vf lo, const pt_vf hi, size_t room) {
     pt_vf a0 = bias, a1 = bias, a2 = bias, a3 = bias;
     for (int kh = 0; kh < KH; kh++) {
         const float *br = row + (size_t)kh * kstep;
@@ -233,7 +233,9 @@ pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const si
     for (int i = 0; i < nv; i++) {
         pt_vf v = pt_vmin(pt_vmax(t[i], lo), hi);
         int cnt = i == nv - 1 ? last_n : n;
-        if (cnt == PT_VL) PT_VSTORE(y + (size_t)i * ystep, v);
+        /* a short vector may be stored in full inside the `room` floats from y: what it
+         * overwrites past its end belongs to outputs this task stores later */
+        if (cnt == PT_VL || (size_t)i * ystep + PT_VL <= room) PT_VSTORE(y + (size_t)i * ystep, v);
         else memcpy(y + (size_t)i * ystep, &v, (size_t)cnt * sizeof(float));
     }
 }
@@ -290,7 +292,8 @@ static void pt_dw_task(void *vctx, int task, int tid) {
             /* narrow rows: four rows at a time (independent FMA chains) */
             const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
             size_t rstep = (size_t)d->SH * rowf;
-            pt_dw_chunk(4, row0, rstep, kstep, taps, w, KH, KW, vb, yr, (size_t)OW, OW, OW, vlo, vhi);
+            size_t sp = (size_t)(d->OH - oh) * (size_t)OW;
+            pt_dw_chunk(4, row0, rstep, kstep, taps, w, KH, KW, vb, yr, (size_t)OW, OW, OW, vlo, vhi, sp);
             if (!fused)
                 for (int r = 0; r < 4; r++)
                     pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
@@ -305,11 +308,12 @@ static void pt_dw_task(void *vctx, int task, int tid) {
                 int nv = left >= 4 * PT_VL ? 4 : (left + PT_VL - 1) / PT_VL;
                 int last_n = left - (nv - 1) * PT_VL;
                 if (last_n > PT_VL) last_n = PT_VL;
+                size_t sp = (size_t)(d->OH - oh) * (size_t)OW - (size_t)ow;
                 switch (nv) {
-                case 4: pt_dw_chunk(4, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
-                case 3: pt_dw_chunk(3, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
-                case 2: pt_dw_chunk(2, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
-                default: pt_dw_chunk(1, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                case 4: pt_dw_chunk(4, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 3: pt_dw_chunk(3, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 2: pt_dw_chunk(2, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                default: pt_dw_chunk(1, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
                 }
             }
         } else {

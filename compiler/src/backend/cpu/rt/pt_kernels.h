@@ -186,8 +186,14 @@ static inline pt_vf pt_vmin(pt_vf a, pt_vf b) { return a < b ? a : b; }
 /* bp[q] = src[q * SW + start] for 0 <= q < n where that index is inside [0, W), else padv. */
 static inline void pt_strided_copy(float *bp, int n, const float *src, int W, int SW, int start,
                                    float padv) {
-    int lo = start >= 0 ? 0 : (-start + SW - 1) / SW;
-    int hi = W - start <= 0 ? 0 : (W - start + SW - 1) / SW;
+    int lo, hi;
+    if (SW == 1) { /* no divisions on the common path */
+        lo = start >= 0 ? 0 : -start;
+        hi = W - start <= 0 ? 0 : W - start;
+    } else {
+        lo = start >= 0 ? 0 : (-start + SW - 1) / SW;
+        hi = W - start <= 0 ? 0 : (W - start + SW - 1) / SW;
+    }
     if (lo > n) lo = n;
     if (hi > n) hi = n;
     if (hi < lo) hi = lo;
