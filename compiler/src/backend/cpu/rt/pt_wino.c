@@ -24,6 +24,11 @@
 
 /* Output channels per GEMM chunk (a multiple of PT_MR). */
 #define PT_WINO_MC (PT_MR * 8)
+/* Fewest 2x2 output tiles per image for Winograd: with fewer, each transformed weight (16/9
+ * the size of the direct one) is used too rarely and its memory traffic dominates. */
+#ifndef PT_WINO_MIN_TILES
+#define PT_WINO_MIN_TILES 40
+#endif
 /* Floats of transformed input per block aimed at (L2 share). */
 #define PT_WINO_VBUDGET (96 * 1024)
 
@@ -43,7 +48,8 @@ int pt_wino_eligible(const pt_conv2d_desc *d) {
         d->G != 1)
         return 0;
     /* small channel counts leave the transforms dominant; tiny outputs waste tiles */
-    return d->C >= 16 && d->M >= 16 && d->OH >= 4 && d->OW >= 4;
+    return d->C >= 16 && d->M >= 16 && d->OH >= 4 && d->OW >= 4 &&
+           ((d->OH + 1) / 2) * ((d->OW + 1) / 2) >= PT_WINO_MIN_TILES;
 #endif
 }
 
