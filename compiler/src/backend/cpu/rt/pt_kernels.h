@@ -187,9 +187,12 @@ static inline pt_vf pt_vmin(pt_vf a, pt_vf b) { return a < b ? a : b; }
 static inline void pt_strided_copy(float *bp, int n, const float *src, int W, int SW, int start,
                                    float padv) {
     int lo, hi;
-    if (SW == 1) { /* no divisions on the common path */
+    if (SW == 1) { /* no divisions on the common paths */
         lo = start >= 0 ? 0 : -start;
         hi = W - start <= 0 ? 0 : W - start;
+    } else if (SW == 2) {
+        lo = start >= 0 ? 0 : (1 - start) >> 1;
+        hi = W - start <= 0 ? 0 : (W - start + 1) >> 1;
     } else {
         lo = start >= 0 ? 0 : (-start + SW - 1) / SW;
         hi = W - start <= 0 ? 0 : (W - start + SW - 1) / SW;

@@ -113,41 +113,46 @@ typedef struct {
 
 /* Input transform of channel plane xc for the tiles [t0, t0 + n) of one tile row segment
  * (row th, first column tw), written at V + k for the k-th tile, `xs` floats between the
- * 16 transformed planes. */
+ * 16 transformed planes; `room` floats from V + 0 may be written (what lies past the n tiles
+ * is rewritten later, by the next segment or the panel's tail zeroing). Each of the 4 input rows is split into even and odd columns, so that
+ * the 4 columns of tile k are E[k], O[k], E[k + 1], O[k + 1]: unit-stride vector loads. */
 static void pt_wino_in(const pt_wino *p, const float *xc, int th, int tw, int n, float *V,
-                       size_t xs) {
+                       size_t xs, int room) {
     const pt_conv2d_desc *d = &p->d;
-    float rb[4][2 * PT_NR + 2];
-    int w = 2 * n + 2, iw0 = 2 * tw - d->PL;
+    /* lanes past n + 1 of the last vector are read but never stored */
+    float E[4][PT_NR + 1 + PT_VL], O[4][PT_NR + 1 + PT_VL];
+    int iw0 = 2 * tw - d->PL;
     for (int i = 0; i < 4; i++) {
         int ih = 2 * th - d->PT + i;
-        float *r = rb[i];
         if (ih < 0 || ih >= d->H) {
-            memset(r, 0, (size_t)w * sizeof(float));
+            memset(E[i], 0, (size_t)(n + 1) * sizeof(float));
+            memset(O[i], 0, (size_t)(n + 1) * sizeof(float));
             continue;
         }
-        pt_strided_copy(r, w, xc + (size_t)ih * (size_t)d->W, d->W, 1, iw0, 0.0f);
+        const float *row = xc + (size_t)ih * (size_t)d->W;
+        pt_strided_copy(E[i], n + 1, row, d->W, 2, iw0, 0.0f);
+        pt_strided_copy(O[i], n + 1, row, d->W, 2, iw0 + 1, 0.0f);
     }
-    float u[4][4][PT_NR];
-    for (int i = 0; i < 4; i++) {
-        const float *r = rb[i];
-        for (int k = 0; k < n; k++) { /* d B (columns) */
-            float a0 = r[2 * k], a1 = r[2 * k + 1], a2 = r[2 * k + 2], a3 = r[2 * k + 3];
-            u[i][0][k] = a0 - a2;
-            u[i][1][k] = a1 + a2;
-            u[i][2][k] = a2 - a1;
-            u[i][3][k] = a1 - a3;
+    for (int k = 0; k < n; k += PT_VL) {
+        pt_vf u[4][4];
+        for (int i = 0; i < 4; i++) { /* d B (columns) */
+            pt_vf e0 = PT_VLOAD(E[i] + k), o0 = PT_VLOAD(O[i] + k);
+            pt_vf e1 = PT_VLOAD(E[i] + k + 1), o1 = PT_VLOAD(O[i] + k + 1);
+            u[i][0] = e0 - e1;
+            u[i][1] = o0 + e1;
+            u[i][2] = e1 - o0;
+            u[i][3] = o0 - o1;
         }
-    }
-    for (int j = 0; j < 4; j++) { /* B^T (rows) */
-        float *v0 = V + (size_t)(0 + j) * xs, *v1 = V + (size_t)(4 + j) * xs;
-        float *v2 = V + (size_t)(8 + j) * xs, *v3 = V + (size_t)(12 + j) * xs;
-        for (int k = 0; k < n; k++) {
-            float b0 = u[0][j][k], b1 = u[1][j][k], b2 = u[2][j][k], b3 = u[3][j][k];
-            v0[k] = b0 - b2;
-            v1[k] = b1 + b2;
-            v2[k] = b2 - b1;
-            v3[k] = b1 - b3;
+        int cnt = n - k < PT_VL ? n - k : PT_VL;
+        if (k + PT_VL <= room) cnt = PT_VL;
+        for (int j = 0; j < 4; j++) { /* B^T (rows) */
+            pt_vf v[4] = {u[0][j] - u[2][j], u[1][j] + u[2][j], u[2][j] - u[1][j],
+                          u[1][j] - u[3][j]};
+            for (int i = 0; i < 4; i++) {
+                float *dst = V + (size_t)(4 * i + j) * xs + k;
+                if (cnt == PT_VL) PT_VSTORE(dst, v[i]);
+                else memcpy(dst, &v[i], (size_t)cnt * sizeof(float));
+            }
         }
     }
 }
@@ -216,7 +221,7 @@ static void pt_wino_task(void *vctx, int task, int tid) {
             if (n > nt - rel) n = nt - rel;
             if (n > PT_NR - r) n = PT_NR - r;
             float *v = V + ((size_t)q * (size_t)C + (size_t)c) * PT_NR + r;
-            pt_wino_in(p, xc, th, tw, n, v, xs);
+            pt_wino_in(p, xc, th, tw, n, v, xs, PT_NR - r);
             rel += n;
         }
     }
