@@ -159,8 +159,9 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
                 int hi = len;
                 if (iw0 + hi > W) hi = W - iw0;
                 if (hi > t) {
-                    memcpy(o + t, row + iw0 + t, (size_t)(hi - t) * sizeof(float));
-                    t = hi;
+                    const float *sr = row + iw0;
+                    for (; t + PT_VL <= hi; t += PT_VL) PT_VSTORE(o + t, PT_VLOAD(sr + t));
+                    for (; t < hi; t++) o[t] = sr[t];
                 }
                 for (; t < len; t++) o[t] = 0.0f;
             } else {
@@ -185,6 +186,26 @@ static void pt_pack_b_im2col(const void *vctx, int k0, int kc, int n0, int nc, f
     int npanels = (nc + PT_NR - 1) / PT_NR;
     int tail = npanels * PT_NR - nc;
     size_t plane = (size_t)d->H * (size_t)d->W;
+    if (d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PT == 0 && d->PL == 0 &&
+        d->PB == 0 && d->PR == 0) {
+        /* pointwise: row k of B is input channel k0 + k, contiguous over the pixels */
+        for (int k = 0; k < kc; k++) {
+            const float *src = m->x + (size_t)(k0 + k) * plane + (size_t)n0;
+            float *o = dst + (size_t)k * PT_NR;
+            for (int q = 0; q < npanels; q++) {
+                const float *s = src + (size_t)q * PT_NR;
+                float *t = o + (size_t)q * pstride;
+                int len = nc - q * PT_NR;
+                if (len >= PT_NR) {
+                    for (int v = 0; v < PT_NRV; v++) PT_VSTORE(t + v * PT_VL, PT_VLOAD(s + v * PT_VL));
+                } else {
+                    for (int i = 0; i < len; i++) t[i] = s[i];
+                    for (int i = len; i < PT_NR; i++) t[i] = 0.0f;
+                }
+            }
+        }
+        return;
+    }
     for (int k = 0; k < kc; k++) {
         int kg = k0 + k;
         int c = kg / kk, r = kg % kk;
