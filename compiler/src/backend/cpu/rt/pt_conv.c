@@ -261,6 +261,15 @@ pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const si
     }
 }
 
+/* pt_dw_chunk with the kernel size a constant for 3x3 (unrolled taps, weights in registers). */
+#define PT_DW_CHUNK(nv, row, vstep, ...)                                                   \
+    do {                                                                                   \
+        if (KH == 3 && KW == 3)                                                            \
+            pt_dw_chunk(nv, row, vstep, kstep, taps, w, 3, 3, __VA_ARGS__);                \
+        else                                                                               \
+            pt_dw_chunk(nv, row, vstep, kstep, taps, w, KH, KW, __VA_ARGS__);              \
+    } while (0)
+
 /* Output channel m of image b (task = b * M + m). */
 static void pt_dw_task(void *vctx, int task, int tid) {
     const pt_dw_job *j = (const pt_dw_job *)vctx;
@@ -314,7 +323,7 @@ static void pt_dw_task(void *vctx, int task, int tid) {
             const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
             size_t rstep = (size_t)d->SH * rowf;
             size_t sp = (size_t)(d->OH - oh) * (size_t)OW;
-            pt_dw_chunk(4, row0, rstep, kstep, taps, w, KH, KW, vb, yr, (size_t)OW, OW, OW, vlo, vhi, sp);
+            PT_DW_CHUNK(4, row0, rstep, vb, yr, (size_t)OW, OW, OW, vlo, vhi, sp);
             if (!fused)
                 for (int r = 0; r < 4; r++)
                     pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
@@ -331,10 +340,10 @@ static void pt_dw_task(void *vctx, int task, int tid) {
                 if (last_n > PT_VL) last_n = PT_VL;
                 size_t sp = (size_t)(d->OH - oh) * (size_t)OW - (size_t)ow;
                 switch (nv) {
-                case 4: pt_dw_chunk(4, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                case 3: pt_dw_chunk(3, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                case 2: pt_dw_chunk(2, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                default: pt_dw_chunk(1, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 4: PT_DW_CHUNK(4, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 3: PT_DW_CHUNK(3, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 2: PT_DW_CHUNK(2, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                default: PT_DW_CHUNK(1, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
                 }
             }
         } else {
