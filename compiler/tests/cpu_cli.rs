@@ -421,3 +421,59 @@ fn wrong_inputs_are_refused() {
     assert!(!o.status.success());
     assert!(text(&o).contains("takes 1 inputs, 0 given"), "{}", text(&o));
 }
+
+#[test]
+fn run_time_errors_of_kernels_fail_the_run() {
+    // Gather with run-time indices: an index out of range is reported by the kernel
+    // (pt_set_error) and must fail the run, with no output written.
+    let d = TempDir::new("rterr");
+    let mut b = GraphBuilder::new("gather", 13);
+    let data = b.constant(
+        "data",
+        Tensor::from_f32(&[4, 2], (0..8).map(|i| i as f32).collect()).expect("data"),
+    );
+    let idx = b.input("idx", ValueType::known(DType::I64, &[3]));
+    let y = b.op("Gather", &[data, idx], &[]).expect("gather");
+    b.output(y, "y");
+    let m = save(&b.finish().expect("graph"), &d.0);
+    let out = d.0.join("out");
+    let o = petasos(&[
+        "compile",
+        &m,
+        "--target",
+        "cpu",
+        "-o",
+        out.to_str().unwrap(),
+        "--cflags",
+        "-O1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = |vals: Vec<i64>, r: &Path| {
+        let p = d.0.join("idx.pb");
+        write_tensor_file(&p, "idx", &Tensor::from_i64(&[3], vals).unwrap()).unwrap();
+        petasos(&[
+            "run",
+            out.to_str().unwrap(),
+            "-i",
+            p.to_str().unwrap(),
+            "-o",
+            r.to_str().unwrap(),
+        ])
+    };
+    let good = d.0.join("good");
+    let o = run(vec![3, 0, -1], &good);
+    assert!(o.status.success(), "{}", text(&o));
+    let got = read_tensor_file(&good.join("output_0.pb")).expect("output");
+    assert_eq!(
+        got.to_f64_vec().unwrap(),
+        vec![6.0, 7.0, 0.0, 1.0, 6.0, 7.0]
+    );
+    let bad = d.0.join("bad");
+    let o = run(vec![0, 9, 1], &bad);
+    assert!(
+        !o.status.success(),
+        "an out-of-range index must fail the run"
+    );
+    assert!(text(&o).contains('9'), "{}", text(&o));
+    assert!(!bad.join("output_0.pb").exists());
+}

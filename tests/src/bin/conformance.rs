@@ -7,9 +7,11 @@
 //! `conformance --backend cpu [FILTER] [--failures] [--keep] [--jobs N]`: the allow-listed
 //! cases through the CPU backend (compile to C with `cc -O1`, run `main`, compare); prints
 //! `N compiled+matched, M failed` and the failures grouped by reason (`no lowering for op X:
-//! count`). `--keep` keeps each case's artifact under $TMPDIR/petasos-conf-cpu/CASE/out.
+//! count`). `--keep` keeps each case's artifact under $TMPDIR/petasos-conf-cpu-PID/CASE/out.
 //! Integer inputs that decide shapes are frozen to their recorded values when needed for
-//! static shapes (`--no-freeze`: never).
+//! static shapes (`--no-freeze`: never). `--write-allow FILE` writes the matched cases;
+//! `--require FILE` exits 1 when a case listed in FILE (tests/conformance/allow_cpu.txt in CI)
+//! does not compile, run and match.
 
 use petasos_tests::conformance::{cases, node_suite, run_all};
 use petasos_tests::shared_dir;
@@ -103,6 +105,8 @@ fn cpu_main(args: &[String], shared: &std::path::Path, show: bool, long: bool) {
         });
     let mut skip = vec!["cpu".to_string()];
     skip.extend(value_of("--jobs"));
+    skip.extend(value_of("--write-allow"));
+    skip.extend(value_of("--require"));
     let filter = args
         .iter()
         .find(|a| !a.starts_with("--") && !skip.contains(a))
@@ -122,18 +126,26 @@ fn cpu_main(args: &[String], shared: &std::path::Path, show: bool, long: bool) {
         .map(|n| suite.join(n))
         .filter(|p| p.join("model.onnx").is_file())
         .collect();
-    let work = std::env::temp_dir().join("petasos-conf-cpu");
+    // One folder per process: concurrent runs must not share case folders.
+    let work = std::env::temp_dir().join(format!("petasos-conf-cpu-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&work);
     let mut run = CpuRun::new(work);
     run.keep = args.iter().any(|a| a == "--keep");
     run.freeze = !args.iter().any(|a| a == "--no-freeze");
     let t0 = std::time::Instant::now();
     let res = run_all_cpu(&sel, jobs, &run);
+    if !run.keep {
+        let _ = std::fs::remove_dir_all(&run.work);
+    }
     let mut ok = 0;
+    let mut matched = Vec::new();
     let mut groups: BTreeMap<String, usize> = BTreeMap::new();
     for (name, r) in &res {
         match r {
-            Ok(()) => ok += 1,
+            Ok(()) => {
+                ok += 1;
+                matched.push(name.clone());
+            }
             Err(f) => {
                 *groups.entry(f.key.clone()).or_default() += 1;
                 if show {
@@ -161,4 +173,42 @@ fn cpu_main(args: &[String], shared: &std::path::Path, show: bool, long: bool) {
         res.len(),
         t0.elapsed().as_secs_f64()
     );
+    if let Some(path) = value_of("--write-allow") {
+        let mut text = String::from(
+            "# ONNX node-suite cases the CPU backend compiles, runs and matches. Only add lines.\n",
+        );
+        for m in &matched {
+            text.push_str(m);
+            text.push('\n');
+        }
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("cannot write {path}: {e}");
+            std::process::exit(2);
+        }
+    }
+    if let Some(path) = value_of("--require") {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("cannot read {path}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let got: std::collections::HashSet<&str> = matched.iter().map(|m| m.as_str()).collect();
+        let missing: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && l.contains(&filter))
+            .filter(|l| !got.contains(l))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "{} required case(s) of {path} no longer compile, run and match: {}",
+                missing.len(),
+                missing.join(", ")
+            );
+            std::process::exit(1);
+        }
+        println!("every required case of {path} matched");
+    }
 }

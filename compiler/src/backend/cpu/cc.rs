@@ -188,7 +188,11 @@ fn store(built: &Path, cached: &Path) -> Result<(), CcError> {
     if let Some(d) = cached.parent() {
         std::fs::create_dir_all(d).map_err(err)?;
     }
-    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per process and call: threads of one process (the conformance harness) store the
+    // same object concurrently.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = cached.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::copy(built, &tmp).map_err(err)?;
     std::fs::rename(&tmp, cached).map_err(err)
 }

@@ -510,6 +510,7 @@ int model_run(const void *const *inputs, void *const *outputs) {
   }
   pt_in = inputs;
   pt_out = outputs;
+  pt_set_error("%s", ""); /* kernels report bad run-time values (indices, sizes) here */
 "#,
     );
     for f in frozen.iter().filter(|f| !f.bytes.is_empty()) {
@@ -522,7 +523,30 @@ int model_run(const void *const *inputs, void *const *outputs) {
         );
     }
     for (k, kn) in kernels.iter().enumerate() {
-        let _ = writeln!(c, "  PT_CALL({k}, {});", kn.0);
+        let guard = sched.guards.get(k).map(Vec::as_slice).unwrap_or_default();
+        if guard.is_empty() {
+            let _ = writeln!(c, "  PT_CALL({k}, {});", kn.0);
+            continue;
+        }
+        // An inlined If branch: run only when its conditions hold.
+        let mut terms = Vec::new();
+        for &(v, pol) in guard {
+            let (Some(&loc), Some(t)) = (sched.loc.get(&v), g.value_type(v)) else {
+                return Err(LowerError::Invalid {
+                    op: "If".into(),
+                    node: kn.2.clone(),
+                    msg: "internal: a branch condition has no location".into(),
+                });
+            };
+            let ct = ctype(t.dtype).ok_or_else(|| LowerError::Unsupported {
+                op: "If".into(),
+                node: kn.2.clone(),
+                what: format!("a condition of {}", t.dtype),
+            })?;
+            let p = addr(loc, ct, true, blob);
+            terms.push(format!("({p}[0] {} 0)", if pol { "!=" } else { "==" }));
+        }
+        let _ = writeln!(c, "  if ({}) PT_CALL({k}, {});", terms.join(" && "), kn.0);
     }
     for &(i, src) in &sched.output_copies {
         let (_, d, s) = &outs[i];
@@ -532,6 +556,6 @@ int model_run(const void *const *inputs, void *const *outputs) {
             let _ = writeln!(c, "  memcpy(pt_out[{i}], {from}, {bytes});");
         }
     }
-    c.push_str("  pt_in = NULL;\n  pt_out = NULL;\n  return 0;\n}\n");
+    c.push_str("  pt_in = NULL;\n  pt_out = NULL;\n  return pt_last_error()[0] ? 1 : 0;\n}\n");
     Ok(c)
 }

@@ -36,6 +36,8 @@ pub enum CpuError {
     Schedule(#[from] schedule::ScheduleError),
     #[error(transparent)]
     Lower(#[from] lower::LowerError),
+    #[error(transparent)]
+    Control(#[from] lower::control::ControlError),
     #[error("weights: {0}")]
     Weights(#[from] weights::WeightsError),
     #[error(transparent)]
@@ -129,9 +131,11 @@ pub fn generate(g: &mut Graph, opts: &CpuOptions) -> Result<Sources, CpuError> {
     if opts.passes {
         petasos_passes::manager::PassManager::standard().run(g)?;
     }
+    lower::control::prepare(g, opts.passes)?;
+    let guards = lower::control::inline_runtime_ifs(g)?;
     specialise::check_static(g)?;
     let reg = lower::registry();
-    let sched = schedule::schedule(g, &reg)?;
+    let sched = schedule::schedule_guarded(g, &reg, &guards)?;
     let blob = weights::build(g, &sched.constants)?;
     let gen = emit::generate(g, &sched, &reg, &blob, opts.threads, &frozen)?;
     let report = Report {

@@ -1,6 +1,9 @@
 //! Shape specialisation: bind every symbolic dim of the graph inputs to a value and re-infer,
 //! so that every value has a static shape (the C backend knows all sizes at compile time).
 //!
+//! Once shapes are bound, `Shape` and `Size` nodes are constants ([`fold_shapes`]), so the
+//! passes fold the shape arithmetic after them.
+//!
 //! Value specialisation ([`freeze`], `--freeze-input NAME=FILE.pb`): an input whose values
 //! decide shapes (a Reshape's shape, a Slice's starts, ...) is replaced inside the graph by a
 //! constant holding the given values; the input stays in the C API and `model_run` refuses
@@ -10,7 +13,7 @@ use petasos_ir::graph::{Edge, Provenance, ValueRef};
 use petasos_ir::ops::core::Input;
 use petasos_ir::shape::{shape_string, Dim, ValueType};
 use petasos_ir::weights::ConstTensor;
-use petasos_ir::{Graph, Tensor};
+use petasos_ir::{DType, Graph, Tensor};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,12 +35,14 @@ pub enum SpecialiseError {
     #[error("--input-shape {name}: {msg}")]
     BadInputShape { name: String, msg: String },
     /// A value inside the graph has no static shape (a data-dependent size).
-    #[error("value '{value}' (output of node '{node}', {op}) has no static shape ({ty}); the CPU backend needs static shapes — bind symbolic dims with --dim NAME=<value> or --input-shape")]
+    #[error("value '{value}' (output of node '{node}', {op}) has no static shape ({ty}); the CPU backend needs static shapes — bind symbolic dims with --dim NAME=<value> or --input-shape{hint}")]
     Dynamic {
         value: String,
         node: String,
         op: String,
         ty: String,
+        /// Names the inputs whose values decide the shape (`--freeze-input`), if any.
+        hint: String,
     },
     /// `--freeze-input` names no input, or its value does not fit the input.
     #[error("--freeze-input {name}: {msg}")]
@@ -123,7 +128,64 @@ pub fn specialise(
         g.g[n].outputs[0].ty = ty;
     }
     petasos_ir::infer::infer_graph(g)?;
+    if fold_shapes(g) > 0 {
+        petasos_ir::infer::infer_graph(g)?;
+    }
     Ok(())
+}
+
+/// Replaces every `Shape` and `Size` node whose input has a static shape by a constant of
+/// its result (the node keeps its index and output, so readers and graph outputs are
+/// unchanged), so that the passes fold the shape arithmetic that follows. Returns the count.
+pub fn fold_shapes(g: &mut Graph) -> usize {
+    use petasos_ir::ops::shape_ops::reshape::Shape;
+    let mut folded = 0;
+    let nodes: Vec<_> = g.g.node_indices().collect();
+    for n in nodes {
+        let op = g.g[n].op.op_type();
+        if g.g[n].op.domain() != "" && g.g[n].op.domain() != "ai.onnx" {
+            continue;
+        }
+        if op != "Shape" && op != "Size" {
+            continue;
+        }
+        let Some(Some(src)) = g.node_inputs(n).first().copied() else {
+            continue;
+        };
+        let Some(dims) = g.value_type(src).and_then(|t| {
+            t.shape
+                .as_ref()
+                .and_then(|s| s.iter().map(|d| d.known()).collect::<Option<Vec<u64>>>())
+        }) else {
+            continue;
+        };
+        let t = if op == "Size" {
+            Tensor::from_i64(&[], vec![dims.iter().product::<u64>() as i64])
+        } else {
+            let Some(sh) = g.g[n].op.as_any().downcast_ref::<Shape>() else {
+                continue;
+            };
+            let (a, b) = sh.range(dims.len());
+            let v: Vec<i64> = dims[a..b].iter().map(|&d| d as i64).collect();
+            Tensor::from_i64(&[v.len()], v)
+        };
+        let Ok(t) = t else { continue };
+        let edges: Vec<_> =
+            g.g.edges_directed(n, Direction::Incoming)
+                .map(|e| e.id())
+                .collect();
+        for e in edges {
+            g.g.remove_edge(e);
+        }
+        let node = &mut g.g[n];
+        node.num_inputs = 0;
+        node.outputs[0].ty = ValueType::known(DType::I64, t.shape());
+        node.op = Box::new(petasos_ir::ops::core::Constant {
+            value: ConstTensor::from_tensor(t),
+        });
+        folded += 1;
+    }
+    folded
 }
 
 /// Checks that every value of `g` has a static shape.
@@ -133,11 +195,26 @@ pub fn check_static(g: &Graph) -> Result<(), SpecialiseError> {
         let node = &g.g[n];
         for v in &node.outputs {
             if v.ty.numel().is_none() {
+                let names = inputs_to_freeze(g);
+                let hint = if names.is_empty() {
+                    String::new()
+                } else {
+                    let flags: Vec<String> = names
+                        .iter()
+                        .map(|n| format!("--freeze-input {n}=FILE.pb"))
+                        .collect();
+                    format!(
+                        "; sizes depend on the values of input(s) {}: {}",
+                        names.join(", "),
+                        flags.join(" ")
+                    )
+                };
                 return Err(SpecialiseError::Dynamic {
                     value: v.name.clone(),
                     node: super::lower::node_label(node),
                     op: node.op.op_type().to_string(),
                     ty: v.ty.to_string(),
+                    hint,
                 });
             }
         }
@@ -298,6 +375,26 @@ fn data_dependent(op: &str) -> bool {
     )
 }
 
+/// The input slots of `op` whose values decide its output shapes, for the ops where that is
+/// known (elsewhere every slot but the first counts).
+fn shape_slots(op: &str) -> Option<&'static [usize]> {
+    Some(match op {
+        "Reshape" | "Expand" | "Tile" | "Squeeze" | "Unsqueeze" | "Split" | "TopK" | "OneHot"
+        | "CenterCropPad" | "AffineGrid" | "Upsample" => &[1],
+        "Slice" => &[1, 2, 3, 4],
+        "Pad" => &[1, 3],
+        "Resize" => &[2, 3],
+        "ConstantOfShape" | "HannWindow" | "HammingWindow" | "BlackmanWindow" => &[0],
+        "Range" | "MelWeightMatrix" => &[0, 1, 2],
+        "Col2Im" => &[1, 2],
+        "DFT" => &[1, 2],
+        "STFT" => &[1, 3],
+        "MaxUnpool" => &[2],
+        o if o.starts_with("Reduce") => &[1],
+        _ => return None,
+    })
+}
+
 /// Whether input `slot` of `op` is a shape-deciding operand that may be a float tensor
 /// (Range's bounds and step, OneHot's depth, Resize's / Upsample's scales).
 fn float_shape_operand(op: &str, slot: usize) -> bool {
@@ -309,8 +406,8 @@ fn float_shape_operand(op: &str, slot: usize) -> bool {
 
 /// The graph inputs (rank <= 1) whose values decide a shape the graph needs static: for
 /// every value without a static shape (after [`specialise`]), the integer inputs that reach
-/// its node's inputs (slot 0 only for ops whose first input is shape-like, e.g.
-/// ConstantOfShape, Range) through any chain of nodes, and the float inputs that directly
+/// its node's shape-deciding inputs ([`shape_slots`]) through any chain of nodes, and the
+/// float inputs that directly
 /// feed a float shape operand ([`float_shape_operand`]). Empty when every shape is static.
 /// Names in graph-input order.
 pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
@@ -328,18 +425,13 @@ pub fn inputs_to_freeze(g: &Graph) -> Vec<String> {
         if data_dependent(op) {
             continue;
         }
-        let slot0 = matches!(
-            op,
-            "ConstantOfShape"
-                | "Range"
-                | "HannWindow"
-                | "HammingWindow"
-                | "BlackmanWindow"
-                | "MelWeightMatrix"
-        );
         for (slot, v) in g.node_inputs(n).into_iter().enumerate() {
             if let Some(v) = v {
-                if slot > 0 || slot0 {
+                let shape_like = match shape_slots(op) {
+                    Some(slots) => slots.contains(&slot),
+                    None => slot > 0,
+                };
+                if shape_like {
                     seeds.push(v);
                 }
                 let t = &g.g[v.node].outputs[0].ty;

@@ -1,13 +1,14 @@
 //! Attention-family lowerings: `Attention` (opsets 23-25: masks, causal and sliding windows,
 //! GQA, softcap, KV cache, nonpad lengths, every `qk_matmul_output_mode`), `RotaryEmbedding`,
-//! `SwiGLU`, `LinearAttention`, `CausalConvWithState` and `FlexAttention` without
-//! `score_mod`/`prob_mod` subgraphs.
+//! `SwiGLU`, `LinearAttention`, `CausalConvWithState` and `FlexAttention` (with
+//! `score_mod`/`prob_mod` subgraphs that reduce to elementwise code, see `flex_mod`).
 //!
 //! The C follows the reference interpreter step by step (`ir/src/ops/attention/`,
 //! `ir/src/ops/recent.rs`), rounding to the op's dtype where it does, so that f16/bf16 results
 //! match bit for bit in most positions; f32 is computed in float, f64 in double.
 
-use super::seq_common::{ftype, index, lit, need_float, round};
+use super::flex_mod::lower_mod;
+use super::seq_common::{ftype, index, lit, math, need_float, round, CBuf};
 use super::{CTensor, LowerCx, LowerError, Registry};
 use petasos_ir::ops::attention::{Attention, RotaryEmbedding};
 use petasos_ir::ops::recent::{CausalConvWithState, FlexAttention, LinearAttention, SwiGlu};
@@ -188,9 +189,7 @@ fn lower_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let qs_buf = cx.scratch(tsz * (dm.b * dm.hq * dm.sq * dm.d) as u64);
     let ks_buf = cx.scratch(tsz * (dm.b * dm.hkv * skv * dm.d) as u64);
     let vs_buf = cx.scratch(tsz * (dm.b * dm.hkv * skv * dm.dv) as u64);
-    let sc_buf = cx.scratch(tsz * skv as u64);
-    let bias_buf = cx.scratch(tsz * skv as u64);
-    let y_buf = cx.scratch(tsz * dm.dv as u64);
+    let rows_buf = cx.scratch(tsz * (dm.b * dm.hq * (2 * skv + dm.dv)) as u64);
     let group = dm.hq / dm.hkv;
     let (b, hq, sq, d, hkv, dv) = (dm.b, dm.hq, dm.sq, dm.d, dm.hkv, dm.dv);
     let p = dm.past;
@@ -200,9 +199,7 @@ fn lower_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line(format!("{t} *qs = ({t} *){qs_buf};"));
     cx.line(format!("{t} *ks = ({t} *){ks_buf};"));
     cx.line(format!("{t} *vs = ({t} *){vs_buf};"));
-    cx.line(format!("{t} *sc = ({t} *){sc_buf};"));
-    cx.line(format!("{t} *bias = ({t} *){bias_buf};"));
-    cx.line(format!("{t} *yrow = ({t} *){y_buf};"));
+    cx.line(format!("{t} *rows = ({t} *){rows_buf};"));
     cx.line(format!("const {t} ss = ({t}){};", lit(sqrt_scale)));
     // Q, heads split and pre-scaled by sqrt(scale) (as the interpreter does).
     cx.line(format!("for (size_t b = 0; b < {b}; b++) for (size_t h = 0; h < {hq}; h++) for (size_t i = 0; i < {sq}; i++) for (size_t x = 0; x < {d}; x++) {{"));
@@ -256,43 +253,42 @@ fn lower_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     }
     let qk = outs.get(3);
     let y = outs.first().ok_or_else(|| cx.invalid("no output".into()))?;
-    cx.line(format!("for (size_t b = 0; b < {b}; b++) {{"));
+    let mut w = CBuf::new(1);
     match (&nonpad, p) {
-        (Some(n), _) => cx.line(format!(
+        (Some(n), _) => w.line(format!(
             "const int64_t off = (int64_t){} - {sq};",
             n.load("b")
         )),
-        (None, p) => cx.line(format!("const int64_t off = {p};")),
+        (None, p) => w.line(format!("const int64_t off = {p};")),
     }
-    cx.line("(void)off;");
-    cx.line(format!("for (size_t h = 0; h < {hq}; h++) {{"));
-    cx.line(format!("const size_t kh = h / {group};"));
-    cx.line(format!("for (size_t i = 0; i < {sq}; i++) {{"));
-    cx.line(format!(
+    w.line("(void)off;");
+    w.line(format!("const size_t kh = h / {group};"));
+    w.line(format!("for (size_t i = 0; i < {sq}; i++) {{"));
+    w.line(format!(
         "const {t} *qr = qs + ((b * {hq} + h) * {sq} + i) * {d};"
     ));
     let qk_row = format!("((b * {hq} + h) * {sq} + i) * {skv}");
-    cx.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
-    cx.line(format!(
+    w.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
+    w.line(format!(
         "const {t} *kr = ks + ((b * {hkv} + kh) * {skv} + j) * {d};"
     ));
-    cx.line(format!("{t} acc = 0;"));
-    cx.line(format!(
+    w.line(format!("{t} acc = 0;"));
+    w.line(format!(
         "for (size_t x = 0; x < {d}; x++) acc += qr[x] * kr[x];"
     ));
-    cx.line(format!("{t} s = {};", r("acc")));
+    w.line(format!("{t} s = {};", r("acc")));
     if op.softcap > 0.0 {
         let c = lit(f64::from(op.softcap));
         let inner = r(&format!("s / ({t}){c}"));
-        let th = r(&format!("tanh({inner})"));
-        cx.line(format!("s = {};", r(&format!("{th} * ({t}){c}"))));
+        let th = r(&format!("{}({inner})", math("tanh", t, dt)));
+        w.line(format!("s = {};", r(&format!("{th} * ({t}){c}"))));
     }
     if let Some(o) = qk {
         if op.qk_matmul_output_mode <= 1 {
-            cx.line(o.store(&format!("{qk_row} + j"), "s"));
+            w.line(o.store(&format!("{qk_row} + j"), "s"));
         }
     }
-    cx.line(format!("{t} bv = 0;"));
+    w.line(format!("{t} bv = 0;"));
     if let (Some(m), Some(ms)) = (&mask, mask_dims) {
         let mi = index(&ms, &["b", "h", "i", "j"]);
         let val = if m.dtype == DType::Bool {
@@ -300,16 +296,16 @@ fn lower_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         } else {
             format!("({t}){}", m.load(&mi))
         };
-        cx.line(format!("bv = j < {} ? {val} : -({t})INFINITY;", ms[3]));
+        w.line(format!("bv = j < {} ? {val} : -({t})INFINITY;", ms[3]));
     }
     if op.is_causal {
-        cx.line(format!(
+        w.line(format!(
             "bv = bv + ((int64_t)j <= (int64_t)i + off ? ({t})0 : -({t})INFINITY);"
         ));
     }
     if op.left_window_size >= 0 || op.right_window_size >= 0 {
-        cx.line("{");
-        cx.line("const int64_t diff = (int64_t)i + off - (int64_t)j;");
+        w.line("{");
+        w.line("const int64_t diff = (int64_t)i + off - (int64_t)j;");
         let mut cond = Vec::new();
         if op.left_window_size >= 0 {
             cond.push(format!("diff <= {}", op.left_window_size));
@@ -317,74 +313,117 @@ fn lower_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         if op.right_window_size >= 0 {
             cond.push(format!("-diff <= {}", op.right_window_size));
         }
-        cx.line(format!(
+        w.line(format!(
             "if (!({})) bv += -({t})INFINITY;",
             cond.join(" && ")
         ));
-        cx.line("}");
+        w.line("}");
     }
     if let Some(n) = &nonpad {
-        cx.line(format!(
+        w.line(format!(
             "if ((int64_t)j >= (int64_t){}) bv += -({t})INFINITY;",
             n.load("b")
         ));
     }
-    cx.line(format!("bias[j] = {};", r("bv")));
-    cx.line("sc[j] = s;");
-    cx.line("}");
+    w.line(format!("bias[j] = {};", r("bv")));
+    w.line("sc[j] = s;");
+    w.line("}");
     // Every bias -inf (NaN-propagating max): the row's probabilities are zero.
-    cx.line(format!("{t} mb = -({t})INFINITY;"));
-    cx.line(format!(
+    w.line(format!("{t} mb = -({t})INFINITY;"));
+    w.line(format!(
         "for (size_t j = 0; j < {skv}; j++) mb = (isnan(mb) || isnan(bias[j])) ? ({t})NAN : (bias[j] > mb ? bias[j] : mb);"
     ));
-    cx.line(format!("const int all_masked = mb == -({t})INFINITY;"));
-    cx.line(format!(
+    w.line(format!("const int all_masked = mb == -({t})INFINITY;"));
+    w.line(format!(
         "for (size_t j = 0; j < {skv}; j++) sc[j] = {};",
         r("sc[j] + bias[j]")
     ));
     if let Some(o) = qk {
         if op.qk_matmul_output_mode == 2 {
-            cx.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
-            cx.line(o.store(&format!("{qk_row} + j"), "sc[j]"));
-            cx.line("}");
+            w.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
+            w.line(o.store(&format!("{qk_row} + j"), "sc[j]"));
+            w.line("}");
         }
     }
-    emit_softmax(cx, t, sp, "sc", skv, "all_masked");
+    emit_softmax(&mut w, t, sp, "sc", skv, "all_masked");
     if let Some(o) = qk {
         if op.qk_matmul_output_mode == 3 {
-            cx.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
-            cx.line(o.store(&format!("{qk_row} + j"), "sc[j]"));
-            cx.line("}");
+            w.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
+            w.line(o.store(&format!("{qk_row} + j"), "sc[j]"));
+            w.line("}");
         }
     }
-    cx.line(format!("for (size_t m = 0; m < {dv}; m++) yrow[m] = 0;"));
-    cx.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
-    cx.line(format!("const {t} pj = {};", r("sc[j]")));
-    cx.line(format!(
+    w.line(format!("for (size_t m = 0; m < {dv}; m++) yrow[m] = 0;"));
+    w.line(format!("for (size_t j = 0; j < {skv}; j++) {{"));
+    w.line(format!("const {t} pj = {};", r("sc[j]")));
+    w.line(format!(
         "const {t} *vr = vs + ((b * {hkv} + kh) * {skv} + j) * {dv};"
     ));
-    cx.line(format!(
+    w.line(format!(
         "for (size_t m = 0; m < {dv}; m++) yrow[m] += pj * vr[m];"
     ));
-    cx.line("}");
+    w.line("}");
     let yi = if rank == 4 {
         format!("((b * {hq} + h) * {sq} + i) * {dv} + m")
     } else {
         format!("(b * {sq} + i) * {} + h * {dv} + m", hq * dv)
     };
-    cx.line(format!("for (size_t m = 0; m < {dv}; m++) {{"));
-    cx.line(y.store(&yi, "yrow[m]"));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    w.line(format!("for (size_t m = 0; m < {dv}; m++) {{"));
+    w.line(y.store(&yi, "yrow[m]"));
+    w.line("}");
+    w.line("}");
+    let ctx_name = cx.fresh("ctx");
+    let task_name = cx.fresh("task");
+    // The per-(batch, head) task with its context: every pointer it reads or writes.
+    let mut fields = vec![
+        (format!("const {t} *"), "qs".to_string()),
+        (format!("const {t} *"), "ks".to_string()),
+        (format!("const {t} *"), "vs".to_string()),
+        (format!("{t} *"), "rows".to_string()),
+    ];
+    for tn in [&mask, &nonpad].into_iter().flatten() {
+        fields.push((format!("const {} *", tn.ctype()), tn.expr.clone()));
+    }
+    for tn in [Some(y), qk].into_iter().flatten() {
+        fields.push((format!("{} *", tn.ctype()), tn.expr.clone()));
+    }
+    let mut g = String::from("typedef struct {\n");
+    for (ty, n) in &fields {
+        g.push_str(&format!("  {ty}{n};\n"));
+    }
+    g.push_str(&format!("}} {ctx_name};\n"));
+    g.push_str(&format!(
+        "static void {task_name}(void *vc, int64_t task) {{\n"
+    ));
+    g.push_str(&format!(
+        "  const {ctx_name} *c = (const {ctx_name} *)vc;\n"
+    ));
+    for (ty, n) in &fields {
+        g.push_str(&format!("  {ty}const {n} PT_UNUSED = c->{n};\n"));
+    }
+    g.push_str(&format!(
+        "  const size_t b = (size_t)task / {hq}, h = (size_t)task % {hq};\n"
+    ));
+    g.push_str(&format!(
+        "  {t} *sc = rows + (size_t)task * {row}, *bias = sc + {skv}, *yrow = bias + {skv};\n",
+        row = 2 * skv + dv
+    ));
+    g.push_str(&w.text);
+    g.push_str("}\n");
+    cx.global(g);
+    let init: Vec<String> = fields.iter().map(|(_, n)| n.clone()).collect();
+    cx.line(format!("{ctx_name} c = {{ {} }};", init.join(", ")));
+    cx.line(format!("pt_parallel_for({}, {task_name}, &c);", b * hq));
+    if crate::backend::cpu::rt::file("pt_threads.c").is_some() {
+        cx.need_rt("pt_threads.c");
+    }
     Ok(())
 }
 
 /// Softmax of `buf[0..n]` in place, in precision `sp` (computed in `t`), as the interpreter's
 /// attention softmax: a row whose max is -inf gives zeros, `masked` (a C condition) zeroes
 /// the row, bf16 sums sequentially in bf16, a zero sum divides by 1.
-fn emit_softmax(cx: &mut LowerCx<'_>, t: &str, sp: DType, buf: &str, n: usize, masked: &str) {
+fn emit_softmax(cx: &mut CBuf, t: &str, sp: DType, buf: &str, n: usize, masked: &str) {
     let rs = |x: &str| round(sp, t, x);
     cx.line(format!("if ({masked}) {{"));
     cx.line(format!("for (size_t j = 0; j < {n}; j++) {buf}[j] = 0;"));
@@ -402,7 +441,11 @@ fn emit_softmax(cx: &mut LowerCx<'_>, t: &str, sp: DType, buf: &str, n: usize, m
     ));
     cx.line(format!("{t} sum = 0;"));
     cx.line(format!("for (size_t j = 0; j < {n}; j++) {{"));
-    let e = rs(&format!("exp({})", rs(&format!("{buf}[j] - safe"))));
+    let e = rs(&format!(
+        "{}({})",
+        math("exp", t, sp),
+        rs(&format!("{buf}[j] - safe"))
+    ));
     cx.line(format!("const {t} e = {e};"));
     cx.line(format!("{buf}[j] = e;"));
     if sp == DType::BF16 {
@@ -553,7 +596,8 @@ fn lower_swiglu(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
     cx.line(format!("const {t} av = ({t}){};", a.load("i")));
     cx.line(format!(
-        "const {t} sg = ({t})1 / (({t})1 + exp(-({t}){} * av));",
+        "const {t} sg = ({t})1 / (({t})1 + {}(-({t}){} * av));",
+        math("exp", t, y.dtype),
         lit(alpha)
     ));
     cx.line(y.store("i", &format!("av * sg * ({t}){}", b.load("i"))));
@@ -626,7 +670,7 @@ fn lower_causal_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     ));
     cx.line(format!("s = {};", round(x.dtype, t, "s")));
     let v = if silu {
-        format!("s * (({t})1 / (({t})1 + exp(-s)))")
+        format!("s * (({t})1 / (({t})1 + {}(-s)))", math("exp", t, y.dtype))
     } else {
         "s".to_string()
     };
@@ -810,14 +854,12 @@ fn lower_linear_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     Ok(())
 }
 
-/// `FlexAttention` without `score_mod`/`prob_mod`: softmax(Q K^T * scale) V over rank-4
+/// `FlexAttention`: softmax(mod(Q K^T * scale)) V over rank-4
 /// inputs with GQA, scores and probabilities rounded to the softmax precision (f32 unless
 /// the inputs are f64 or `softmax_precision` says otherwise).
 fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let op = cx.op::<FlexAttention>()?;
-    if op.score_mod.is_some() || op.prob_mod.is_some() {
-        return Err(cx.unsupported("score_mod/prob_mod subgraphs"));
-    }
+    let (score_mod, prob_mod) = (op.score_mod.clone(), op.prob_mod.clone());
     let (scale_attr, prec_attr) = (op.scale, op.softmax_precision);
     let (q, k, v) = (
         cx.input(0)?.clone(),
@@ -875,16 +917,49 @@ fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "sc[j] = {};",
         rp(&format!("acc * ({t}){}", lit(scale)))
     ));
+    let full = [b, hq, lq, lk];
+    let mut mods = Vec::new();
+    for (g, what) in [(&score_mod, "score_mod"), (&prob_mod, "prob_mod")] {
+        mods.push(match g {
+            Some(g) => {
+                let prefix = cx.fresh(what);
+                let m = lower_mod(cx, g, full, prec, t, &prefix, what)?;
+                for gl in &m.globals {
+                    cx.global(gl);
+                }
+                Some(m)
+            }
+            None => None,
+        });
+    }
+    let apply = |cx: &mut LowerCx<'_>, m: &Option<super::flex_mod::ModCode>| {
+        if let Some(m) = m {
+            cx.line("{");
+            cx.line(format!("const {t} {} = sc[j];", super::flex_mod::INPUT));
+            for st in &m.stmts {
+                cx.line(st);
+            }
+            cx.line(format!("sc[j] = {};", m.result));
+            cx.line("}");
+        }
+    };
+    apply(cx, &mods[0]);
     cx.line("if (sc[j] > mx) mx = sc[j];");
     cx.line("}");
     cx.line(format!("{t} sum = 0;"));
     cx.line(format!(
-        "for (size_t j = 0; j < {lk}; j++) {{ sc[j] = mx == -({t})INFINITY ? ({t})0 : exp(sc[j] - mx); sum += sc[j]; }}"
+        "for (size_t j = 0; j < {lk}; j++) {{ sc[j] = mx == -({t})INFINITY ? ({t})0 : {}(sc[j] - mx); sum += sc[j]; }}",
+        math("exp", t, prec)
     ));
     cx.line(format!(
         "for (size_t j = 0; j < {lk}; j++) sc[j] = sum > 0 ? {} : ({t})NAN;",
         rp("sc[j] / sum")
     ));
+    if mods[1].is_some() {
+        cx.line(format!("for (size_t j = 0; j < {lk}; j++) {{"));
+        apply(cx, &mods[1]);
+        cx.line("}");
+    }
     cx.line(format!("for (size_t m = 0; m < {dv}; m++) yrow[m] = 0;"));
     cx.line(format!("for (size_t j = 0; j < {lk}; j++) for (size_t m = 0; m < {dv}; m++) yrow[m] += sc[j] * ({t}){};",
         v.load(&format!("((b * {hk} + kh) * {lk} + j) * {dv} + m"))));

@@ -110,16 +110,35 @@ impl Bcast {
         })
     }
 
-    /// Opens the loop nest in `cx`'s body and returns the index expressions (C `size_t`) of
-    /// the output and of each input, valid until [`Bcast::close`].
-    pub fn open(&self, cx: &mut LowerCx<'_>) -> (String, Vec<String>) {
-        for (k, d) in self.dims.iter().enumerate() {
-            cx.line(format!("for (size_t i{k} = 0; i{k} < {d}; i{k}++) {{"));
-        }
-        let out_strides = row_major(&self.dims);
-        let out_idx = index_expr(&out_strides);
+    /// The index expressions (C `size_t`) of the output and of each input inside the nest.
+    pub fn indices(&self) -> (String, Vec<String>) {
+        let out_idx = index_expr(&row_major(&self.dims));
         let ins = self.strides.iter().map(|s| index_expr(s)).collect();
         (out_idx, ins)
+    }
+
+    /// The `for` heads of the nest, outermost first; `outer` replaces the outermost loop's
+    /// range `[0, dims[0])` by `[lo, hi)` (C expressions).
+    pub fn heads(&self, outer: Option<(&str, &str)>) -> Vec<String> {
+        self.dims
+            .iter()
+            .enumerate()
+            .map(|(k, d)| match outer {
+                Some((lo, hi)) if k == 0 => {
+                    format!("for (size_t i0 = {lo}; i0 < {hi}; i0++) {{")
+                }
+                _ => format!("for (size_t i{k} = 0; i{k} < {d}; i{k}++) {{"),
+            })
+            .collect()
+    }
+
+    /// Opens the loop nest in `cx`'s body and returns [`Bcast::indices`], valid until
+    /// [`Bcast::close`].
+    pub fn open(&self, cx: &mut LowerCx<'_>) -> (String, Vec<String>) {
+        for h in self.heads(None) {
+            cx.line(h);
+        }
+        self.indices()
     }
 
     /// Closes the loops opened by [`Bcast::open`].

@@ -7,41 +7,51 @@
 //! negative signed value); `Pow` with a negative exponent goes through doubles.
 
 use super::elementwise::{
-    attr_i, attr_s, emit_map, f2i, float_type, lit, mfn, opt_attr_f, u64, Access, Elem,
+    attr_i, attr_s, f2i, float_type, lit, mfn, opt_attr_f, u64, unsupported_at, Access, Elem,
+    NodeElem,
 };
-use super::{CTensor, LowerCx, LowerError, Registry};
+use super::{CTensor, LowerCx, LowerError};
+use petasos_ir::graph::Node;
 use petasos_ir::DType;
 
-/// Registers this file's lowerings.
-pub fn register(r: &mut Registry) {
-    for op in [
-        "Add",
-        "Sub",
-        "Mul",
-        "Div",
-        "Pow",
-        "Mod",
-        "Equal",
-        "Greater",
-        "GreaterOrEqual",
-        "Less",
-        "LessOrEqual",
-        "And",
-        "Or",
-        "Xor",
-        "BitShift",
-        "BitwiseAnd",
-        "BitwiseOr",
-        "BitwiseXor",
-        "PRelu",
-    ] {
-        r.op(op, lower_binary);
+/// The op types of this file.
+pub const OPS: &[&str] = &[
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "PRelu",
+    "Sum",
+    "Mean",
+    "Max",
+    "Min",
+    "Where",
+    "Clip",
+];
+
+/// The element of node `k` (an op of [`OPS`]).
+pub fn node_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let op = cx.node_at(k)?.op.op_type();
+    match op {
+        "Sum" | "Mean" | "Max" | "Min" => variadic_elem(cx, k),
+        "Where" => where_elem(cx, k),
+        "Clip" => clip_elem(cx, k),
+        _ => binary_node_elem(cx, k),
     }
-    for op in ["Sum", "Mean", "Max", "Min"] {
-        r.op(op, lower_variadic);
-    }
-    r.op("Where", lower_where);
-    r.op("Clip", lower_clip);
 }
 
 /// The C operator of a comparison op.
@@ -68,15 +78,12 @@ fn align_at(b: &[usize], rank_a: usize, axis: i64) -> Option<Vec<usize>> {
     Some(v)
 }
 
-/// Lowers a broadcasting binary op.
-fn lower_binary(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let op = cx.node().op.op_type().to_string();
-    let (a, mut b, y) = (
-        cx.input(0)?.clone(),
-        cx.input(1)?.clone(),
-        cx.output(0)?.clone(),
-    );
-    if let Some(axis) = attr_i(cx, "axis") {
+/// The element of broadcasting binary node `k`.
+fn binary_node_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let node = cx.node_at(k)?;
+    let op = node.op.op_type();
+    let (a, mut b) = (cx.input_of(k, 0)?.clone(), cx.input_of(k, 1)?.clone());
+    if let Some(axis) = attr_i(node, "axis") {
         b.shape = align_at(&b.shape, a.rank(), axis).ok_or_else(|| {
             cx.invalid(format!(
                 "legacy broadcast axis {axis} does not fit B {:?} into A {:?}",
@@ -84,14 +91,36 @@ fn lower_binary(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             ))
         })?;
     }
-    let elem = binary_elem(cx, &op, a.dtype, b.dtype)?;
-    emit_map(cx, &[&a, &b], &y, Access::Compute, &|_| elem.clone())
+    let elem = match square_exponent(op, &a, &b) {
+        Some(e) => e,
+        None => binary_elem(node, op, a.dtype, b.dtype)
+            .ok_or_else(|| unsupported_at(cx, k, format!("{op} of {} and {}", a.dtype, b.dtype)))?,
+    };
+    Ok(NodeElem {
+        ins: vec![a, b],
+        slots: vec![0, 1],
+        elem,
+        access: Access::Compute,
+    })
+}
+
+/// `Pow(x, 2)` of a float base by a constant exponent 2 (norm layers' variance) as `x * x`:
+/// exact as `pow` is (the product of two floats is exact in double, then rounded once), and
+/// free of the libm call that would stop vectorisation.
+fn square_exponent(op: &str, a: &CTensor, b: &CTensor) -> Option<Elem> {
+    if op != "Pow" || float_type(a.dtype)? != "float" || b.numel() != 1 {
+        return None;
+    }
+    let v = b.constant.as_ref()?.to_f64_vec().ok()?;
+    (v.first() == Some(&2.0)).then(|| Elem {
+        pre: vec!["(void)x1; /* the constant exponent 2 */".into()],
+        val: "x0 * x0".into(),
+    })
 }
 
 /// The expression of binary `op` on `x0` (dtype `da`) and `x1` (dtype `db`).
-fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem, LowerError> {
-    let unsup = || cx.unsupported(format!("{op} of {da} and {db}"));
-    let e = |s: String| Ok(Elem::expr(s));
+fn binary_elem(node: &Node, op: &str, da: DType, db: DType) -> Option<Elem> {
+    let e = |s: String| Some(Elem::expr(s));
     if let Some(c) = comparison(op) {
         return if da == db {
             e(format!("x0 {c} x1"))
@@ -99,12 +128,12 @@ fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem,
             // Mixed types compare as doubles, as the interpreter does.
             e(format!("(double)x0 {c} (double)x1"))
         } else {
-            Err(unsup())
+            None
         };
     }
     if matches!(op, "And" | "Or" | "Xor") {
         if da != DType::Bool || db != DType::Bool {
-            return Err(unsup());
+            return None;
         }
         return e(match op {
             "And" => "x0 && x1".into(),
@@ -113,10 +142,10 @@ fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem,
         });
     }
     if op == "Pow" {
-        return pow_elem(da, db).ok_or_else(unsup);
+        return pow_elem(da, db);
     }
     if da != db {
-        return Err(unsup());
+        return None;
     }
     if let Some(t) = float_type(da) {
         let zero = lit(t, 0.0);
@@ -125,17 +154,17 @@ fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem,
             "Sub" => e("x0 - x1".into()),
             "Mul" => e("x0 * x1".into()),
             "Div" => e("x0 / x1".into()),
-            "Mod" if attr_i(cx, "fmod") == Some(1) => e(format!("{}(x0, x1)", mfn(t, "fmod"))),
-            "Mod" => Ok(Elem {
+            "Mod" if attr_i(node, "fmod") == Some(1) => e(format!("{}(x0, x1)", mfn(t, "fmod"))),
+            "Mod" => Some(Elem {
                 pre: vec![format!("const {t} r = {}(x0, x1);", mfn(t, "fmod"))],
                 val: format!("(r != {zero} && ((r < {zero}) != (x1 < {zero}))) ? r + x1 : r"),
             }),
             "PRelu" => e(format!("x0 < {zero} ? x0 * x1 : x0")),
-            _ => Err(unsup()),
+            _ => None,
         };
     }
     if !da.is_int() {
-        return Err(unsup());
+        return None;
     }
     let signed = da.is_signed_int();
     let bits = da.bits();
@@ -154,7 +183,7 @@ fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem,
                 "const int64_t r = (x1 == 0 || x1 == -1) ? 0 : (int64_t)x0 % (int64_t)x1;"
                     .to_string(),
             ];
-            let val = if attr_i(cx, "fmod") == Some(1) {
+            let val = if attr_i(node, "fmod") == Some(1) {
                 "r".to_string()
             } else {
                 pre.push(
@@ -162,11 +191,11 @@ fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem,
                 );
                 "m".to_string()
             };
-            Ok(Elem { pre, val })
+            Some(Elem { pre, val })
         }
         "Mod" => e("x1 == 0 ? 0 : x0 % x1".into()),
         "BitShift" => {
-            let left = attr_s(cx, "direction").as_deref() == Some("LEFT");
+            let left = attr_s(node, "direction").as_deref() == Some("LEFT");
             let out_of_range = if db.is_signed_int() {
                 format!("x1 < 0 || x1 >= {bits}")
             } else {
@@ -193,8 +222,8 @@ fn binary_elem(cx: &LowerCx<'_>, op: &str, da: DType, db: DType) -> Result<Elem,
             u64("x1"),
             u64("x0")
         )),
-        "PRelu" => e("x0".into()),
-        _ => Err(unsup()),
+        "PRelu" => e("((void)x1, x0)".into()),
+        _ => None,
     }
 }
 
@@ -249,36 +278,36 @@ fn pow_elem(da: DType, db: DType) -> Option<Elem> {
     }
 }
 
-/// The anchor's present inputs, cloned.
-fn present_inputs(cx: &LowerCx<'_>) -> Vec<CTensor> {
-    (0..cx.num_inputs())
-        .filter_map(|i| cx.opt_input(i).cloned())
-        .collect()
-}
-
-/// Lowers `Sum`, `Mean`, `Max`, `Min` over any number of inputs of one dtype (floats
-/// accumulated in double, as the interpreter does; `Max`/`Min` propagate NaN).
-fn lower_variadic(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let op = cx.node().op.op_type().to_string();
-    let ins = present_inputs(cx);
-    let y = cx.output(0)?.clone();
+/// The element of variadic node `k` (`Sum`, `Mean`, `Max`, `Min`) over its present inputs
+/// of one dtype: floats accumulated in double, as the interpreter does; `Max`/`Min`
+/// propagate NaN.
+fn variadic_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let op = cx.node_at(k)?.op.op_type();
+    let n_in = cx.node_at(k)?.num_inputs;
+    let (mut ins, mut slots) = (Vec::new(), Vec::new());
+    for i in 0..n_in {
+        if let Some(t) = cx.opt_input_of(k, i) {
+            ins.push(t.clone());
+            slots.push(i);
+        }
+    }
     let Some(first) = ins.first() else {
-        return Err(cx.invalid("needs at least one input".into()));
+        return Err(cx.invalid(format!("{op} needs at least one input")));
     };
     let d = first.dtype;
     if ins.iter().any(|t| t.dtype != d) {
-        return Err(cx.unsupported(format!("{op} of mixed dtypes")));
+        return Err(unsupported_at(cx, k, format!("{op} of mixed dtypes")));
     }
     let n = ins.len();
     let mut pre = Vec::new();
     let val;
     if float_type(d).is_some() {
         pre.push("double acc = (double)x0;".to_string());
-        for k in 1..n {
-            pre.push(match op.as_str() {
-                "Sum" | "Mean" => format!("acc += (double)x{k};"),
-                "Max" => format!("acc = (isnan(acc) || isnan(x{k})) ? NAN : ((double)x{k} > acc ? (double)x{k} : acc);"),
-                _ => format!("acc = (isnan(acc) || isnan(x{k})) ? NAN : ((double)x{k} < acc ? (double)x{k} : acc);"),
+        for j in 1..n {
+            pre.push(match op {
+                "Sum" | "Mean" => format!("acc += (double)x{j};"),
+                "Max" => format!("acc = (isnan(acc) || isnan(x{j})) ? NAN : ((double)x{j} > acc ? (double)x{j} : acc);"),
+                _ => format!("acc = (isnan(acc) || isnan(x{j})) ? NAN : ((double)x{j} < acc ? (double)x{j} : acc);"),
             });
         }
         val = if op == "Mean" {
@@ -288,92 +317,119 @@ fn lower_variadic(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         };
     } else if d.is_int() && op != "Mean" {
         let t = first.ctype();
-        match op.as_str() {
-            "Sum" => {
-                pre.push("uint64_t acc = (uint64_t)x0;".into());
-                for k in 1..n {
-                    pre.push(format!("acc += (uint64_t)x{k};"));
-                }
+        if op == "Sum" {
+            pre.push("uint64_t acc = (uint64_t)x0;".into());
+            for j in 1..n {
+                pre.push(format!("acc += (uint64_t)x{j};"));
             }
-            _ => {
-                let c = if op == "Max" { ">" } else { "<" };
-                pre.push(format!("{t} acc = x0;"));
-                for k in 1..n {
-                    pre.push(format!("acc = x{k} {c} acc ? x{k} : acc;"));
-                }
+        } else {
+            let c = if op == "Max" { ">" } else { "<" };
+            pre.push(format!("{t} acc = x0;"));
+            for j in 1..n {
+                pre.push(format!("acc = x{j} {c} acc ? x{j} : acc;"));
             }
         }
         val = "acc".to_string();
     } else {
-        return Err(cx.unsupported(format!("{op} of {d}")));
+        return Err(unsupported_at(cx, k, format!("{op} of {d}")));
     }
-    let elem = Elem { pre, val };
-    let refs: Vec<&CTensor> = ins.iter().collect();
-    emit_map(cx, &refs, &y, Access::Compute, &|_| elem.clone())
-}
-
-/// Lowers `Where(cond, x, y)`: moves storage values (f16 bits are kept as they are).
-fn lower_where(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (c, x, z, y) = (
-        cx.input(0)?.clone(),
-        cx.input(1)?.clone(),
-        cx.input(2)?.clone(),
-        cx.output(0)?.clone(),
-    );
-    if c.dtype != DType::Bool {
-        return Err(cx.unsupported(format!("Where with a {} condition", c.dtype)));
-    }
-    if x.dtype != z.dtype || x.dtype != y.dtype {
-        return Err(cx.unsupported(format!("Where of {} and {}", x.dtype, z.dtype)));
-    }
-    emit_map(cx, &[&c, &x, &z], &y, Access::Raw, &|_| {
-        Elem::expr("x0 ? x1 : x2")
+    Ok(NodeElem {
+        ins,
+        slots,
+        elem: Elem { pre, val },
+        access: Access::Compute,
     })
 }
 
-/// Lowers `Clip`: bounds from inputs 1 and 2 (single-element tensors, read at run time) or
-/// from the `min`/`max` attributes of opsets < 11. NaN passes through for floats.
-fn lower_clip(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, y) = (cx.input(0)?.clone(), cx.output(0)?.clone());
+/// The element of `Where(cond, x, y)` node `k`: moves storage values (f16 bits are kept).
+fn where_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let (c, x, z) = (
+        cx.input_of(k, 0)?.clone(),
+        cx.input_of(k, 1)?.clone(),
+        cx.input_of(k, 2)?.clone(),
+    );
+    if c.dtype != DType::Bool {
+        return Err(unsupported_at(
+            cx,
+            k,
+            format!("Where with a {} condition", c.dtype),
+        ));
+    }
+    if x.dtype != z.dtype {
+        return Err(unsupported_at(
+            cx,
+            k,
+            format!("Where of {} and {}", x.dtype, z.dtype),
+        ));
+    }
+    Ok(NodeElem {
+        ins: vec![c, x, z],
+        slots: vec![0, 1, 2],
+        elem: Elem::expr("x0 ? x1 : x2"),
+        access: Access::Raw,
+    })
+}
+
+/// The element of `Clip` node `k`: bounds from inputs 1 and 2 (single elements, read at run
+/// time) or from the `min`/`max` attributes of opsets < 11. NaN passes through for floats.
+fn clip_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let node = cx.node_at(k)?;
+    let x = cx.input_of(k, 0)?.clone();
     let t = x.compute_type();
     let is_float = float_type(x.dtype).is_some();
     if !is_float && !x.dtype.is_int() {
-        return Err(cx.unsupported(format!("Clip of {}", x.dtype)));
+        return Err(unsupported_at(cx, k, format!("Clip of {}", x.dtype)));
     }
-    let mut bounds = Vec::new();
-    for (slot, name, attr) in [(1, "lo", "min"), (2, "hi", "max")] {
-        if let Some(bt) = cx.opt_input(slot).cloned() {
+    let mut ins = vec![x.clone()];
+    let mut slots = vec![0];
+    let mut pre = vec![format!("{t} v = x0;")];
+    for (slot, attr, cmp) in [(1, "min", "<"), (2, "max", ">")] {
+        let bound = if let Some(bt) = cx.opt_input_of(k, slot) {
             if bt.numel() != 1 {
-                return Err(cx.unsupported(format!(
-                    "Clip bound input {slot} of shape {:?} (must hold one element)",
-                    bt.shape
-                )));
+                return Err(unsupported_at(
+                    cx,
+                    k,
+                    format!(
+                        "Clip bound input {slot} of shape {:?} (must hold one element)",
+                        bt.shape
+                    ),
+                ));
             }
             if bt.dtype != x.dtype {
-                return Err(cx.unsupported(format!("Clip bound of {} for {}", bt.dtype, x.dtype)));
+                return Err(unsupported_at(
+                    cx,
+                    k,
+                    format!("Clip bound of {} for {}", bt.dtype, x.dtype),
+                ));
             }
-            cx.line(format!("const {t} {name} = {};", bt.load("0")));
-            bounds.push(name);
-        } else if let Some(v) = opt_attr_f(cx, attr) {
+            let mut bt = bt.clone();
+            bt.shape = Vec::new();
+            ins.push(bt);
+            slots.push(slot);
+            format!("x{}", ins.len() - 1)
+        } else if let Some(v) = opt_attr_f(node, attr) {
             if !is_float {
-                return Err(cx.unsupported(format!("Clip attribute bounds on {}", x.dtype)));
+                return Err(unsupported_at(
+                    cx,
+                    k,
+                    format!("Clip attribute bounds on {}", x.dtype),
+                ));
             }
-            cx.line(format!("const {t} {name} = {};", lit(t, v as f64)));
-            bounds.push(name);
-        }
+            lit(t, v as f64)
+        } else {
+            continue;
+        };
+        pre.push(format!("v = v {cmp} {bound} ? {bound} : v;"));
     }
-    let mut pre = vec![format!("{t} v = x0;")];
-    if bounds.contains(&"lo") {
-        pre.push("v = v < lo ? lo : v;".into());
-    }
-    if bounds.contains(&"hi") {
-        pre.push("v = v > hi ? hi : v;".into());
-    }
-    let elem = Elem {
-        pre,
-        val: "v".into(),
-    };
-    emit_map(cx, &[&x], &y, Access::Compute, &|_| elem.clone())
+    Ok(NodeElem {
+        ins,
+        slots,
+        elem: Elem {
+            pre,
+            val: "v".into(),
+        },
+        access: Access::Compute,
+    })
 }
 
 #[cfg(test)]

@@ -7,13 +7,15 @@
 //! behaviour (e.g. `Relu(NaN) = 0`, `Celu(NaN) = 0`, `HardSigmoid(NaN) = NaN`).
 
 use super::elementwise::{
-    attr_f, attr_i, attr_s, emit_map, f2i, float_type, io1, lit, mfn, u64, Access, Elem,
+    attr_f, attr_i, attr_s, f2i, float_type, lit, mfn, u64, unsupported_at, Access, Elem, NodeElem,
 };
-use super::{LowerCx, LowerError, Registry};
+use super::elementwise_math as fm;
+use super::{LowerCx, LowerError};
+use petasos_ir::graph::Node;
 use petasos_ir::DType;
 
-/// Unary ops computed by [`float_unary`] / [`int_unary`] without attributes.
-const PLAIN: [&str; 31] = [
+/// The op types of this file.
+pub const OPS: &[&str] = &[
     "Abs",
     "Acos",
     "Acosh",
@@ -45,10 +47,7 @@ const PLAIN: [&str; 31] = [
     "Softsign",
     "Mish",
     "HardSwish",
-];
-
-/// Activations with attributes.
-const WITH_ATTRS: [&str; 10] = [
+    "Softplus",
     "LeakyRelu",
     "Elu",
     "Selu",
@@ -61,47 +60,36 @@ const WITH_ATTRS: [&str; 10] = [
     "IsInf",
 ];
 
-/// Registers this file's lowerings.
-pub fn register(r: &mut Registry) {
-    for op in PLAIN.iter().chain(["Softplus"].iter()) {
-        r.op(op, lower_unary);
-    }
-    for op in WITH_ATTRS {
-        r.op(op, lower_unary);
-    }
-}
-
-/// Lowers any op of this file: picks the expression by op type and input class.
-fn lower_unary(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, y) = io1(cx)?;
-    let op = cx.node().op.op_type().to_string();
+/// The element of unary node `k`: picks the expression by op type and input class.
+pub fn node_elem(cx: &LowerCx<'_>, k: usize) -> Result<NodeElem, LowerError> {
+    let x = cx.input_of(k, 0)?.clone();
+    let node = cx.node_at(k)?;
+    let op = node.op.op_type();
     let elem = if let Some(t) = float_type(x.dtype) {
-        float_unary(cx, &op, t)
+        float_unary(node, op, t)
     } else if x.dtype.is_int() {
-        int_unary(cx, &op, x.dtype)
+        int_unary(node, op, x.dtype)
     } else if x.dtype == DType::Bool && op == "Not" {
         Some(Elem::expr("!x0"))
     } else {
         None
     };
     let Some(elem) = elem else {
-        return Err(cx.unsupported(format!("{op} of {}", x.dtype)));
+        return Err(unsupported_at(cx, k, format!("{op} of {}", x.dtype)));
     };
-    emit_map(cx, &[&x], &y, Access::Compute, &|_| elem.clone())
+    Ok(NodeElem {
+        ins: vec![x],
+        slots: vec![0],
+        elem,
+        access: Access::Compute,
+    })
 }
 
 /// `f(x0)` for a float input computed in `t`, `None` where the op is not defined on floats.
-fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
+fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
     let m = |n: &str| mfn(t, n);
     let one = lit(t, 1.0);
     let zero = lit(t, 0.0);
-    // Numerically stable sigmoid of the variable `v` into `s`.
-    let sigmoid = |v: &str, s: &str| {
-        vec![
-            format!("const {t} {s}_e = {}(-{}({v}));", m("exp"), m("fabs")),
-            format!("const {t} {s} = {v} >= {zero} ? {one} / ({one} + {s}_e) : {s}_e / ({one} + {s}_e);"),
-        ]
-    };
     // ln(1 + e^v), stable for large |v|.
     let softplus = |v: &str| {
         format!(
@@ -114,8 +102,10 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
     let e = |s: String| Some(Elem::expr(s));
     match op {
         "Abs" => e(format!("{}(x0)", m("fabs"))),
+        "Exp" => e(fm::exp(t, "x0")),
+        "Tanh" => e(fm::tanh(t, "x0")),
         "Acos" | "Acosh" | "Asin" | "Asinh" | "Atan" | "Atanh" | "Ceil" | "Cos" | "Cosh"
-        | "Erf" | "Exp" | "Floor" | "Log" | "Sin" | "Sinh" | "Sqrt" | "Tan" | "Tanh" => {
+        | "Erf" | "Floor" | "Log" | "Sin" | "Sinh" | "Sqrt" | "Tan" => {
             e(format!("{}(x0)", m(&op.to_ascii_lowercase())))
         }
         "Neg" => e("-x0".into()),
@@ -125,13 +115,10 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
         "Sign" => e(format!("x0 > {zero} ? {one} : (x0 < {zero} ? -{one} : x0)")),
         "IsNaN" => e("isnan(x0)".into()),
         "Relu" => e(format!("x0 > {zero} ? x0 : {zero}")),
-        "Sigmoid" => Some(Elem {
-            pre: sigmoid("x0", "s"),
-            val: "s".into(),
-        }),
+        "Sigmoid" => e(fm::sigmoid(t, "x0")),
         "Softsign" => e(format!("x0 / ({one} + {}(x0))", m("fabs"))),
         "Softplus" => e(softplus("x0")),
-        "Mish" => e(format!("x0 * {}({})", m("tanh"), softplus("x0"))),
+        "Mish" => e(format!("x0 * {}", fm::tanh(t, &softplus("x0")))),
         "HardSwish" => Some(Elem {
             pre: vec![
                 format!("{t} h = x0 / {} + {};", lit(t, 6.0), lit(t, 0.5)),
@@ -140,16 +127,16 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             val: "x0 * h".into(),
         }),
         "LeakyRelu" => {
-            let a = lit(t, attr_f(cx, "alpha", 0.01) as f64);
+            let a = lit(t, attr_f(node, "alpha", 0.01) as f64);
             e(format!("x0 < {zero} ? {a} * x0 : x0"))
         }
         "Elu" => {
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             e(format!("x0 < {zero} ? {a} * {}(x0) : x0", m("expm1")))
         }
         "Selu" => {
-            let a = attr_f(cx, "alpha", 1.673_263_2) as f64;
-            let g = attr_f(cx, "gamma", 1.050_701) as f64;
+            let a = attr_f(node, "alpha", 1.673_263_2) as f64;
+            let g = attr_f(node, "gamma", 1.050_701) as f64;
             e(format!(
                 "x0 > {zero} ? {} * x0 : {} * {}(x0)",
                 lit(t, g),
@@ -159,7 +146,7 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
         }
         "Celu" => {
             // fmax/fmin drop a NaN operand, as f64::max/min do: Celu(NaN) = 0.
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             e(format!(
                 "{}(x0, {zero}) + {}({a} * {}(x0 / {a}), {zero})",
                 m("fmax"),
@@ -168,8 +155,8 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             ))
         }
         "HardSigmoid" => {
-            let a = lit(t, attr_f(cx, "alpha", 0.2) as f64);
-            let b = lit(t, attr_f(cx, "beta", 0.5) as f64);
+            let a = lit(t, attr_f(node, "alpha", 0.2) as f64);
+            let b = lit(t, attr_f(node, "beta", 0.5) as f64);
             Some(Elem {
                 pre: vec![
                     format!("{t} h = {a} * x0 + {b};"),
@@ -179,47 +166,40 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
             })
         }
         "ThresholdedRelu" => {
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
             e(format!("x0 > {a} ? x0 : {zero}"))
         }
         "Shrink" => {
-            let b = lit(t, attr_f(cx, "bias", 0.0) as f64);
-            let l = lit(t, attr_f(cx, "lambd", 0.5) as f64);
+            let b = lit(t, attr_f(node, "bias", 0.0) as f64);
+            let l = lit(t, attr_f(node, "lambd", 0.5) as f64);
             e(format!(
                 "x0 < -{l} ? x0 + {b} : (x0 > {l} ? x0 - {b} : {zero})"
             ))
         }
         "Gelu" => {
             let half = lit(t, 0.5);
-            if attr_s(cx, "approximate").as_deref() == Some("tanh") {
+            if attr_s(node, "approximate").as_deref() == Some("tanh") {
                 let k = lit(t, (2.0 / std::f64::consts::PI).sqrt());
                 let c = lit(t, 0.044715);
-                e(format!(
-                    "{half} * x0 * ({one} + {}({k} * (x0 + {c} * x0 * x0 * x0)))",
-                    m("tanh")
-                ))
+                let inner = format!("{k} * (x0 + {c} * x0 * x0 * x0)");
+                e(format!("{half} * x0 * ({one} + {})", fm::tanh(t, &inner)))
             } else {
                 let r2 = lit(t, std::f64::consts::SQRT_2);
                 e(format!("{half} * x0 * ({one} + {}(x0 / {r2}))", m("erf")))
             }
         }
         "Swish" => {
-            let a = lit(t, attr_f(cx, "alpha", 1.0) as f64);
-            let mut pre = vec![format!("const {t} ax = {a} * x0;")];
-            pre.extend(sigmoid("ax", "s"));
-            Some(Elem {
-                pre,
-                val: "x0 * s".into(),
-            })
+            let a = lit(t, attr_f(node, "alpha", 1.0) as f64);
+            e(format!("x0 * {}", fm::sigmoid(t, &format!("{a} * x0"))))
         }
         "IsInf" => {
-            let neg = attr_i(cx, "detect_negative").unwrap_or(1) != 0;
-            let pos = attr_i(cx, "detect_positive").unwrap_or(1) != 0;
+            let neg = attr_i(node, "detect_negative").unwrap_or(1) != 0;
+            let pos = attr_i(node, "detect_positive").unwrap_or(1) != 0;
             e(match (neg, pos) {
                 (true, true) => "isinf(x0)".into(),
                 (true, false) => "x0 == -INFINITY".into(),
                 (false, true) => "x0 == INFINITY".into(),
-                (false, false) => "0".into(),
+                (false, false) => "((void)x0, 0)".into(),
             })
         }
         _ => None,
@@ -228,7 +208,7 @@ fn float_unary(cx: &LowerCx<'_>, op: &str, t: &str) -> Option<Elem> {
 
 /// `f(x0)` for an integer input of dtype `d`, wrapping to its width, `None` where the op is
 /// not defined on integers.
-fn int_unary(cx: &LowerCx<'_>, op: &str, d: DType) -> Option<Elem> {
+fn int_unary(node: &Node, op: &str, d: DType) -> Option<Elem> {
     let signed = d.is_signed_int();
     let e = |s: String| Some(Elem::expr(s));
     match op {
@@ -243,11 +223,11 @@ fn int_unary(cx: &LowerCx<'_>, op: &str, d: DType) -> Option<Elem> {
         "Sign" => e("x0 > 0".into()),
         "Relu" => e("x0 > 0 ? x0 : 0".into()),
         "BitwiseNot" => e("~x0".into()),
-        "IsNaN" | "IsInf" => e("0".into()),
+        "IsNaN" | "IsInf" => e("((void)x0, 0)".into()),
         // Computed in double and truncated back, as the interpreter does.
         "Shrink" => {
-            let b = attr_f(cx, "bias", 0.0) as f64;
-            let l = attr_f(cx, "lambd", 0.5) as f64;
+            let b = attr_f(node, "bias", 0.0) as f64;
+            let l = attr_f(node, "lambd", 0.5) as f64;
             let (b, l) = (lit("double", b), lit("double", l));
             let mut pre = vec![
                 "const double v = (double)x0;".to_string(),

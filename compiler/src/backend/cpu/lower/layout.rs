@@ -3,6 +3,7 @@
 //! reflect, edge, wrap), DepthToSpace, SpaceToDepth, CenterCropPad. Each becomes one or a few
 //! [`CopyPlan`]s (memcpy of contiguous runs), plus a fill for padded regions.
 
+use super::layout_rt::{is_runtime, lower_pad_rt, lower_slice_rt};
 use super::movement::{emit_copy_plan, strides, Axis, CopyPlan, Src};
 use super::operand::{const_ints, ctype, literal, norm_axis};
 use super::{CTensor, LowerCx, LowerError, Registry};
@@ -137,6 +138,10 @@ fn lower_split(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
 
 fn lower_slice(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let (x, y) = io(cx)?;
+    let attr_form = cx.op::<Slice>()?.attr_form.is_some();
+    if !attr_form && [1, 2, 4].iter().any(|&k| is_runtime(cx, k)) {
+        return lower_slice_rt(cx, &x, &y);
+    }
     let (st, en, ax, sp) = match &cx.op::<Slice>()?.attr_form {
         Some((s, e, a)) => (s.clone(), e.clone(), a.clone(), None),
         None => (
@@ -313,6 +318,14 @@ fn pad_source(mode: PadMode, o: i64, before: i64, d: i64) -> Option<i64> {
 fn lower_pad(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let (x, y) = io(cx)?;
     let r = x.rank();
+    if cx.op::<Pad>()?.pads_attr.is_none() && is_runtime(cx, 1) {
+        let v = if cx.op::<Pad>()?.mode == PadMode::Constant {
+            pad_value(cx, &x)?
+        } else {
+            literal(x.dtype, 0.0)
+        };
+        return lower_pad_rt(cx, &x, &y, &v);
+    }
     let pa = pads_per_axis(cx, r)?;
     let mode = cx.op::<Pad>()?.mode;
     let mut out = Vec::with_capacity(r);

@@ -39,24 +39,33 @@ pub mod attention;
 pub mod basic;
 pub mod broadcast;
 pub mod cast;
+pub mod control;
 pub mod einsum;
 pub mod elementwise;
 pub mod elementwise_binary;
+pub mod elementwise_fuse;
+pub mod elementwise_math;
 pub mod elementwise_unary;
+pub mod flex_mod;
 pub mod fuse;
 pub mod gather;
 pub mod layout;
+pub mod layout_rt;
 pub mod loss;
 pub mod lppool;
 pub mod movement;
 pub mod nn;
 pub mod norm;
 pub mod operand;
+pub mod qonnx;
 pub mod quant;
 pub mod recurrent;
 pub mod reduce;
 pub mod reduce_nest;
+pub mod resize;
+pub mod sample;
 pub mod scatter;
+pub mod scatter_img;
 pub mod seq_common;
 pub mod shape;
 pub mod signal;
@@ -168,8 +177,13 @@ pub fn registry() -> Registry {
     shape::register(&mut r);
     gather::register(&mut r);
     scatter::register(&mut r);
+    resize::register(&mut r);
+    sample::register(&mut r);
+    scatter_img::register(&mut r);
     cast::register(&mut r);
     quant::register(&mut r);
+    qonnx::register(&mut r);
+    control::register(&mut r);
     r
 }
 

@@ -74,14 +74,38 @@ impl CopyPlan {
     /// Drops size-1 axes, turns arithmetic tables into strides, merges adjacent axes that
     /// walk both tensors contiguously with respect to each other.
     pub fn simplify(&mut self) {
-        for a in &mut self.axes {
+        let mut split: Vec<Axis> = Vec::with_capacity(self.axes.len() + 2);
+        for a in std::mem::take(&mut self.axes) {
             if let Src::Table(t) = &a.src {
                 if let Some(s) = arithmetic(t) {
                     self.src_off += t.first().copied().unwrap_or(0);
-                    a.src = Src::Stride(s);
+                    split.push(Axis {
+                        src: Src::Stride(s),
+                        ..a
+                    });
+                    continue;
+                }
+                // Each entry repeated r times over an arithmetic base (nearest upsampling by
+                // an integer factor): two strided axes, the inner one a broadcast.
+                if let Some((r, s)) = repeated(t) {
+                    self.src_off += t.first().copied().unwrap_or(0);
+                    let r64 = r as i64;
+                    split.push(Axis {
+                        n: a.n / r,
+                        dst: a.dst * r64,
+                        src: Src::Stride(s),
+                    });
+                    split.push(Axis {
+                        n: r,
+                        dst: a.dst,
+                        src: Src::Stride(0),
+                    });
+                    continue;
                 }
             }
+            split.push(a);
         }
+        self.axes = split;
         let mut kept: Vec<Axis> = Vec::with_capacity(self.axes.len());
         for a in std::mem::take(&mut self.axes) {
             if a.n == 1 {
@@ -109,6 +133,22 @@ impl CopyPlan {
         }
         self.axes = out;
     }
+}
+
+/// `(r, d)` when `t` repeats each entry of an arithmetic sequence of difference `d` exactly
+/// `r > 1` times (`[0, 0, 5, 5, 10, 10]`: `(2, 5)`).
+fn repeated(t: &[i64]) -> Option<(usize, i64)> {
+    let first = *t.first()?;
+    let r = t.iter().take_while(|&&v| v == first).count();
+    if r < 2 || !t.len().is_multiple_of(r) {
+        return None;
+    }
+    let base: Vec<i64> = t.iter().step_by(r).copied().collect();
+    let d = arithmetic(&base)?;
+    t.iter()
+        .enumerate()
+        .all(|(j, &v)| v == first + (j / r) as i64 * d)
+        .then_some((r, d))
 }
 
 /// The common difference of `t` if it is an arithmetic sequence (length <= 1: 0).
@@ -165,10 +205,7 @@ pub fn emit_copy_plan(
         return Ok(());
     }
     cx.line("{");
-    // Static offset tables.
-    let mut src_terms: Vec<(String, i64)> = Vec::new();
-    let mut dst_terms: Vec<(String, i64)> = Vec::new();
-    let mut tab_terms: Vec<String> = Vec::new();
+    // Static offset tables, then the loop nest.
     let last = p.axes.len().checked_sub(1);
     let inner_memcpy = last.and_then(|l| {
         let a = &p.axes[l];
@@ -189,31 +226,103 @@ pub fn emit_copy_plan(
             ));
         }
     }
-    for (i, a) in p.axes.iter().enumerate().take(loops) {
-        let v = format!("i{i}");
-        cx.line(format!("for (size_t {v} = 0; {v} < {}; {v}++) {{", a.n));
-        dst_terms.push((v.clone(), a.dst));
-        match &a.src {
-            Src::Stride(s) => src_terms.push((v.clone(), *s)),
-            Src::Table(_) => tab_terms.push(format!("tab{i}[{v}]")),
-        }
-    }
-    let d = index_expr(p.dst_off, &dst_terms);
-    let mut s = index_expr(p.src_off, &src_terms);
-    for t in &tab_terms {
-        s.push_str(&format!(" + {t}"));
-    }
-    match inner_memcpy {
-        Some(n) => cx.line(format!(
-            "memcpy({dst} + ({d}), {src} + ({s}), {n} * sizeof({ctype}));"
-        )),
-        None => cx.line(format!("{dst}[{d}] = {src}[{s}];")),
-    }
-    for _ in 0..loops {
-        cx.line("}");
-    }
+    let mut st = Nest {
+        dst,
+        src,
+        ctype,
+        inner_memcpy,
+        loops,
+        dt: Vec::new(),
+        sd: Vec::new(),
+        tt: Vec::new(),
+    };
+    st.emit(cx, &p, 0);
     cx.line("}");
     Ok(())
+}
+
+/// The loop-nest emitter state: index terms of the open loops.
+struct Nest<'s> {
+    dst: &'s str,
+    src: &'s str,
+    ctype: &'s str,
+    inner_memcpy: Option<usize>,
+    loops: usize,
+    dt: Vec<(String, i64)>,
+    sd: Vec<(String, i64)>,
+    tt: Vec<String>,
+}
+
+impl Nest<'_> {
+    /// Whether the axes after `q` write one dense destination block.
+    fn dense_after(p: &CopyPlan, q: usize) -> bool {
+        let mut size = 1i64;
+        for a in p.axes[q + 1..].iter().rev() {
+            if a.dst != size {
+                return false;
+            }
+            size *= a.n as i64;
+        }
+        true
+    }
+
+    /// Emits the loops `from..loops` and the innermost copy. A broadcast axis (source stride
+    /// 0) over a dense block computes the block once and memcpys it for the other indices.
+    fn emit(&mut self, cx: &mut LowerCx<'_>, p: &CopyPlan, from: usize) {
+        let n_axes = p.axes.len();
+        let dup = (from..self.loops).find(|&q| {
+            q + 1 < n_axes && p.axes[q].src == Src::Stride(0) && Self::dense_after(p, q)
+        });
+        let end = dup.unwrap_or(self.loops);
+        let (d0, s0, t0) = (self.dt.len(), self.sd.len(), self.tt.len());
+        for (i, a) in p.axes.iter().enumerate().take(end).skip(from) {
+            let v = format!("i{i}");
+            cx.line(format!("for (size_t {v} = 0; {v} < {}; {v}++) {{", a.n));
+            self.dt.push((v.clone(), a.dst));
+            match &a.src {
+                Src::Stride(s) => self.sd.push((v.clone(), *s)),
+                Src::Table(_) => self.tt.push(format!("tab{i}[{v}]")),
+            }
+        }
+        match dup {
+            None => {
+                let d = index_expr(p.dst_off, &self.dt);
+                let mut s = index_expr(p.src_off, &self.sd);
+                for t in &self.tt {
+                    s.push_str(&format!(" + {t}"));
+                }
+                let (dst, src, ct) = (self.dst, self.src, self.ctype);
+                match self.inner_memcpy {
+                    Some(n) => cx.line(format!(
+                        "memcpy({dst} + ({d}), {src} + ({s}), {n} * sizeof({ct}));"
+                    )),
+                    None => cx.line(format!("{dst}[{d}] = {src}[{s}];")),
+                }
+            }
+            Some(q) => {
+                let a = &p.axes[q];
+                let block: usize = p.axes[q + 1..].iter().map(|x| x.n).product();
+                cx.line("{");
+                self.emit(cx, p, q + 1);
+                cx.line("}");
+                let base = index_expr(p.dst_off, &self.dt);
+                let v = format!("i{q}");
+                let (dst, ct) = (self.dst, self.ctype);
+                cx.line(format!("for (size_t {v} = 1; {v} < {}; {v}++) {{", a.n));
+                cx.line(format!(
+                    "memcpy({dst} + ({base} + (ptrdiff_t){v} * {}), {dst} + ({base}), {block} * sizeof({ct}));",
+                    a.dst
+                ));
+                cx.line("}");
+            }
+        }
+        for _ in from..end {
+            cx.line("}");
+        }
+        self.dt.truncate(d0);
+        self.sd.truncate(s0);
+        self.tt.truncate(t0);
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +384,26 @@ mod tests {
         };
         q.simplify();
         assert!(matches!(q.axes[0].src, Src::Table(_)));
+    }
+
+    #[test]
+    fn repeated_tables_split_into_a_broadcast_axis() {
+        assert_eq!(repeated(&[0, 0, 5, 5, 10, 10]), Some((2, 5)));
+        assert_eq!(repeated(&[0, 0, 5, 6]), None);
+        assert_eq!(repeated(&[0, 1, 2]), None);
+        let mut p = CopyPlan {
+            axes: vec![Axis {
+                n: 6,
+                dst: 1,
+                src: Src::Table(vec![3, 3, 4, 4, 5, 5]),
+            }],
+            dst_off: 0,
+            src_off: 0,
+        };
+        p.simplify();
+        assert_eq!(p.src_off, 3);
+        assert_eq!(p.axes.len(), 2);
+        assert_eq!((p.axes[1].n, p.axes[1].src.clone()), (2, Src::Stride(0)));
     }
 
     #[test]

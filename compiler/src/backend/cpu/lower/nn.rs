@@ -13,14 +13,12 @@ pub mod conv;
 pub mod gemm;
 pub mod loops;
 pub mod pool;
-pub mod stopgap;
 
 use super::fuse::{fuse_epilogue, ACT_HELPERS};
 use super::{LowerCx, Registry};
 
 /// Registers this family's lowerings and fusion rules.
 pub fn register(r: &mut Registry) {
-    stopgap::register(r);
     r.op("Conv", conv::lower_conv);
     r.op("ConvTranspose", conv::lower_conv_transpose);
     r.op("Gemm", gemm::lower_gemm);

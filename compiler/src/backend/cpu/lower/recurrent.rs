@@ -4,7 +4,8 @@
 //!
 //! One C loop per direction and batch entry walks the sequence as the interpreter does
 //! (`ir/src/ops/recurrent/`): gates computed in double, the new state rounded to the dtype
-//! after every step, `Y` zero past each entry's length, `Y_h`/`Y_c` the last state.
+//! after every step, `Y` zero past each entry's length, `Y_h`/`Y_c` the last state. A
+//! `sequence_lens` value outside `0..=seq` (an interpreter error) is clamped into that range.
 
 use super::seq_common::{lit, need_float, round};
 use super::{CTensor, LowerCx, LowerError, Registry};

@@ -9,8 +9,8 @@
 //! the float-to-int conversion (NaN -> 0, truncation, wrap). Max/Min propagate NaN.
 
 use super::reduce_nest::{
-    axes_mask, const_ints, contiguous, int_limits, is_float, is_int, load_f64, norm_axis,
-    reduced_strides, store_double_as_int, Nest, Part,
+    axes_mask, const_ints, contiguous, int_limits, is_float, is_int, known_ints, load_f64,
+    norm_axis, reduced_strides, store_double_as_int, Nest, Part,
 };
 use super::{CTensor, LowerCx, LowerError, Registry};
 use petasos_ir::ops::reduce::{ArgReduce, Cumulative, Reduce, ReduceKind, TopK};
@@ -44,7 +44,10 @@ fn reduce_mask(cx: &LowerCx<'_>, op: &Reduce, rank: usize) -> Result<Vec<bool>, 
     let raw = match (&op.axes, cx.opt_input(1)) {
         (Some(a), _) => a.clone(),
         (None, Some(t)) if t.numel() == 0 => Vec::new(),
-        (None, Some(t)) => const_ints(cx, t, "axes")?,
+        (None, Some(t)) => match known_ints(cx, 1) {
+            Some(v) => v,
+            None => const_ints(cx, t, "axes")?,
+        },
         (None, None) => Vec::new(),
     };
     if raw.is_empty() {

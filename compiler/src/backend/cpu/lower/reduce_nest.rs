@@ -108,7 +108,12 @@ impl Nest {
         let mut n = 0;
         for (k, l) in self.part(p) {
             let v = Nest::var(p, k);
-            cx.line(format!("for (size_t {v} = 0; {v} < {}; {v}++) {{", l.size));
+            // `!=` for an empty loop: `< 0` on a size_t draws -Wtype-limits.
+            let cmp = if l.size == 0 { "!=" } else { "<" };
+            cx.line(format!(
+                "for (size_t {v} = 0; {v} {cmp} {}; {v}++) {{",
+                l.size
+            ));
             n += 1;
         }
         n
@@ -231,6 +236,29 @@ pub fn const_ints(cx: &LowerCx<'_>, t: &CTensor, what: &str) -> Result<Vec<i64>,
         .ok_or_else(|| cx.unsupported(format!("{what} from a non-constant input")))?;
     c.to_i64_vec()
         .map_err(|e| cx.invalid(format!("{what}: {e}")))
+}
+
+/// The integer values of input `slot` of the anchor: its constant, or else the value shape
+/// inference derives from static shapes (e.g. `Range(axis, Size(Shape(x)))` of an expanded
+/// function), found by re-running inference on a copy of the graph. `None` when neither
+/// knows it.
+pub fn known_ints(cx: &LowerCx<'_>, slot: usize) -> Option<Vec<i64>> {
+    let t = cx.opt_input(slot)?;
+    if let Some(c) = &t.constant {
+        return c.to_i64_vec().ok();
+    }
+    let anchor = *cx.nodes().first()?;
+    let v = cx.g.node_inputs(anchor).get(slot).copied().flatten()?;
+    let mut g = cx.g.clone();
+    let order = g.topo_order().ok()?;
+    let mut inf = petasos_ir::infer::Inferencer::default();
+    for n in order {
+        if n == anchor {
+            break;
+        }
+        inf.infer_node(&mut g, n).ok()?;
+    }
+    inf.value(v).and_then(|c| c.to_i64_vec().ok())
 }
 
 /// A C `double` literal of `v` (exact round trip; `INFINITY`/`NAN` for non-finite values).

@@ -5,6 +5,42 @@
 use super::{CTensor, LowerCx, LowerError};
 use petasos_ir::DType;
 
+/// C text built line by line with the same brace-following indentation as
+/// [`LowerCx::line`], for code that goes to file scope (e.g. a task function).
+#[derive(Default)]
+pub struct CBuf {
+    pub text: String,
+    depth: usize,
+}
+
+impl CBuf {
+    /// An empty buffer whose lines start at indentation `depth`.
+    pub fn new(depth: usize) -> CBuf {
+        CBuf {
+            text: String::new(),
+            depth,
+        }
+    }
+
+    /// Appends one line (or several, split on `\n`).
+    pub fn line(&mut self, s: impl AsRef<str>) {
+        for l in s.as_ref().lines() {
+            let l = l.trim();
+            if l.starts_with('}') {
+                self.depth = self.depth.saturating_sub(1);
+            }
+            if !l.is_empty() {
+                self.text.push_str(&"  ".repeat(self.depth));
+                self.text.push_str(l);
+            }
+            self.text.push('\n');
+            if l.ends_with('{') {
+                self.depth += 1;
+            }
+        }
+    }
+}
+
 /// The C type a float computation runs in: `double` when any of `dts` is f64, else `float`
 /// (f16/bf16 are computed in float, as `CTensor::load` yields).
 pub fn ftype(dts: &[DType]) -> &'static str {
@@ -12,6 +48,17 @@ pub fn ftype(dts: &[DType]) -> &'static str {
         "double"
     } else {
         "float"
+    }
+}
+
+/// The C math function `name` (`exp`, `tanh`) for compute type `t` when its result is
+/// rounded to `dt`: the float variant (`expf`) only where the result stays f32; f16/bf16
+/// results use the double function so that their rounding matches the interpreter's.
+pub fn math(name: &str, t: &str, dt: DType) -> String {
+    if t == "float" && dt == DType::F32 {
+        format!("{name}f")
+    } else {
+        name.to_string()
     }
 }
 

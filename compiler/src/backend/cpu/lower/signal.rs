@@ -289,3 +289,56 @@ fn lower_window(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line("}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::seq_common::e2e::{check, values};
+    use petasos_ir::builder::GraphBuilder;
+    use petasos_ir::op::Attr;
+    use petasos_ir::{DType, Tensor, ValueType};
+
+    fn t(shape: &[usize], seed: u64) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_f32(shape, values(n, seed)).expect("tensor")
+    }
+
+    /// DFT (opset 20 form: constant `dft_length` and `axis` inputs) forward with padding,
+    /// inverse onesided (irfft) on another axis, and STFT with a window and a frame length.
+    #[test]
+    fn dft_and_stft_match_interpreter() {
+        let mut b = GraphBuilder::new("sig", 1);
+        let x = b.input("x", ValueType::known(DType::F32, &[2, 5, 3, 2]));
+        let n = b.scalar("n", DType::I64, 7.0);
+        let ax = b.scalar("ax", DType::I64, 1.0);
+        let y = b
+            .node("", "DFT", &[Some(x), Some(n), Some(ax)], &[], 1)
+            .expect("dft")[0];
+        b.output(y, "dft");
+        let ax0 = b.scalar("ax0", DType::I64, -2.0);
+        let attrs = [("inverse", Attr::Int(1)), ("onesided", Attr::Int(1))];
+        let z = b
+            .node("", "DFT", &[Some(x), None, Some(ax0)], &attrs, 1)
+            .expect("irfft")[0];
+        b.output(z, "irfft");
+        let s = b.input("s", ValueType::known(DType::F32, &[2, 20, 1]));
+        let w = b.input("w", ValueType::known(DType::F32, &[6]));
+        let step = b.scalar("step", DType::I64, 3.0);
+        let fl = b.scalar("fl", DType::I64, 6.0);
+        let st = b
+            .node(
+                "",
+                "STFT",
+                &[Some(s), Some(step), Some(w), Some(fl)],
+                &[],
+                1,
+            )
+            .expect("stft")[0];
+        b.output(st, "stft");
+        let g = b.finish().expect("graph");
+        check(
+            "signal",
+            &g,
+            vec![t(&[2, 5, 3, 2], 1), t(&[2, 20, 1], 2), t(&[6], 3)],
+        );
+    }
+}

@@ -5,6 +5,7 @@
 use super::reduce_nest::{contiguous, is_float, load_f64, norm_axis, Nest, Part};
 use super::{LowerCx, LowerError, Registry};
 use petasos_ir::ops::reduce::{SoftKind, SoftmaxLike};
+use petasos_ir::DType;
 
 /// Registers this file's lowerings.
 pub fn register(r: &mut Registry) {
@@ -60,8 +61,17 @@ fn lower_softmax(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             cx.line(format!("m = fmax(m, {v});"));
             Nest::close(cx, c);
             cx.line("double s = 0.0;");
+            // Softmax into f32/f64: the exponentials are kept in the output and divided in
+            // place (one exp per element; the f32 rounding is far below the tolerance).
+            let stash = kind == SoftKind::Softmax && matches!(y.dtype, DType::F32 | DType::F64);
             let c = nest.open(cx, Part::Inner);
-            cx.line(format!("s += exp({v} - m);"));
+            if stash {
+                cx.line(format!("const double e = exp({v} - m);"));
+                cx.line("s += e;");
+                cx.line(y.store(&xi, "e"));
+            } else {
+                cx.line(format!("s += exp({v} - m);"));
+            }
             Nest::close(cx, c);
             if kind == SoftKind::LogSoftmax {
                 cx.line("const double ls = log(s);");
@@ -69,6 +79,8 @@ fn lower_softmax(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             let c = nest.open(cx, Part::Inner);
             let val = if kind == SoftKind::LogSoftmax {
                 format!("{v} - m - ls")
+            } else if stash {
+                format!("(double){}[{xi}] / s", y.expr)
             } else {
                 format!("exp({v} - m) / s")
             };
