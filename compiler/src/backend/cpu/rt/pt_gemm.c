@@ -303,17 +303,21 @@ void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
     j.K = K;
     j.kc_max = PT_KC;
     j.mpanels = (M + PT_MR - 1) / PT_MR;
-    /* column blocks: at most PT_NC wide, and at least T of them when N allows */
+    /* column blocks: at most PT_NC wide; with threads, a multiple of T of them when N allows,
+     * evened out. When that still leaves the threads unequal work (too few blocks, or a short
+     * last block), the rows are split too (each row chunk packs its own B block). */
     int npan = (N + PT_NR - 1) / PT_NR;
-    int per = (npan + T - 1) / T;
     int maxp = PT_NC / PT_NR;
-    if (per > maxp) per = maxp;
-    if (per < 1) per = 1;
+    int nb = (npan + maxp - 1) / maxp;
+    if (T > 1) nb = (nb + T - 1) / T * T;
+    if (nb > npan) nb = npan;
+    int per = (npan + nb - 1) / nb;
     j.nc = per * PT_NR;
     j.nblocks = (N + j.nc - 1) / j.nc;
     j.mchunks = 1;
-    if (j.nblocks < T) {
-        j.mchunks = (T + j.nblocks - 1) / j.nblocks;
+    int last = N - (j.nblocks - 1) * j.nc; /* columns of the last block */
+    if (T > 1 && (j.nblocks % T != 0 || 2 * last < j.nc)) {
+        j.mchunks = T;
         if (j.mchunks > j.mpanels) j.mchunks = j.mpanels;
     }
     j.apacked = apacked;

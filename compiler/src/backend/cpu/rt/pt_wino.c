@@ -261,7 +261,8 @@ void pt_wino_run(const void *prepared, const float *x, float *y, const pt_epilog
     if (per < 1) per = 1;
     int nblocks = (T + per * PT_NR - 1) / (per * PT_NR);
     int threads = pt_get_threads();
-    if (nblocks < threads && T >= threads * PT_NR) nblocks = threads;
+    /* a multiple of the thread count (blocks are evened out over the tiles) */
+    if (threads > 1 && T >= threads * PT_NR) nblocks = (nblocks + threads - 1) / threads * threads;
     int mpanels = (p->M + PT_MR - 1) / PT_MR;
     int mgroups = 1;
     if (nblocks < threads) {
