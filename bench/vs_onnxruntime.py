@@ -11,7 +11,9 @@ ratio ours / onnxruntime.
 With --clock cpu (meaningful at 1 thread only), both sides are timed in CPU time instead:
 ours as the difference of the CPU time used by `petasos bench` with 2K and K runs, divided
 by K; onnxruntime with time.process_time() around each run. On a loaded machine this
-excludes the time a side spends descheduled, which wall-clock medians cannot.
+excludes the time a side spends descheduled, which wall-clock medians cannot; but
+process_time() also counts onnxruntime's helper threads, so its figure can exceed its wall
+time (the CPU ratio then flatters us): a diagnostic, not the acceptance figure.
 
 Prints one line per (model, threads): name, threads, ours ms, ORT ms, ratio (columns as
 bench/vs_onnxruntime.sh's header).

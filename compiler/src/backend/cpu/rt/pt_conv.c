@@ -457,6 +457,7 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
         j.Wq = (wp + d->SW - 1) / d->SW;
         int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
         if (j.Wq < need) j.Wq = need;
+        j.Wq = (j.Wq + PT_VL - 1) / PT_VL * PT_VL; /* vector-aligned rows (kw = 0 taps) */
         pt_parallel_for_tid(d->N * d->M, pt_dw_task, &j);
         return;
     }
