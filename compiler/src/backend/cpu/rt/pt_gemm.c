@@ -380,35 +380,62 @@ void *pt_sgemm_pack_a(int M, int K, const float *A, int lda, int transA) {
 
 void pt_packed_free(void *packed) { free(packed); }
 
-/* Row vector times matrix: C[1 x N] (M == 1); no packing. */
-static void pt_gemv(int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
-                    int transB, float *C, const pt_epilogue *ep) {
-    size_t sa = transA ? (size_t)lda : 1;
-    if (transB) {
-        for (int n = 0; n < N; n++) {
-            const float *b = B + (size_t)n * (size_t)ldb;
+/* Row vector times matrix: C[1 x N] (M == 1); no packing. Columns are split into chunks
+ * over the threads (the matrix streams from memory once). */
+typedef struct {
+    int N, K, lda, transA, ldb, transB;
+    const float *A, *B;
+    float *C;
+    const pt_epilogue *ep;
+    int chunk;
+} pt_gemv_job;
+
+static void pt_gemv_task(void *vctx, int task, int tid) {
+    (void)tid;
+    const pt_gemv_job *j = (const pt_gemv_job *)vctx;
+    int n0 = task * j->chunk, n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N;
+    int K = j->K;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    size_t sa = j->transA ? (size_t)j->lda : 1;
+    if (j->transB) {
+        for (int n = n0; n < n1; n++) {
+            const float *b = B + (size_t)n * (size_t)j->ldb;
             float s = 0.0f;
+            int k = 0;
             if (sa == 1) {
-                float part[8] = {0};
-                int k = 0;
-                for (; k + 8 <= K; k += 8)
-                    for (int l = 0; l < 8; l++) part[l] += A[k + l] * b[k + l];
-                for (; k < K; k++) s += A[k] * b[k];
-                for (int l = 0; l < 8; l++) s += part[l];
-            } else {
-                for (int k = 0; k < K; k++) s += A[(size_t)k * sa] * b[k];
+                pt_vf acc0 = PT_VZERO, acc1 = PT_VZERO;
+                for (; k + 2 * PT_VL <= K; k += 2 * PT_VL) {
+                    acc0 += PT_VLOAD(A + k) * PT_VLOAD(b + k);
+                    acc1 += PT_VLOAD(A + k + PT_VL) * PT_VLOAD(b + k + PT_VL);
+                }
+                acc0 += acc1;
+                float part[PT_VL];
+                memcpy(part, &acc0, sizeof part);
+                for (int l = 0; l < PT_VL; l++) s += part[l];
             }
+            for (; k < K; k++) s += A[(size_t)k * sa] * b[k];
             C[n] = s;
         }
     } else {
-        for (int n = 0; n < N; n++) C[n] = 0.0f;
+        for (int n = n0; n < n1; n++) C[n] = 0.0f;
         for (int k = 0; k < K; k++) {
             float a = A[(size_t)k * sa];
-            const float *b = B + (size_t)k * (size_t)ldb;
-            for (int n = 0; n < N; n++) C[n] += a * b[n];
+            const float *b = B + (size_t)k * (size_t)j->ldb;
+            for (int n = n0; n < n1; n++) C[n] += a * b[n];
         }
     }
-    pt_epilogue_row(ep, 0, C, ep && ep->residual ? ep->residual : NULL, N);
+    const pt_epilogue *ep = j->ep;
+    pt_epilogue_row(ep, 0, C + n0, ep && ep->residual ? ep->residual + n0 : NULL, n1 - n0);
+}
+
+static void pt_gemv(int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+                    int transB, float *C, const pt_epilogue *ep) {
+    int T = pt_get_threads();
+    int chunk = N;
+    if (T > 1 && N >= 64 * T) chunk = (N + 4 * T - 1) / (4 * T);
+    pt_gemv_job j = {N, K, lda, transA, ldb, transB, A, B, C, ep, chunk};
+    pt_parallel_for_tid((N + chunk - 1) / chunk, pt_gemv_task, &j);
 }
 
 void pt_sgemm_packed(const void *packed_a, int N, const float *B, int ldb, int transB, float *C,
