@@ -6,7 +6,8 @@
 # Environment: PETASOS_SHARED (the shared data folder; models under $PETASOS_SHARED/models),
 #   PETASOS (the petasos binary; default: target/debug/petasos, built if missing),
 #   THREADS (default 1,2), ROUNDS (default 3), RUNS (default 20), VENV (default ${TMPDIR:-/tmp}/petasos-ort-venv),
-#   OUT (artifact folder root; default ${TMPDIR:-/tmp}/petasos-vs-ort).
+#   OUT (artifact folder root; default ${TMPDIR:-/tmp}/petasos-vs-ort),
+#   CLOCK (wall, the default, or cpu: CPU time per run, robust on a loaded machine; 1 thread).
 # onnxruntime: used from python3 when importable; otherwise a venv is created and
 # onnxruntime + numpy installed into it from the package registry.
 # Prints per model and thread count: ours ms, ORT ms, ratio (ours / ORT; < 1 is faster).
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1,2}
 ROUNDS=${ROUNDS:-3}
 RUNS=${RUNS:-20}
+CLOCK=${CLOCK:-wall}
 OUT=${OUT:-${TMPDIR:-/tmp}/petasos-vs-ort}
 PETASOS=${PETASOS:-target/debug/petasos}
 if [ ! -x "$PETASOS" ]; then
@@ -57,5 +59,5 @@ for m in "${MODELS[@]}"; do
   fi
   # shellcheck disable=SC2046
   "$PY" bench/vs_onnxruntime.py --petasos "$PETASOS" --artifact "$art" --model "$onnx" \
-    --name "$m" --threads "$THREADS" --rounds "$ROUNDS" --runs "$RUNS" $(shape_args "$m")
+    --name "$m" --threads "$THREADS" --rounds "$ROUNDS" --runs "$RUNS" --clock "$CLOCK" $(shape_args "$m")
 done

@@ -12,7 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RT_FILES: [&str; 4] = ["pt_gemm.c", "pt_conv.c", "pt_pool.c", "pt_threads.c"];
+const RT_FILES: [&str; 5] = [
+    "pt_gemm.c",
+    "pt_conv.c",
+    "pt_wino.c",
+    "pt_pool.c",
+    "pt_threads.c",
+];
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

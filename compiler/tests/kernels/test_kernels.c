@@ -201,7 +201,7 @@ static void fixed_cases(void) {
     /* GEMM: edges around the register tile, transposes, leading dims, every epilogue */
     int sizes[][3] = {{1, 1, 1},   {1, 37, 19},  {2, 3, 4},    {7, 17, 33},   {8, 48, 256},
                       {9, 49, 257}, {16, 100, 5}, {33, 95, 300}, {64, 1000, 64}, {3, 1, 9},
-                      {5, 7, 0},   {130, 67, 515}};
+                      {5, 7, 0},   {130, 67, 515}, {1, 1000, 300}, {1, 333, 77}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int t = 0; t < 4; t++)
             test_gemm(sizes[s][0], sizes[s][1], sizes[s][2], t & 1, t >> 1, (int)(s % 3), (int)(s * 5 + t) % 32);

@@ -45,6 +45,7 @@ pub(crate) fn need_kernels(cx: &mut LowerCx<'_>) {
         "pt_kernels.h",
         "pt_gemm.c",
         "pt_conv.c",
+        "pt_wino.c",
         "pt_pool.c",
         "pt_threads.c",
     ] {

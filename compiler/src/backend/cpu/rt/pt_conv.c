@@ -1,4 +1,5 @@
-/* pt_conv.c: 2-D convolution. Grouped and dense convolutions run as one GEMM per (image,
+/* pt_conv.c: 2-D convolution. 3x3 stride-1 convolutions with enough channels go to the
+ * Winograd kernel (pt_wino.c). Grouped and dense convolutions run as one GEMM per (image,
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
  * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
@@ -18,14 +19,21 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
-enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1 };
+enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3 };
+
+/* Pointwise convolutions with at most this many output pixels run with swapped operands. */
+#ifndef PT_SWAP_MAX_PIXELS
+#define PT_SWAP_MAX_PIXELS 100
+#endif
 
 typedef struct {
     pt_conv2d_desc d;
     int mode;
     int Cg, Mg, Kg;     /* per-group input channels, output channels, GEMM depth */
     size_t gstride;     /* floats per group in `w` */
-    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW] */
+    float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; SWAP: packed B
+                           (W^T, K x M); WINO: unused */
+    void *wino;         /* WINO: the Winograd plan (pt_wino.c) */
 } pt_conv;
 
 static int pt_conv_check(const pt_conv2d_desc *d) {
@@ -48,6 +56,36 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
     c->Mg = d->M / d->G;
     c->Kg = c->Cg * d->KH * d->KW;
     c->mode = c->Cg == 1 ? PT_CONV_DW : PT_CONV_GEMM;
+    if (c->mode == PT_CONV_GEMM && pt_wino_eligible(d)) {
+        c->wino = pt_wino_prepare(d, weight);
+        if (!c->wino) {
+            free(c);
+            return NULL;
+        }
+        c->mode = PT_CONV_WINO;
+        return c;
+    }
+    if (c->mode == PT_CONV_GEMM && d->G == 1 && d->KH == 1 && d->KW == 1 && d->SH == 1 &&
+        d->SW == 1 && d->PT == 0 && d->PL == 0 && d->PB == 0 && d->PR == 0 && d->M >= PT_VL &&
+        d->OH * d->OW <= PT_SWAP_MAX_PIXELS) {
+        /* few pixels: the weight is the vector operand, the pixels the broadcast one */
+        int K = d->C, npan = (d->M + PT_NR - 1) / PT_NR;
+        size_t n = (size_t)npan * (size_t)K * PT_NR;
+        c->w = (float *)aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
+        if (!c->w) {
+            free(c);
+            return NULL;
+        }
+        for (int q = 0; q < npan; q++)
+            for (int k = 0; k < K; k++)
+                for (int r = 0; r < PT_NR; r++) {
+                    int m = q * PT_NR + r;
+                    c->w[((size_t)q * (size_t)K + (size_t)k) * PT_NR + r] =
+                        m < d->M ? weight[(size_t)m * (size_t)K + (size_t)k] : 0.0f;
+                }
+        c->mode = PT_CONV_SWAP;
+        return c;
+    }
     size_t total;
     if (c->mode == PT_CONV_GEMM) {
         c->gstride = pt_gemm_packed_a_floats(c->Mg, c->Kg);
@@ -74,6 +112,7 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
 void pt_conv2d_free(void *prepared) {
     pt_conv *c = (pt_conv *)prepared;
     if (!c) return;
+    pt_wino_free(c->wino);
     free(c->w);
     free(c);
 }
@@ -120,8 +159,9 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
                 int hi = len;
                 if (iw0 + hi > W) hi = W - iw0;
                 if (hi > t) {
-                    memcpy(o + t, row + iw0 + t, (size_t)(hi - t) * sizeof(float));
-                    t = hi;
+                    const float *sr = row + iw0;
+                    for (; t + PT_VL <= hi; t += PT_VL) PT_VSTORE(o + t, PT_VLOAD(sr + t));
+                    for (; t < hi; t++) o[t] = sr[t];
                 }
                 for (; t < len; t++) o[t] = 0.0f;
             } else {
@@ -146,6 +186,26 @@ static void pt_pack_b_im2col(const void *vctx, int k0, int kc, int n0, int nc, f
     int npanels = (nc + PT_NR - 1) / PT_NR;
     int tail = npanels * PT_NR - nc;
     size_t plane = (size_t)d->H * (size_t)d->W;
+    if (d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PT == 0 && d->PL == 0 &&
+        d->PB == 0 && d->PR == 0) {
+        /* pointwise: row k of B is input channel k0 + k, contiguous over the pixels */
+        for (int k = 0; k < kc; k++) {
+            const float *src = m->x + (size_t)(k0 + k) * plane + (size_t)n0;
+            float *o = dst + (size_t)k * PT_NR;
+            for (int q = 0; q < npanels; q++) {
+                const float *s = src + (size_t)q * PT_NR;
+                float *t = o + (size_t)q * pstride;
+                int len = nc - q * PT_NR;
+                if (len >= PT_NR) {
+                    for (int v = 0; v < PT_NRV; v++) PT_VSTORE(t + v * PT_VL, PT_VLOAD(s + v * PT_VL));
+                } else {
+                    for (int i = 0; i < len; i++) t[i] = s[i];
+                    for (int i = len; i < PT_NR; i++) t[i] = 0.0f;
+                }
+            }
+        }
+        return;
+    }
     for (int k = 0; k < kc; k++) {
         int kg = k0 + k;
         int c = kg / kk, r = kg % kk;
@@ -176,7 +236,7 @@ typedef struct {
 static inline __attribute__((always_inline)) void
 pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const size_t *taps,
             const float *w, int KH, int KW, const pt_vf bias, float *y, size_t ystep, int n,
-            int last_n, const pt_vf lo, const pt_vf hi) {
+            int last_n, const pt_vf lo, const pt_vf hi, size_t room) {
     pt_vf a0 = bias, a1 = bias, a2 = bias, a3 = bias;
     for (int kh = 0; kh < KH; kh++) {
         const float *br = row + (size_t)kh * kstep;
@@ -194,10 +254,21 @@ pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const si
     for (int i = 0; i < nv; i++) {
         pt_vf v = pt_vmin(pt_vmax(t[i], lo), hi);
         int cnt = i == nv - 1 ? last_n : n;
-        if (cnt == PT_VL) PT_VSTORE(y + (size_t)i * ystep, v);
+        /* a short vector may be stored in full inside the `room` floats from y: what it
+         * overwrites past its end belongs to outputs this task stores later */
+        if (cnt == PT_VL || (size_t)i * ystep + PT_VL <= room) PT_VSTORE(y + (size_t)i * ystep, v);
         else memcpy(y + (size_t)i * ystep, &v, (size_t)cnt * sizeof(float));
     }
 }
+
+/* pt_dw_chunk with the kernel size a constant for 3x3 (unrolled taps, weights in registers). */
+#define PT_DW_CHUNK(nv, row, vstep, ...)                                                   \
+    do {                                                                                   \
+        if (KH == 3 && KW == 3)                                                            \
+            pt_dw_chunk(nv, row, vstep, kstep, taps, w, 3, 3, __VA_ARGS__);                \
+        else                                                                               \
+            pt_dw_chunk(nv, row, vstep, kstep, taps, w, KH, KW, __VA_ARGS__);              \
+    } while (0)
 
 /* Output channel m of image b (task = b * M + m). */
 static void pt_dw_task(void *vctx, int task, int tid) {
@@ -251,7 +322,8 @@ static void pt_dw_task(void *vctx, int task, int tid) {
             /* narrow rows: four rows at a time (independent FMA chains) */
             const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
             size_t rstep = (size_t)d->SH * rowf;
-            pt_dw_chunk(4, row0, rstep, kstep, taps, w, KH, KW, vb, yr, (size_t)OW, OW, OW, vlo, vhi);
+            size_t sp = (size_t)(d->OH - oh) * (size_t)OW;
+            PT_DW_CHUNK(4, row0, rstep, vb, yr, (size_t)OW, OW, OW, vlo, vhi, sp);
             if (!fused)
                 for (int r = 0; r < 4; r++)
                     pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
@@ -266,11 +338,12 @@ static void pt_dw_task(void *vctx, int task, int tid) {
                 int nv = left >= 4 * PT_VL ? 4 : (left + PT_VL - 1) / PT_VL;
                 int last_n = left - (nv - 1) * PT_VL;
                 if (last_n > PT_VL) last_n = PT_VL;
+                size_t sp = (size_t)(d->OH - oh) * (size_t)OW - (size_t)ow;
                 switch (nv) {
-                case 4: pt_dw_chunk(4, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
-                case 3: pt_dw_chunk(3, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
-                case 2: pt_dw_chunk(2, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
-                default: pt_dw_chunk(1, row0 + ow, PT_VL, kstep, taps, w, KH, KW, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi); break;
+                case 4: PT_DW_CHUNK(4, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 3: PT_DW_CHUNK(3, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                case 2: PT_DW_CHUNK(2, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
+                default: PT_DW_CHUNK(1, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
                 }
             }
         } else {
@@ -290,6 +363,60 @@ static void pt_dw_task(void *vctx, int task, int tid) {
     }
 }
 
+/* ------------------------------------------------------------------ swapped pointwise */
+
+typedef struct {
+    const pt_conv *c;
+    const float *apack; /* the pixels as packed A: [pixel panel][K][PT_MR] */
+    float *t;           /* the product, pixels x channels, leading dimension ldt */
+    int ldt, groups;
+    float *y;
+    const pt_epilogue *ep;
+} pt_swap_job;
+
+/* Channel panels of group `task`: GEMM into t, then transposed into y with the epilogue. */
+static void pt_swap_task(void *vctx, int task, int tid) {
+    (void)tid;
+    const pt_swap_job *j = (const pt_swap_job *)vctx;
+    const pt_conv2d_desc *d = &j->c->d;
+    int K = d->C, P = d->OH * d->OW;
+    int npan = (d->M + PT_NR - 1) / PT_NR;
+    int q0 = (int)((long)npan * task / j->groups), q1 = (int)((long)npan * (task + 1) / j->groups);
+    if (q0 >= q1) return;
+    int m0 = q0 * PT_NR, m1 = q1 * PT_NR < d->M ? q1 * PT_NR : d->M;
+    pt_gemm_pp(P, m1 - m0, K, j->apack, j->c->w + (size_t)q0 * (size_t)K * PT_NR, j->t + m0, j->ldt);
+    for (int m = m0; m < m1; m++) {
+        float *yr = j->y + (size_t)m * (size_t)P;
+        for (int p = 0; p < P; p++) yr[p] = j->t[(size_t)p * (size_t)j->ldt + (size_t)m];
+        if (j->ep)
+            pt_epilogue_row(j->ep, m, yr, j->ep->residual ? j->ep->residual + (size_t)m * (size_t)P : NULL, P);
+    }
+}
+
+static void pt_swap_run(const pt_conv *c, const float *x, float *y, const pt_epilogue *ep) {
+    const pt_conv2d_desc *d = &c->d;
+    int K = d->C, P = d->OH * d->OW;
+    int ppan = (P + PT_MR - 1) / PT_MR, npan = (d->M + PT_NR - 1) / PT_NR;
+    int ldt = npan * PT_NR;
+    float *apack = (float *)pt_workspace(0, 1, (size_t)ppan * (size_t)K * PT_MR * sizeof(float));
+    float *t = (float *)pt_workspace(0, 3, (size_t)P * (size_t)ldt * sizeof(float));
+    if (!apack || !t) return;
+    for (int b = 0; b < d->N; b++) {
+        const float *xb = x + (size_t)b * (size_t)K * (size_t)P;
+        pt_gemm_pack_a_into(P, K, xb, P, 1, apack);
+        pt_epilogue e, *ep2 = NULL;
+        size_t yoff = (size_t)b * (size_t)d->M * (size_t)P;
+        if (ep) {
+            e = *ep;
+            if (e.residual) e.residual += yoff;
+            ep2 = &e;
+        }
+        int groups = pt_get_threads() < npan ? pt_get_threads() : npan;
+        pt_swap_job j = {c, apack, t, ldt, groups, y + yoff, ep2};
+        pt_parallel_for_tid(groups, pt_swap_task, &j);
+    }
+}
+
 /* ------------------------------------------------------------------ run */
 
 void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep,
@@ -299,6 +426,23 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
     if (!c) return;
     const pt_conv2d_desc *d = &c->d;
     size_t plane_in = (size_t)d->H * (size_t)d->W, plane_out = (size_t)d->OH * (size_t)d->OW;
+    if (c->mode == PT_CONV_SWAP) {
+        pt_swap_run(c, x, y, ep);
+        return;
+    }
+    if (c->mode == PT_CONV_WINO) {
+        for (int b = 0; b < d->N; b++) {
+            size_t yoff = (size_t)b * (size_t)d->M * plane_out;
+            pt_epilogue e, *ep2 = NULL;
+            if (ep) {
+                e = *ep;
+                if (e.residual) e.residual += yoff;
+                ep2 = &e;
+            }
+            pt_wino_run(c->wino, x + (size_t)b * (size_t)d->C * plane_in, y + yoff, ep2);
+        }
+        return;
+    }
     if (c->mode == PT_CONV_DW) {
         pt_dw_job j;
         j.c = c;
@@ -313,6 +457,7 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
         j.Wq = (wp + d->SW - 1) / d->SW;
         int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
         if (j.Wq < need) j.Wq = need;
+        j.Wq = (j.Wq + PT_VL - 1) / PT_VL * PT_VL; /* vector-aligned rows (kw = 0 taps) */
         pt_parallel_for_tid(d->N * d->M, pt_dw_task, &j);
         return;
     }

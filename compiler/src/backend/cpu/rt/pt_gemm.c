@@ -24,6 +24,10 @@
 #ifndef PT_NC
 #define PT_NC (PT_NR * 10)
 #endif
+/* Floats ahead of the current A step that the micro-kernel prefetches. */
+#ifndef PT_A_PREFETCH
+#define PT_A_PREFETCH (PT_MR * 64)
+#endif
 
 /* ------------------------------------------------------------------ epilogue */
 
@@ -176,6 +180,10 @@ static inline __attribute__((always_inline)) void pt_ukr(const int nrv, int kc,
                                                          const pt_tile *t) {
     PT_DECL(0) PT_DECL(1) PT_DECL(2) PT_DECL(3) PT_DECL(4) PT_DECL(5) PT_DECL(6) PT_DECL(7)
     for (int k = 0; k < kc; k++) {
+#ifndef PT_NO_PREFETCH
+        /* the A panel streams from L3 when few B columns reuse it: fetch ahead */
+        __builtin_prefetch(a + PT_A_PREFETCH, 0, 3);
+#endif
         pt_vf b0 = PT_LDB(0), b1 = PT_LDB(1), b2 = PT_LDB(2), b3 = PT_LDB(3);
         (void)b1; (void)b2; (void)b3;
         PT_ROW(0) PT_ROW(1) PT_ROW(2) PT_ROW(3) PT_ROW(4) PT_ROW(5) PT_ROW(6) PT_ROW(7)
@@ -260,6 +268,31 @@ static void pt_gemm_task(void *vctx, int task, int tid) {
     }
 }
 
+void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked, float *C,
+                int ldc) {
+    if (M <= 0 || N <= 0) return;
+    int kblocks = K > 0 ? (K + PT_KC - 1) / PT_KC : 1;
+    int mpanels = (M + PT_MR - 1) / PT_MR, npanels = (N + PT_NR - 1) / PT_NR;
+    size_t ka = (size_t)(K > 0 ? K : 1);
+    for (int kb = 0; kb < kblocks; kb++) {
+        int k0 = (int)((long)K * kb / kblocks), k1 = (int)((long)K * (kb + 1) / kblocks);
+        int kc = k1 - k0;
+        for (int p = 0; p < mpanels; p++) {
+            int row = p * PT_MR;
+            int mv = M - row < PT_MR ? M - row : PT_MR;
+            const float *a = apacked + (size_t)p * ka * PT_MR + (size_t)k0 * PT_MR;
+            for (int q = 0; q < npanels; q++) {
+                int col = q * PT_NR;
+                int nv = N - col < PT_NR ? N - col : PT_NR;
+                pt_tile t = {C + (size_t)row * (size_t)ldc + col, ldc, row, col, mv, nv,
+                             kb == 0, kb == kblocks - 1, NULL};
+                pt_ukr_n((nv + PT_VL - 1) / PT_VL, kc, a,
+                         bpacked + (size_t)q * ka * PT_NR + (size_t)k0 * PT_NR, &t);
+            }
+        }
+    }
+}
+
 void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
                  float *C, int ldc, const pt_epilogue *ep) {
     if (M <= 0 || N <= 0) return;
@@ -270,17 +303,21 @@ void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
     j.K = K;
     j.kc_max = PT_KC;
     j.mpanels = (M + PT_MR - 1) / PT_MR;
-    /* column blocks: at most PT_NC wide, and at least T of them when N allows */
+    /* column blocks: at most PT_NC wide; with threads, a multiple of T of them when N allows,
+     * evened out. When that still leaves the threads unequal work (too few blocks, or a short
+     * last block), the rows are split too (each row chunk packs its own B block). */
     int npan = (N + PT_NR - 1) / PT_NR;
-    int per = (npan + T - 1) / T;
     int maxp = PT_NC / PT_NR;
-    if (per > maxp) per = maxp;
-    if (per < 1) per = 1;
+    int nb = (npan + maxp - 1) / maxp;
+    if (T > 1) nb = (nb + T - 1) / T * T;
+    if (nb > npan) nb = npan;
+    int per = (npan + nb - 1) / nb;
     j.nc = per * PT_NR;
     j.nblocks = (N + j.nc - 1) / j.nc;
     j.mchunks = 1;
-    if (j.nblocks < T) {
-        j.mchunks = (T + j.nblocks - 1) / j.nblocks;
+    int last = N - (j.nblocks - 1) * j.nc; /* columns of the last block */
+    if (T > 1 && (j.nblocks % T != 0 || 2 * last < j.nc)) {
+        j.mchunks = T;
         if (j.mchunks > j.mpanels) j.mchunks = j.mpanels;
     }
     j.apacked = apacked;
@@ -343,35 +380,62 @@ void *pt_sgemm_pack_a(int M, int K, const float *A, int lda, int transA) {
 
 void pt_packed_free(void *packed) { free(packed); }
 
-/* Row vector times matrix: C[1 x N] (M == 1); no packing. */
-static void pt_gemv(int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
-                    int transB, float *C, const pt_epilogue *ep) {
-    size_t sa = transA ? (size_t)lda : 1;
-    if (transB) {
-        for (int n = 0; n < N; n++) {
-            const float *b = B + (size_t)n * (size_t)ldb;
+/* Row vector times matrix: C[1 x N] (M == 1); no packing. Columns are split into chunks
+ * over the threads (the matrix streams from memory once). */
+typedef struct {
+    int N, K, lda, transA, ldb, transB;
+    const float *A, *B;
+    float *C;
+    const pt_epilogue *ep;
+    int chunk;
+} pt_gemv_job;
+
+static void pt_gemv_task(void *vctx, int task, int tid) {
+    (void)tid;
+    const pt_gemv_job *j = (const pt_gemv_job *)vctx;
+    int n0 = task * j->chunk, n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N;
+    int K = j->K;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    size_t sa = j->transA ? (size_t)j->lda : 1;
+    if (j->transB) {
+        for (int n = n0; n < n1; n++) {
+            const float *b = B + (size_t)n * (size_t)j->ldb;
             float s = 0.0f;
+            int k = 0;
             if (sa == 1) {
-                float part[8] = {0};
-                int k = 0;
-                for (; k + 8 <= K; k += 8)
-                    for (int l = 0; l < 8; l++) part[l] += A[k + l] * b[k + l];
-                for (; k < K; k++) s += A[k] * b[k];
-                for (int l = 0; l < 8; l++) s += part[l];
-            } else {
-                for (int k = 0; k < K; k++) s += A[(size_t)k * sa] * b[k];
+                pt_vf acc0 = PT_VZERO, acc1 = PT_VZERO;
+                for (; k + 2 * PT_VL <= K; k += 2 * PT_VL) {
+                    acc0 += PT_VLOAD(A + k) * PT_VLOAD(b + k);
+                    acc1 += PT_VLOAD(A + k + PT_VL) * PT_VLOAD(b + k + PT_VL);
+                }
+                acc0 += acc1;
+                float part[PT_VL];
+                memcpy(part, &acc0, sizeof part);
+                for (int l = 0; l < PT_VL; l++) s += part[l];
             }
+            for (; k < K; k++) s += A[(size_t)k * sa] * b[k];
             C[n] = s;
         }
     } else {
-        for (int n = 0; n < N; n++) C[n] = 0.0f;
+        for (int n = n0; n < n1; n++) C[n] = 0.0f;
         for (int k = 0; k < K; k++) {
             float a = A[(size_t)k * sa];
-            const float *b = B + (size_t)k * (size_t)ldb;
-            for (int n = 0; n < N; n++) C[n] += a * b[n];
+            const float *b = B + (size_t)k * (size_t)j->ldb;
+            for (int n = n0; n < n1; n++) C[n] += a * b[n];
         }
     }
-    pt_epilogue_row(ep, 0, C, ep && ep->residual ? ep->residual : NULL, N);
+    const pt_epilogue *ep = j->ep;
+    pt_epilogue_row(ep, 0, C + n0, ep && ep->residual ? ep->residual + n0 : NULL, n1 - n0);
+}
+
+static void pt_gemv(int N, int K, const float *A, int lda, int transA, const float *B, int ldb,
+                    int transB, float *C, const pt_epilogue *ep) {
+    int T = pt_get_threads();
+    int chunk = N;
+    if (T > 1 && N >= 64 * T) chunk = (N + 4 * T - 1) / (4 * T);
+    pt_gemv_job j = {N, K, lda, transA, ldb, transB, A, B, C, ep, chunk};
+    pt_parallel_for_tid((N + chunk - 1) / chunk, pt_gemv_task, &j);
 }
 
 void pt_sgemm_packed(const void *packed_a, int N, const float *B, int ldb, int transB, float *C,

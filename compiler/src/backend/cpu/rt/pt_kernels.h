@@ -186,8 +186,17 @@ static inline pt_vf pt_vmin(pt_vf a, pt_vf b) { return a < b ? a : b; }
 /* bp[q] = src[q * SW + start] for 0 <= q < n where that index is inside [0, W), else padv. */
 static inline void pt_strided_copy(float *bp, int n, const float *src, int W, int SW, int start,
                                    float padv) {
-    int lo = start >= 0 ? 0 : (-start + SW - 1) / SW;
-    int hi = W - start <= 0 ? 0 : (W - start + SW - 1) / SW;
+    int lo, hi;
+    if (SW == 1) { /* no divisions on the common paths */
+        lo = start >= 0 ? 0 : -start;
+        hi = W - start <= 0 ? 0 : W - start;
+    } else if (SW == 2) {
+        lo = start >= 0 ? 0 : (1 - start) >> 1;
+        hi = W - start <= 0 ? 0 : (W - start + 1) >> 1;
+    } else {
+        lo = start >= 0 ? 0 : (-start + SW - 1) / SW;
+        hi = W - start <= 0 ? 0 : (W - start + SW - 1) / SW;
+    }
     if (lo > n) lo = n;
     if (hi > n) hi = n;
     if (hi < lo) hi = lo;
@@ -216,6 +225,21 @@ typedef void (*pt_pack_b_fn)(const void *ctx, int k0, int kc, int n0, int nc, fl
 /* C[M x N] = Apacked * B (B produced by pack_b), then the epilogue; on the thread pool. */
 void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
                  float *C, int ldc, const pt_epilogue *ep);
+
+/* C[M x N] = Apacked * Bpacked on the calling thread, no epilogue: both operands already packed
+ * for the full depth K (A: panels of PT_MR rows, K * PT_MR floats apart; B: panels of PT_NR
+ * columns, K * PT_NR floats apart, zero columns past N). C is written with leading dim ldc. */
+void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked, float *C,
+                int ldc);
+
+/* Winograd F(2x2, 3x3) convolution (pt_wino.c) for 3x3, stride 1, dilation 1, one group:
+ * pt_wino_eligible says whether a descriptor takes this path (and is worth it);
+ * pt_wino_prepare transforms and packs the weight (NULL on allocation failure). */
+int pt_wino_eligible(const pt_conv2d_desc *d);
+void *pt_wino_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_wino_free(void *prepared);
+/* One image: x [C, H, W] -> y [M, OH, OW] with the epilogue (residual offset to the image). */
+void pt_wino_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep);
 
 /* Applies the epilogue to n contiguous values of row `row` (residual at the same offset). */
 void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n);
