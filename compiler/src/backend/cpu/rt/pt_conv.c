@@ -165,10 +165,7 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
                 }
                 for (; t < len; t++) o[t] = 0.0f;
             } else {
-                for (int t = 0; t < len; t++) {
-                    int iw = (ow + j + t) * d->SW + off;
-                    o[t] = (iw >= 0 && iw < W) ? row[iw] : 0.0f;
-                }
+                pt_strided_copy(o, len, row, W, d->SW, (ow + j) * d->SW + off, 0.0f);
             }
             j += len;
         }
