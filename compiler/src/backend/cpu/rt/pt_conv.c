@@ -165,10 +165,7 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
                 }
                 for (; t < len; t++) o[t] = 0.0f;
             } else {
-                for (int t = 0; t < len; t++) {
-                    int iw = (ow + j + t) * d->SW + off;
-                    o[t] = (iw >= 0 && iw < W) ? row[iw] : 0.0f;
-                }
+                pt_strided_copy(o, len, row, W, d->SW, (ow + j) * d->SW + off, 0.0f);
             }
             j += len;
         }
@@ -227,6 +224,7 @@ typedef struct {
     float *y;
     const pt_epilogue *ep;
     int Hp, Wq; /* padded rows; floats per stride phase of a padded row */
+    int per;    /* planes per task */
 } pt_dw_job;
 
 /* nv independent output vectors: vector i reads the padded buffer at row + i * vstep (+ tap
@@ -270,9 +268,8 @@ pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const si
             pt_dw_chunk(nv, row, vstep, kstep, taps, w, KH, KW, __VA_ARGS__);              \
     } while (0)
 
-/* Output channel m of image b (task = b * M + m). */
-static void pt_dw_task(void *vctx, int task, int tid) {
-    const pt_dw_job *j = (const pt_dw_job *)vctx;
+/* Output channel m of image b (plane = b * M + m). */
+static void pt_dw_plane(const pt_dw_job *j, int task, int tid) {
     const pt_conv2d_desc *d = &j->c->d;
     int b = task / d->M, m = task % d->M;
     int ci = m / (d->M / d->G);
@@ -361,6 +358,15 @@ static void pt_dw_task(void *vctx, int task, int tid) {
         }
         if (!(tabled && fused)) pt_epilogue_row(j->ep, m, yr, res ? res + (size_t)oh * (size_t)OW : NULL, OW);
     }
+}
+
+/* Planes [task * per, (task + 1) * per): several per task, so that small planes do not
+ * turn the threads' task claiming into the bottleneck. */
+static void pt_dw_task(void *vctx, int task, int tid) {
+    const pt_dw_job *j = (const pt_dw_job *)vctx;
+    int n = j->c->d.N * j->c->d.M;
+    int p1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
+    for (int p = task * j->per; p < p1; p++) pt_dw_plane(j, p, tid);
 }
 
 /* ------------------------------------------------------------------ swapped pointwise */
@@ -458,7 +464,14 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
         int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
         if (j.Wq < need) j.Wq = need;
         j.Wq = (j.Wq + PT_VL - 1) / PT_VL * PT_VL; /* vector-aligned rows (kw = 0 taps) */
-        pt_parallel_for_tid(d->N * d->M, pt_dw_task, &j);
+        int planes = d->N * d->M, T = pt_get_threads();
+        /* about 8 tasks per thread, none under ~4K outputs unless that leaves a thread idle */
+        j.per = (planes + 8 * T - 1) / (8 * T);
+        int minp = 4096 / (d->OH * d->OW) + 1;
+        if (j.per < minp) j.per = minp;
+        if (j.per > (planes + T - 1) / T) j.per = (planes + T - 1) / T;
+        if (j.per < 1) j.per = 1;
+        pt_parallel_for_tid((planes + j.per - 1) / j.per, pt_dw_task, &j);
         return;
     }
     for (int b = 0; b < d->N; b++) {

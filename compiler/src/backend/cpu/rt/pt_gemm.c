@@ -304,8 +304,9 @@ void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
     j.kc_max = PT_KC;
     j.mpanels = (M + PT_MR - 1) / PT_MR;
     /* column blocks: at most PT_NC wide; with threads, a multiple of T of them when N allows,
-     * evened out. When that still leaves the threads unequal work (too few blocks, or a short
-     * last block), the rows are split too (each row chunk packs its own B block). */
+     * evened out. When few blocks still leave the threads unequal work (a count not a multiple
+     * of T, or a short last block), the rows are split too (each row chunk packs its own B
+     * block; with many blocks the dynamic claiming balances and B is packed once). */
     int npan = (N + PT_NR - 1) / PT_NR;
     int maxp = PT_NC / PT_NR;
     int nb = (npan + maxp - 1) / maxp;
@@ -316,7 +317,7 @@ void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
     j.nblocks = (N + j.nc - 1) / j.nc;
     j.mchunks = 1;
     int last = N - (j.nblocks - 1) * j.nc; /* columns of the last block */
-    if (T > 1 && (j.nblocks % T != 0 || 2 * last < j.nc)) {
+    if (T > 1 && j.nblocks < 4 * T && (j.nblocks % T != 0 || 2 * last < j.nc)) {
         j.mchunks = T;
         if (j.mchunks > j.mpanels) j.mchunks = j.mpanels;
     }
