@@ -21,6 +21,11 @@
 
 enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3 };
 
+/* Pointwise convolutions with at most this many output channels (per group) read B in place. */
+#ifndef PT_DIRECT_B_MAX_M
+#define PT_DIRECT_B_MAX_M 64
+#endif
+
 /* Pointwise convolutions with at most this many output pixels run with swapped operands. */
 #ifndef PT_SWAP_MAX_PIXELS
 #define PT_SWAP_MAX_PIXELS 100
@@ -487,8 +492,16 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
                 if (e.residual) e.residual += yoff;
                 ep2 = &e;
             }
-            pt_gemm_run(c->Mg, (int)plane_out, c->Kg, c->w + (size_t)g * c->gstride,
-                        pt_pack_b_im2col, &m, y + yoff, (int)plane_out, ep2);
+            int pointwise = d->KH == 1 && d->KW == 1 && d->SH == 1 && d->SW == 1 && d->PT == 0 &&
+                            d->PL == 0 && d->PB == 0 && d->PR == 0;
+            if (pointwise && c->Mg <= PT_DIRECT_B_MAX_M)
+                /* few output channels reuse a packed B too little: read the input in place */
+                pt_gemm_run_b(c->Mg, (int)plane_out, c->Kg, c->w + (size_t)g * c->gstride,
+                              pt_pack_b_im2col, &m, m.x, (int)plane_in, y + yoff, (int)plane_out,
+                              ep2);
+            else
+                pt_gemm_run(c->Mg, (int)plane_out, c->Kg, c->w + (size_t)g * c->gstride,
+                            pt_pack_b_im2col, &m, y + yoff, (int)plane_out, ep2);
         }
     }
 }

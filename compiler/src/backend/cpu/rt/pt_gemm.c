@@ -101,6 +101,7 @@ typedef struct {
     float *c;
     int ldc, row, col, mv, nv, first, last;
     const pt_epilogue *ep;
+    size_t bs; /* floats between successive k steps of B (PT_NR when packed) */
 } pt_tile;
 
 /* Stores the accumulated tile acc[PT_MR][nrv] (row stride PT_NRV) into C with the epilogue. */
@@ -150,7 +151,7 @@ static void pt_store_tile(const pt_vf *acc, int nrv, const pt_tile *t) {
 }
 
 #define PT_Z PT_VZERO
-#define PT_LDB(j) (nrv > (j) ? *(const pt_vf *)(b + (j) * PT_VL) : PT_Z)
+#define PT_LDB(j) (nrv > (j) ? (pt_vf)PT_VLOAD(b + (j) * PT_VL) : PT_Z) /* B may be unpacked */
 #define PT_ROW(i)                                                                          \
     if (PT_MR > (i)) {                                                                     \
         float ai = a[i];                                                                   \
@@ -178,6 +179,7 @@ static inline __attribute__((always_inline)) void pt_ukr(const int nrv, int kc,
                                                          const float *restrict a,
                                                          const float *restrict b,
                                                          const pt_tile *t) {
+    const size_t bs = t->bs;
     PT_DECL(0) PT_DECL(1) PT_DECL(2) PT_DECL(3) PT_DECL(4) PT_DECL(5) PT_DECL(6) PT_DECL(7)
     for (int k = 0; k < kc; k++) {
 #ifndef PT_NO_PREFETCH
@@ -188,7 +190,7 @@ static inline __attribute__((always_inline)) void pt_ukr(const int nrv, int kc,
         (void)b1; (void)b2; (void)b3;
         PT_ROW(0) PT_ROW(1) PT_ROW(2) PT_ROW(3) PT_ROW(4) PT_ROW(5) PT_ROW(6) PT_ROW(7)
         a += PT_MR;
-        b += PT_NR;
+        b += bs;
     }
     pt_vf acc[PT_MR * PT_NRV];
     PT_SAVE(0) PT_SAVE(1) PT_SAVE(2) PT_SAVE(3) PT_SAVE(4) PT_SAVE(5) PT_SAVE(6) PT_SAVE(7)
@@ -231,6 +233,8 @@ typedef struct {
     float *C;
     int ldc;
     const pt_epilogue *ep;
+    const float *bdirect; /* B row-major (ldb) read in place for full panels, or NULL */
+    int ldb;
 } pt_gemm_job;
 
 static void pt_gemm_task(void *vctx, int task, int tid) {
@@ -250,7 +254,9 @@ static void pt_gemm_task(void *vctx, int task, int tid) {
         /* even split of K into kblocks pieces */
         int k0 = (int)((long)K * kb / kblocks), k1 = (int)((long)K * (kb + 1) / kblocks);
         int kc = k1 - k0;
-        if (kc > 0) j->pack_b(j->bctx, k0, kc, n0, nc, bbuf);
+        if (kc > 0 && !j->bdirect) j->pack_b(j->bctx, k0, kc, n0, nc, bbuf);
+        if (kc > 0 && j->bdirect && nc % PT_NR)
+            j->pack_b(j->bctx, k0, kc, n0 + nc / PT_NR * PT_NR, nc % PT_NR, bbuf);
         for (int p = p_lo; p < p_hi; p++) {
             int row = p * PT_MR;
             int mv = j->M - row < PT_MR ? j->M - row : PT_MR;
@@ -260,9 +266,16 @@ static void pt_gemm_task(void *vctx, int task, int tid) {
                 int nv = j->N - col < PT_NR ? j->N - col : PT_NR;
                 if (nv > nc - q * PT_NR) nv = nc - q * PT_NR;
                 pt_tile t = {j->C + (size_t)row * (size_t)j->ldc + col, j->ldc, row, col, mv, nv,
-                             kb == 0, kb == kblocks - 1, j->ep};
+                             kb == 0, kb == kblocks - 1, j->ep, PT_NR};
                 int nrv = (nv + PT_VL - 1) / PT_VL;
-                pt_ukr_n(nrv, kc, a, bbuf + (size_t)q * (size_t)kc * PT_NR, &t);
+                const float *b = bbuf + (size_t)q * (size_t)kc * PT_NR;
+                if (j->bdirect && nv == PT_NR) { /* full panel: B read in place */
+                    b = j->bdirect + (size_t)k0 * (size_t)j->ldb + (size_t)col;
+                    t.bs = (size_t)j->ldb;
+                } else if (j->bdirect) {
+                    b = bbuf; /* the short last panel, packed alone */
+                }
+                pt_ukr_n(nrv, kc, a, b, &t);
             }
         }
     }
@@ -285,7 +298,7 @@ void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked,
                 int col = q * PT_NR;
                 int nv = N - col < PT_NR ? N - col : PT_NR;
                 pt_tile t = {C + (size_t)row * (size_t)ldc + col, ldc, row, col, mv, nv,
-                             kb == 0, kb == kblocks - 1, NULL};
+                             kb == 0, kb == kblocks - 1, NULL, PT_NR};
                 pt_ukr_n((nv + PT_VL - 1) / PT_VL, kc, a,
                          bpacked + (size_t)q * ka * PT_NR + (size_t)k0 * PT_NR, &t);
             }
@@ -295,6 +308,12 @@ void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked,
 
 void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
                  float *C, int ldc, const pt_epilogue *ep) {
+    pt_gemm_run_b(M, N, K, apacked, pack_b, bctx, NULL, 0, C, ldc, ep);
+}
+
+void pt_gemm_run_b(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
+                   const void *bctx, const float *bdirect, int ldb, float *C, int ldc,
+                   const pt_epilogue *ep) {
     if (M <= 0 || N <= 0) return;
     int T = pt_get_threads();
     pt_gemm_job j;
@@ -327,6 +346,8 @@ void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
     j.C = C;
     j.ldc = ldc;
     j.ep = ep;
+    j.bdirect = bdirect;
+    j.ldb = ldb;
     pt_parallel_for_tid(j.nblocks * j.mchunks, pt_gemm_task, &j);
 }
 

@@ -225,6 +225,11 @@ typedef void (*pt_pack_b_fn)(const void *ctx, int k0, int kc, int n0, int nc, fl
 /* C[M x N] = Apacked * B (B produced by pack_b), then the epilogue; on the thread pool. */
 void pt_gemm_run(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b, const void *bctx,
                  float *C, int ldc, const pt_epilogue *ep);
+/* The same, reading B (row-major K x N, leading dimension ldb) in place for full column
+ * panels; pack_b still packs a short last panel. */
+void pt_gemm_run_b(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_b,
+                   const void *bctx, const float *bdirect, int ldb, float *C, int ldc,
+                   const pt_epilogue *ep);
 
 /* C[M x N] = Apacked * Bpacked on the calling thread, no epilogue: both operands already packed
  * for the full depth K (A: panels of PT_MR rows, K * PT_MR floats apart; B: panels of PT_NR
