@@ -200,12 +200,20 @@ pub fn build_einsum(cx: &NodeCtx<'_>) -> Result<Box<dyn Op>> {
 }
 
 /// The summation plan: label sizes, output labels, each operand's label positions.
-struct Plan {
+/// Shared with the CPU backend, which lowers Einsum as one loop nest over the labels.
+pub struct Plan {
     /// Sizes of all labels: output ones first, then summed ones.
-    sizes: Vec<usize>,
-    n_out: usize,
+    pub sizes: Vec<usize>,
+    /// How many of `sizes` are output labels.
+    pub n_out: usize,
     /// For each operand, for each axis, its label's index in `sizes`.
-    axes: Vec<Vec<usize>>,
+    pub axes: Vec<Vec<usize>>,
+}
+
+/// Resolves `equation` for operands of the given shapes (explicit or implicit output,
+/// ellipsis broadcast, repeated indices); the error says what is wrong with the equation.
+pub fn plan_equation(equation: &str, shapes: &[&[usize]]) -> std::result::Result<Plan, String> {
+    plan(&Equation::parse(equation)?, shapes)
 }
 
 fn plan(eq: &Equation, shapes: &[&[usize]]) -> std::result::Result<Plan, String> {

@@ -21,8 +21,9 @@ pub struct Interp {
     pub antialias: bool,
 }
 
-/// Source coordinate of output index `y` along one axis.
-fn source_coord(
+/// Source coordinate of output index `y` along one axis (the `coordinate_transformation_mode`
+/// of `it`). Shared with the CPU backend, which computes taps at compile time.
+pub fn source_coord(
     it: &Interp,
     y: usize,
     scale: f64,
@@ -67,7 +68,8 @@ fn source_coord(
     }
 }
 
-fn cubic(t: f64, a: f64) -> f64 {
+/// The cubic convolution kernel with coefficient `a`.
+pub fn cubic(t: f64, a: f64) -> f64 {
     let t = t.abs();
     if t <= 1.0 {
         ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
@@ -79,8 +81,8 @@ fn cubic(t: f64, a: f64) -> f64 {
 }
 
 /// Taps of one output position: `None` for an extrapolated position, else `(index, weight)`s
-/// with indices clamped into the input.
-fn taps_1d(
+/// with indices clamped into the input. The CPU backend lowers Resize with these same taps.
+pub fn taps_1d(
     it: &Interp,
     y: usize,
     scale: f64,

@@ -1,90 +1,16 @@
 //! `Einsum` lowering: the equation (explicit or implicit output, ellipsis broadcast,
-//! repeated indices as diagonals) is resolved at compile time into labels with sizes and a
-//! stride per operand, then emitted as one loop nest: the output labels outside, the summed
+//! repeated indices as diagonals) is resolved at compile time by the interpreter's planner
+//! into labels with sizes, and a stride per operand and label, then emitted as one loop nest: the output labels outside, the summed
 //! labels inside, accumulating in `double` for floats (in the interpreter's order) and in
 //! wrapping `uint64_t` for integers.
 
 use super::reduce_nest::{is_float, is_int};
 use super::{CTensor, LowerCx, LowerError, Registry};
-use petasos_ir::ops::linalg::einsum::Einsum;
-use std::collections::BTreeMap;
+use petasos_ir::ops::linalg::einsum::{plan_equation, Einsum};
 
 /// Registers this file's lowering.
 pub fn register(r: &mut Registry) {
     r.op("Einsum", lower_einsum);
-}
-
-/// An axis label: an ellipsis dim (numbered in the common broadcast ellipsis) or a letter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Label {
-    Ell(usize),
-    Letter(char),
-}
-
-/// One side of a term: letters before the ellipsis and, when it has one, letters after it.
-#[derive(Clone, Debug, PartialEq)]
-struct Term {
-    before: Vec<char>,
-    after: Option<Vec<char>>,
-}
-
-impl Term {
-    fn parse(s: &str) -> Result<Term, String> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        let letters = |p: &str| -> Result<Vec<char>, String> {
-            p.chars()
-                .map(|c| {
-                    if c.is_ascii_alphabetic() {
-                        Ok(c)
-                    } else {
-                        Err(format!("invalid character '{c}' in term '{s}'"))
-                    }
-                })
-                .collect()
-        };
-        match s.find("...") {
-            Some(i) => {
-                let rest = &s[i + 3..];
-                if rest.contains('.') {
-                    return Err(format!("more than one ellipsis in term '{s}'"));
-                }
-                Ok(Term {
-                    before: letters(&s[..i])?,
-                    after: Some(letters(rest)?),
-                })
-            }
-            None => Ok(Term {
-                before: letters(&s)?,
-                after: None,
-            }),
-        }
-    }
-
-    fn letters(&self) -> impl Iterator<Item = &char> {
-        self.before.iter().chain(self.after.iter().flatten())
-    }
-
-    fn n_letters(&self) -> usize {
-        self.letters().count()
-    }
-
-    /// Labels of an operand of `rank` whose ellipsis covers the last dims of a common
-    /// ellipsis of `ell` dims.
-    fn labels(&self, rank: usize, ell: usize) -> Result<Vec<Label>, String> {
-        let nl = self.n_letters();
-        let mut v: Vec<Label> = self.before.iter().map(|&c| Label::Letter(c)).collect();
-        match &self.after {
-            None if rank != nl => Err(format!("term has {nl} indices, operand rank {rank}")),
-            None => Ok(v),
-            Some(_) if rank < nl => Err(format!("term has {nl} indices, operand rank {rank}")),
-            Some(after) => {
-                let e = rank - nl;
-                v.extend((0..e).map(|j| Label::Ell(ell - e + j)));
-                v.extend(after.iter().map(|&c| Label::Letter(c)));
-                Ok(v)
-            }
-        }
-    }
 }
 
 /// The resolved summation: label sizes (output labels first), and per operand its strides
@@ -96,105 +22,29 @@ struct Plan {
     strides: Vec<Vec<usize>>,
 }
 
-/// Resolves `equation` for operands of the given shapes.
+/// Resolves `equation` for operands of the given shapes with the interpreter's planner, then
+/// turns each operand's per-axis labels into strides per label.
 fn plan(equation: &str, shapes: &[&[usize]]) -> Result<Plan, String> {
-    let (lhs, rhs) = match equation.split_once("->") {
-        Some((l, r)) => (l, Some(r)),
-        None => (equation, None),
-    };
-    let terms: Vec<Term> = lhs.split(',').map(Term::parse).collect::<Result<_, _>>()?;
-    if terms.len() != shapes.len() {
-        return Err(format!(
-            "equation has {} inputs, the node {}",
-            terms.len(),
-            shapes.len()
-        ));
-    }
-    let ell = terms
+    let p = plan_equation(equation, shapes)?;
+    let strides = p
+        .axes
         .iter()
         .zip(shapes)
-        .filter(|(t, _)| t.after.is_some())
-        .map(|(t, s)| s.len().saturating_sub(t.n_letters()))
-        .max()
-        .unwrap_or(0);
-    let has_ell = terms.iter().any(|t| t.after.is_some());
-    let ins: Vec<Vec<Label>> = terms
-        .iter()
-        .zip(shapes)
-        .map(|(t, s)| t.labels(s.len(), ell))
-        .collect::<Result<_, _>>()?;
-    let out: Vec<Label> = match rhs {
-        Some(r) => {
-            let o = Term::parse(r)?;
-            let mut seen = Vec::new();
-            for c in o.letters() {
-                if seen.contains(c) {
-                    return Err(format!("index '{c}' repeated in the output"));
+        .map(|(axes, shape)| {
+            let mut st = vec![0usize; p.sizes.len()];
+            let mut s = 1usize;
+            for (&i, &d) in axes.iter().zip(shape.iter()).rev() {
+                if d != 1 {
+                    st[i] += s;
                 }
-                if !terms.iter().any(|t| t.letters().any(|x| x == c)) {
-                    return Err(format!("output index '{c}' is in no input"));
-                }
-                seen.push(*c);
+                s *= d;
             }
-            if o.after.is_some() && !has_ell {
-                return Err("output has an ellipsis but no input does".into());
-            }
-            if o.after.is_none() && has_ell && ell > 0 {
-                return Err("output must keep the ellipsis dims".into());
-            }
-            let rank = o.n_letters() + if o.after.is_some() { ell } else { 0 };
-            o.labels(rank, ell)?
-        }
-        None => {
-            let mut counts: BTreeMap<char, usize> = BTreeMap::new();
-            for t in &terms {
-                for c in t.letters() {
-                    *counts.entry(*c).or_default() += 1;
-                }
-            }
-            (0..ell)
-                .map(Label::Ell)
-                .chain(
-                    counts
-                        .into_iter()
-                        .filter(|(_, n)| *n == 1)
-                        .map(|(c, _)| Label::Letter(c)),
-                )
-                .collect()
-        }
-    };
-    let mut all = out.clone();
-    for l in ins.iter().flatten() {
-        if !all.contains(l) {
-            all.push(*l);
-        }
-    }
-    let mut sizes = vec![1usize; all.len()];
-    let mut fixed = vec![false; all.len()];
-    let mut strides = Vec::new();
-    for (labels, shape) in ins.iter().zip(shapes) {
-        let mut st = vec![0usize; all.len()];
-        let mut s = 1usize;
-        for (l, &d) in labels.iter().zip(shape.iter()).rev() {
-            let i = all.iter().position(|x| x == l).unwrap_or(0);
-            if d != 1 {
-                if fixed[i] && sizes[i] != d {
-                    return Err(format!(
-                        "index {l:?} has inconsistent sizes {} and {d}",
-                        sizes[i]
-                    ));
-                }
-                sizes[i] = d;
-                fixed[i] = true;
-                st[i] += s;
-            }
-            s *= d;
-        }
-        strides.push(st);
-    }
+            st
+        })
+        .collect();
     Ok(Plan {
-        sizes,
-        n_out: out.len(),
+        sizes: p.sizes,
+        n_out: p.n_out,
         strides,
     })
 }

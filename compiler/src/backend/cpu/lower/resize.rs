@@ -12,138 +12,13 @@
 use super::movement::{emit_copy_plan, strides, CopyPlan, Src};
 use super::operand::{const_floats, const_ints, ctype, norm_axis};
 use super::{CTensor, LowerCx, LowerError, Registry};
-use petasos_ir::ops::nn::resize::{Interp, Resize, Upsample};
+use petasos_ir::ops::nn::resize::{taps_1d, Interp, Resize, Upsample};
 use petasos_ir::DType;
 
 /// Registers this family's lowerings.
 pub fn register(r: &mut Registry) {
     r.op("Resize", lower_resize);
     r.op("Upsample", lower_upsample);
-}
-
-/// Source coordinate of output index `y` along one axis (the interpreter's transforms).
-fn source_coord(
-    it: &Interp,
-    y: usize,
-    scale: f64,
-    in_n: usize,
-    out_n: usize,
-    roi: (f64, f64),
-) -> f64 {
-    let y = y as f64;
-    let inw = in_n as f64;
-    let outw = scale * inw;
-    match it.coord.as_str() {
-        "align_corners" => {
-            if outw == 1.0 {
-                0.0
-            } else {
-                y * (inw - 1.0) / (outw - 1.0)
-            }
-        }
-        "asymmetric" => y / scale,
-        "tf_half_pixel_for_nn" => (y + 0.5) / scale,
-        "tf_crop_and_resize" => {
-            let x = if outw == 1.0 {
-                (roi.1 - roi.0) * (inw - 1.0) / 2.0
-            } else {
-                y * (roi.1 - roi.0) * (inw - 1.0) / (outw - 1.0)
-            };
-            x + roi.0 * (inw - 1.0)
-        }
-        "pytorch_half_pixel" => {
-            if outw == 1.0 {
-                -0.5
-            } else {
-                (y + 0.5) / scale - 0.5
-            }
-        }
-        "half_pixel_symmetric" => {
-            let adj = out_n as f64 / outw;
-            let offset = inw / 2.0 * (1.0 - adj);
-            offset + (y + 0.5) / scale - 0.5
-        }
-        _ => (y + 0.5) / scale - 0.5,
-    }
-}
-
-/// The cubic convolution kernel with coefficient `a`.
-fn cubic(t: f64, a: f64) -> f64 {
-    let t = t.abs();
-    if t <= 1.0 {
-        ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
-    } else if t < 2.0 {
-        ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
-    } else {
-        0.0
-    }
-}
-
-/// Taps of output position `y`: `None` when extrapolated, else `(input index, weight)`s with
-/// indices clamped into the input.
-fn taps_1d(it: &Interp, y: usize, scale: f64, in_n: usize, out_n: usize, roi: (f64, f64)) -> Taps {
-    let x = source_coord(it, y, scale, in_n, out_n, roi);
-    if it.coord == "tf_crop_and_resize" && (x < 0.0 || x > in_n as f64 - 1.0) {
-        return None;
-    }
-    let last = in_n.saturating_sub(1) as i64;
-    let clamp = |i: i64| i.clamp(0, last) as usize;
-    let fl = x.floor();
-    let frac = x - fl;
-    let fl = fl as i64;
-    if it.mode == "nearest" {
-        let up = frac != 0.0
-            && match it.nearest_mode.as_str() {
-                "round_prefer_ceil" => frac >= 0.5,
-                "floor" => false,
-                "ceil" => true,
-                _ => frac > 0.5,
-            };
-        return Some(vec![(clamp(fl + i64::from(up)), 1.0)]);
-    }
-    let (support, a) = if it.mode == "cubic" {
-        (2.0, it.cubic_coeff_a as f64)
-    } else {
-        (1.0, 0.0)
-    };
-    let s = if it.antialias { scale.min(1.0) } else { 1.0 };
-    let start = (-support / s).floor() as i64 + 1;
-    let n = 2 - 2 * start;
-    let first = if frac == 0.0 {
-        fl + start - 1
-    } else {
-        fl + start
-    };
-    let mut w: Vec<(i64, f64)> = (0..n)
-        .map(|j| {
-            let i = first + j;
-            let t = (i as f64 - x) * s;
-            let k = if it.mode == "cubic" {
-                cubic(t, a)
-            } else {
-                (1.0 - t.abs()).max(0.0)
-            };
-            (i, k)
-        })
-        .collect();
-    let normalise = |w: &mut Vec<(i64, f64)>| {
-        let sum: f64 = w.iter().map(|p| p.1).sum();
-        if sum != 0.0 {
-            w.iter_mut().for_each(|p| p.1 /= sum);
-        }
-    };
-    if it.antialias {
-        normalise(&mut w);
-    }
-    if it.exclude_outside {
-        for p in w.iter_mut() {
-            if p.0 < 0 || p.0 > last {
-                p.1 = 0.0;
-            }
-        }
-        normalise(&mut w);
-    }
-    Some(w.into_iter().map(|(i, k)| (clamp(i), k)).collect())
 }
 
 /// The taps of one output position (`None`: extrapolated).
