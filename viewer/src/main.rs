@@ -1,0 +1,2 @@
+//! `petasos-viewer`: the desktop viewer's entry point.
+fn main() {}
