@@ -30,6 +30,7 @@ typedef struct {
     float *w;    /* [M][KH * KW] */
     int Wq;      /* floats per stride phase of a padded row (a vector multiple) */
     int R;       /* rows in the ring (a power of two) */
+    int OB;      /* output rows per block of the 3x3 path (their input rows are copied first) */
     size_t rowf; /* floats per padded row: SW * Wq */
 } pt_dw_plan;
 
@@ -54,6 +55,12 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     p->rowf = (size_t)d->SW * (size_t)p->Wq;
     /* the rows of four output rows at once, rounded up to a power of two (slot: ih & (R - 1)) */
     int span = (d->KH - 1) * d->DH + 1 + 3 * d->SH;
+    /* 3x3 blocks: the input rows of OB output rows (about 24 KB) are copied before any is
+     * read, so that loads do not wait on the copy's fresh stores */
+    int rows = (int)((24u * 1024u) / (p->rowf * sizeof(float)));
+    p->OB = rows > 3 ? (rows - 3) / d->SH + 1 : 1;
+    if (p->OB > d->OH) p->OB = d->OH;
+    if (span < (p->OB - 1) * d->SH + 3) span = (p->OB - 1) * d->SH + 3;
     p->R = 1;
     while (p->R < span) p->R *= 2;
     return p;
@@ -203,7 +210,7 @@ static inline const float *pt_dw_row(const pt_dw_plan *p, pt_dw_ring *g, const f
 
 /* Output plane yo of an undilated 3x3 kernel (weights w), every row through the ring; bias and
  * [lo, hi] in registers (the caller applies any other epilogue afterwards). */
-static void pt_dw3_plane(const pt_dw_plan *p, pt_dw_ring *g, const float *xp, const float *w,
+static __attribute__((noinline)) void pt_dw3_plane(const pt_dw_plan *p, pt_dw_ring *g, const float *xp, const float *w,
                          float *yo, pt_vf vb, pt_vf vlo, pt_vf vhi) {
     const pt_conv2d_desc *d = &p->d;
     int OW = d->OW, OH = d->OH;
@@ -215,12 +222,13 @@ static void pt_dw3_plane(const pt_dw_plan *p, pt_dw_ring *g, const float *xp, co
     size_t plane = (size_t)OH * (size_t)OW;
     for (int oh = 0; oh < OH; oh++) {
         int ih = oh * d->SH - d->PT;
+        if (oh % p->OB == 0) {
+            int last = (oh + p->OB < OH ? oh + p->OB : OH) - 1;
+            for (int t = ih; t <= last * d->SH - d->PT + 2; t++) pt_dw_row(p, g, xp, t);
+        }
         const float *r0 = pt_dw_row(p, g, xp, ih);
         const float *r1 = pt_dw_row(p, g, xp, ih + 1);
         const float *r2 = pt_dw_row(p, g, xp, ih + 2);
-        /* the rows of the output row after next are copied now: loads right after the copy's
-         * (unaligned) stores would stall on store forwarding */
-        for (int t = 0; t < 3; t++) pt_dw_row(p, g, xp, ih + 2 * d->SH + t);
         float *y = yo + (size_t)oh * (size_t)OW;
         int ow = 0;
         for (; ow + 4 * PT_VL <= OW; ow += 4 * PT_VL) {
@@ -276,7 +284,7 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
         if (nw == 0) vec = 0; /* more taps than weight registers: scalar path */
         for (int t = 0; t < nw; t++) wv[t] = PT_SPLAT(w[t]);
     }
-    if (vec && k33 && d->SW <= 2) {
+    if (vec && k33 && d->SW <= 2 && OW > PT_VL) {
         pt_dw3_plane(p, g, xp, w, yo, vb, vlo, vhi);
         if (!fused)
             for (int oh = 0; oh < OH; oh++)
@@ -286,6 +294,10 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
     }
     const float *rp[PT_DW_MAX_KH * 2 + 4 * 8];
     int span1 = (KH - 1) * DH + 1;
+    /* a plane whose rows all fit the ring is copied before any is read (no loads waiting on
+     * the copy's fresh stores) */
+    if ((OH - 1) * SH + span1 <= p->R)
+        for (int t = 0; t < (OH - 1) * SH + span1; t++) pt_dw_row(p, g, xp, t - d->PT);
     for (int oh = 0; oh < OH; oh++) {
         float *yr = yo + (size_t)oh * (size_t)OW;
         int ih0 = oh * SH - d->PT;
