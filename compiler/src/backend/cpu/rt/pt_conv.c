@@ -3,17 +3,13 @@
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
  * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
- * convolutions (C/G == 1) use a direct kernel: each input plane is copied once into a padded,
- * stride-phase-split buffer so that every tap is a contiguous vector load along the output
- * row. */
+ * convolutions (C/G == 1) go to the direct kernel in pt_dw.c. */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PT_MAX_TAPS_W 32
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
@@ -39,6 +35,7 @@ typedef struct {
     float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; SWAP: packed B
                            (W^T, K x M); WINO: unused */
     void *wino;         /* WINO: the Winograd plan (pt_wino.c) */
+    void *direct;       /* DW: the depthwise plan (pt_dw.c) */
 } pt_conv;
 
 static int pt_conv_check(const pt_conv2d_desc *d) {
@@ -61,6 +58,14 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
     c->Mg = d->M / d->G;
     c->Kg = c->Cg * d->KH * d->KW;
     c->mode = c->Cg == 1 ? PT_CONV_DW : PT_CONV_GEMM;
+    if (c->mode == PT_CONV_DW) {
+        c->direct = pt_dw_prepare(d, weight);
+        if (!c->direct) {
+            free(c);
+            return NULL;
+        }
+        return c;
+    }
     if (c->mode == PT_CONV_GEMM && pt_wino_eligible(d)) {
         c->wino = pt_wino_prepare(d, weight);
         if (!c->wino) {
@@ -118,6 +123,7 @@ void pt_conv2d_free(void *prepared) {
     pt_conv *c = (pt_conv *)prepared;
     if (!c) return;
     pt_wino_free(c->wino);
+    pt_dw_free(c->direct);
     free(c->w);
     free(c);
 }
@@ -221,159 +227,6 @@ static void pt_pack_b_im2col(const void *vctx, int k0, int kc, int n0, int nc, f
     }
 }
 
-/* ------------------------------------------------------------------ depthwise */
-
-typedef struct {
-    const pt_conv *c;
-    const float *x;
-    float *y;
-    const pt_epilogue *ep;
-    int Hp, Wq; /* padded rows; floats per stride phase of a padded row */
-    int per;    /* planes per task */
-} pt_dw_job;
-
-/* nv independent output vectors: vector i reads the padded buffer at row + i * vstep (+ tap
- * offsets) and stores at y + i * ystep: n floats for all but the last, last_n for the last.
- * kstep: floats between successive kernel rows; taps[kw]: offset of column tap kw. The bias
- * starts the accumulators and [lo, hi] clamps them. */
-static inline __attribute__((always_inline)) void
-pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const size_t *taps,
-            const float *w, int KH, int KW, const pt_vf bias, float *y, size_t ystep, int n,
-            int last_n, const pt_vf lo, const pt_vf hi, size_t room) {
-    pt_vf a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-    for (int kh = 0; kh < KH; kh++) {
-        const float *br = row + (size_t)kh * kstep;
-        const float *wk = w + kh * KW;
-        for (int kw = 0; kw < KW; kw++) {
-            const float *sp = br + taps[kw];
-            float wv = wk[kw];
-            a0 += PT_VLOAD(sp) * wv;
-            if (nv > 1) a1 += PT_VLOAD(sp + vstep) * wv;
-            if (nv > 2) a2 += PT_VLOAD(sp + 2 * vstep) * wv;
-            if (nv > 3) a3 += PT_VLOAD(sp + 3 * vstep) * wv;
-        }
-    }
-    pt_vf t[4] = {a0, a1, a2, a3};
-    for (int i = 0; i < nv; i++) {
-        pt_vf v = pt_vmin(pt_vmax(t[i], lo), hi);
-        int cnt = i == nv - 1 ? last_n : n;
-        /* a short vector may be stored in full inside the `room` floats from y: what it
-         * overwrites past its end belongs to outputs this task stores later */
-        if (cnt == PT_VL || (size_t)i * ystep + PT_VL <= room) PT_VSTORE(y + (size_t)i * ystep, v);
-        else memcpy(y + (size_t)i * ystep, &v, (size_t)cnt * sizeof(float));
-    }
-}
-
-/* pt_dw_chunk with the kernel size a constant for 3x3 (unrolled taps, weights in registers). */
-#define PT_DW_CHUNK(nv, row, vstep, ...)                                                   \
-    do {                                                                                   \
-        if (KH == 3 && KW == 3)                                                            \
-            pt_dw_chunk(nv, row, vstep, kstep, taps, w, 3, 3, __VA_ARGS__);                \
-        else                                                                               \
-            pt_dw_chunk(nv, row, vstep, kstep, taps, w, KH, KW, __VA_ARGS__);              \
-    } while (0)
-
-/* Output channel m of image b (plane = b * M + m). */
-static void pt_dw_plane(const pt_dw_job *j, int task, int tid) {
-    const pt_conv2d_desc *d = &j->c->d;
-    int b = task / d->M, m = task % d->M;
-    int ci = m / (d->M / d->G);
-    int SW = d->SW, Wq = j->Wq, Hp = j->Hp;
-    size_t rowf = (size_t)SW * (size_t)Wq;
-    float *buf = (float *)pt_workspace(tid, 2, (size_t)Hp * rowf * sizeof(float));
-    if (!buf) return;
-    /* padded, phase-split plane: padded column p of row r at buf[r*rowf + (p%SW)*Wq + p/SW] */
-    const float *xp = j->x + ((size_t)b * (size_t)d->C + (size_t)ci) * (size_t)d->H * (size_t)d->W;
-    for (int r = 0; r < Hp; r++) {
-        float *br = buf + (size_t)r * rowf;
-        int ih = r - d->PT;
-        if (ih < 0 || ih >= d->H) {
-            memset(br, 0, rowf * sizeof(float));
-            continue;
-        }
-        const float *src = xp + (size_t)ih * (size_t)d->W;
-        for (int ph = 0; ph < SW; ph++)
-            pt_strided_copy(br + (size_t)ph * (size_t)Wq, Wq, src, d->W, SW, ph - d->PL, 0.0f);
-    }
-    int KH = d->KH, KW = d->KW, OW = d->OW;
-    const float *w = j->c->w + (size_t)m * (size_t)(KH * KW);
-    float *yo = j->y + ((size_t)b * (size_t)d->M + (size_t)m) * (size_t)d->OH * (size_t)OW;
-    const float *res = j->ep && j->ep->residual
-                           ? j->ep->residual + (yo - j->y)
-                           : NULL;
-    /* offset of tap (kh, kw) from the row start of output oh (kh part added per row) */
-    size_t taps[PT_MAX_TAPS_W];
-    int tabled = KW <= PT_MAX_TAPS_W;
-    for (int kw = 0; kw < KW && tabled; kw++) {
-        int p = kw * d->DW;
-        taps[kw] = (size_t)(p % SW) * (size_t)Wq + (size_t)(p / SW);
-    }
-    /* epilogues without residual and with at most a clamp are applied in registers */
-    const pt_epilogue *ep = j->ep;
-    int fused = !ep || (!ep->residual && (ep->act == PT_ACT_NONE || ep->act == PT_ACT_RELU ||
-                                          ep->act == PT_ACT_CLIP));
-    float fb = ep && ep->bias ? ep->bias[m] : 0.0f;
-    float flo = -INFINITY, fhi = INFINITY;
-    if (fused && ep && ep->act == PT_ACT_RELU) flo = 0.0f;
-    if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
-    pt_vf vb = fused ? PT_SPLAT(fb) : PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
-    size_t kstep = (size_t)d->DH * rowf;
-    for (int oh = 0; oh < d->OH; oh++) {
-        float *yr = yo + (size_t)oh * (size_t)OW;
-        if (tabled && OW <= PT_VL && oh + 4 <= d->OH) {
-            /* narrow rows: four rows at a time (independent FMA chains) */
-            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
-            size_t rstep = (size_t)d->SH * rowf;
-            size_t sp = (size_t)(d->OH - oh) * (size_t)OW;
-            PT_DW_CHUNK(4, row0, rstep, vb, yr, (size_t)OW, OW, OW, vlo, vhi, sp);
-            if (!fused)
-                for (int r = 0; r < 4; r++)
-                    pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
-                                    res ? res + (size_t)(oh + r) * (size_t)OW : NULL, OW);
-            oh += 3;
-            continue;
-        }
-        if (tabled) {
-            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
-            for (int ow = 0; ow < OW; ow += 4 * PT_VL) {
-                int left = OW - ow;
-                int nv = left >= 4 * PT_VL ? 4 : (left + PT_VL - 1) / PT_VL;
-                int last_n = left - (nv - 1) * PT_VL;
-                if (last_n > PT_VL) last_n = PT_VL;
-                size_t sp = (size_t)(d->OH - oh) * (size_t)OW - (size_t)ow;
-                switch (nv) {
-                case 4: PT_DW_CHUNK(4, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                case 3: PT_DW_CHUNK(3, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                case 2: PT_DW_CHUNK(2, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                default: PT_DW_CHUNK(1, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                }
-            }
-        } else {
-            for (int ow = 0; ow < OW; ow++) {
-                float acc = 0.0f;
-                for (int kh = 0; kh < KH; kh++) {
-                    const float *br = buf + (size_t)(oh * d->SH + kh * d->DH) * rowf + ow;
-                    for (int kw = 0; kw < KW; kw++) {
-                        int p = kw * d->DW;
-                        acc += br[(size_t)(p % SW) * (size_t)Wq + (size_t)(p / SW)] * w[kh * KW + kw];
-                    }
-                }
-                yr[ow] = acc;
-            }
-        }
-        if (!(tabled && fused)) pt_epilogue_row(j->ep, m, yr, res ? res + (size_t)oh * (size_t)OW : NULL, OW);
-    }
-}
-
-/* Planes [task * per, (task + 1) * per): several per task, so that small planes do not
- * turn the threads' task claiming into the bottleneck. */
-static void pt_dw_task(void *vctx, int task, int tid) {
-    const pt_dw_job *j = (const pt_dw_job *)vctx;
-    int n = j->c->d.N * j->c->d.M;
-    int p1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
-    for (int p = task * j->per; p < p1; p++) pt_dw_plane(j, p, tid);
-}
-
 /* ------------------------------------------------------------------ swapped pointwise */
 
 typedef struct {
@@ -455,28 +308,7 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
         return;
     }
     if (c->mode == PT_CONV_DW) {
-        pt_dw_job j;
-        j.c = c;
-        j.x = x;
-        j.y = y;
-        j.ep = ep;
-        j.Hp = (d->OH - 1) * d->SH + (d->KH - 1) * d->DH + 1;
-        if (j.Hp < d->PT + d->H) j.Hp = d->PT + d->H;
-        int wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
-        if (wp < d->PL + d->W) wp = d->PL + d->W;
-        /* a row's vectors read up to the output count rounded up to PT_VL, plus the taps */
-        j.Wq = (wp + d->SW - 1) / d->SW;
-        int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
-        if (j.Wq < need) j.Wq = need;
-        j.Wq = (j.Wq + PT_VL - 1) / PT_VL * PT_VL; /* vector-aligned rows (kw = 0 taps) */
-        int planes = d->N * d->M, T = pt_get_threads();
-        /* about 8 tasks per thread, none under ~4K outputs unless that leaves a thread idle */
-        j.per = (planes + 8 * T - 1) / (8 * T);
-        int minp = 4096 / (d->OH * d->OW) + 1;
-        if (j.per < minp) j.per = minp;
-        if (j.per > (planes + T - 1) / T) j.per = (planes + T - 1) / T;
-        if (j.per < 1) j.per = 1;
-        pt_parallel_for_tid((planes + j.per - 1) / j.per, pt_dw_task, &j);
+        pt_dw_run(c->direct, x, y, ep);
         return;
     }
     for (int b = 0; b < d->N; b++) {

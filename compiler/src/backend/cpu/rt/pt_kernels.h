@@ -246,6 +246,13 @@ void pt_wino_free(void *prepared);
 /* One image: x [C, H, W] -> y [M, OH, OW] with the epilogue (residual offset to the image). */
 void pt_wino_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep);
 
+/* Direct depthwise convolution (pt_dw.c) for C / G == 1 (any multiplier M / G): pt_dw_prepare
+ * copies the weight (NULL on allocation failure or a descriptor with C != G); pt_dw_run does
+ * all images, x [N, C, H, W] -> y [N, M, OH, OW], with the epilogue, on the thread pool. */
+void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_dw_free(void *plan);
+void pt_dw_run(const void *plan, const float *x, float *y, const pt_epilogue *ep);
+
 /* Applies the epilogue to n contiguous values of row `row` (residual at the same offset). */
 void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n);
 #endif
