@@ -13,6 +13,18 @@
 #ifndef PT_KERNELS_H
 #define PT_KERNELS_H
 
+/* Built with --blas (-DPT_BLAS), pt_blas.c defines the GEMM and convolution entry points; the
+ * kernel files' own definitions of them are renamed pt_native_* (pt_blas.c falls back on them). */
+#if defined(PT_BLAS) && defined(PT_KERNELS_INTERNAL) && !defined(PT_BLAS_IMPL)
+#define pt_sgemm pt_native_sgemm
+#define pt_sgemm_pack_a pt_native_sgemm_pack_a
+#define pt_sgemm_packed pt_native_sgemm_packed
+#define pt_packed_free pt_native_packed_free
+#define pt_conv2d_prepare pt_native_conv2d_prepare
+#define pt_conv2d_free pt_native_conv2d_free
+#define pt_conv2d_run pt_native_conv2d_run
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
