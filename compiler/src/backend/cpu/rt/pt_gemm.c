@@ -21,6 +21,9 @@
 #ifndef PT_KC
 #define PT_KC 256
 #endif
+#ifndef PT_PF_LOC
+#define PT_PF_LOC 2
+#endif
 #ifndef PT_KC_ROWS
 #define PT_KC_ROWS (PT_KC * 2)
 #endif
@@ -174,6 +177,33 @@ static void pt_store_tile(const pt_vf *acc, int nrv, const pt_tile *t) {
         if (nrv > 3) acc[(i) * PT_NRV + 3] = c##i##3;                                      \
     }
 
+/* One vector of a full tile's row: accumulate onto C unless the first K block, then bias,
+ * residual and clamp when the epilogue is due (ep set), then store. */
+#define PT_FAST_V(i, j)                                                                    \
+    {                                                                                      \
+        pt_vf v = c##i##j;                                                                 \
+        float *cp = c + (size_t)(i) * ldc + (j) * PT_VL;                                   \
+        if (!first) v += PT_VLOAD(cp);                                                     \
+        if (ep) {                                                                          \
+            v += bi;                                                                       \
+            if (res) v += PT_VLOAD(res + (size_t)(i) * ldc + (j) * PT_VL);                 \
+            if (clamp) {                                                                   \
+                v = pt_vmax(v, act == PT_ACT_CLIP ? lo : PT_VZERO);                        \
+                if (act == PT_ACT_CLIP) v = pt_vmin(v, hi);                                \
+            }                                                                              \
+        }                                                                                  \
+        PT_VSTORE(cp, v);                                                                  \
+    }
+#define PT_FAST_ROW(i)                                                                     \
+    if (mr > (i)) {                                                                        \
+        pt_vf bi = PT_SPLAT(bias ? bias[i] : 0.0f);                                        \
+        (void)bi;                                                                          \
+        PT_FAST_V(i, 0)                                                                    \
+        if (nrv > 1) PT_FAST_V(i, 1)                                                       \
+        if (nrv > 2) PT_FAST_V(i, 2)                                                       \
+        if (nrv > 3) PT_FAST_V(i, 3)                                                       \
+    }
+
 #if PT_NRV > 4 || PT_MR > 8
 #error "micro-kernel supports at most 8 rows and 4 vectors"
 #endif
@@ -192,7 +222,7 @@ static inline __attribute__((always_inline)) void pt_ukr_mn(const int mr, const 
     for (int k = 0; k < kc; k++) {
 #ifndef PT_NO_PREFETCH
         if (pf) { /* the caller's next operand slice, spread over the tiles that precede it */
-            __builtin_prefetch(pf + (pacc >> 16) * 16, 0, 2);
+            __builtin_prefetch(pf + (pacc >> 16) * 16, 0, PT_PF_LOC);
             pacc += pstep;
         } else { /* the A panel streams from L3 when few B columns reuse it: fetch ahead */
             __builtin_prefetch(a + PT_A_PREFETCH / PT_MR * mr, 0, 3);
@@ -203,6 +233,25 @@ static inline __attribute__((always_inline)) void pt_ukr_mn(const int mr, const 
         PT_ROW(0) PT_ROW(1) PT_ROW(2) PT_ROW(3) PT_ROW(4) PT_ROW(5) PT_ROW(6) PT_ROW(7)
         a += mr;
         b += bs;
+    }
+    const pt_epilogue *ep = t->last ? t->ep : NULL;
+    int act = ep ? ep->act : PT_ACT_NONE;
+    if (t->mv == mr && t->nv == nrv * PT_VL &&
+        (act == PT_ACT_NONE || act == PT_ACT_RELU || act == PT_ACT_CLIP)) {
+        /* a full tile with at most a clamp: stored straight from the registers */
+        const size_t ldc = (size_t)t->ldc;
+        const int first = t->first, clamp = act != PT_ACT_NONE;
+        const float *bias = ep && ep->bias ? ep->bias + t->row : NULL;
+        const float *res = ep && ep->residual
+                               ? ep->residual + (size_t)t->row * ldc + (size_t)t->col
+                               : NULL;
+        const pt_vf lo = PT_SPLAT(act == PT_ACT_CLIP ? ep->lo : 0.0f);
+        const pt_vf hi = PT_SPLAT(act == PT_ACT_CLIP ? ep->hi : 0.0f);
+        float *c = t->c;
+        (void)lo, (void)hi;
+        PT_FAST_ROW(0) PT_FAST_ROW(1) PT_FAST_ROW(2) PT_FAST_ROW(3) PT_FAST_ROW(4)
+        PT_FAST_ROW(5) PT_FAST_ROW(6) PT_FAST_ROW(7)
+        return;
     }
     pt_vf acc[PT_MR * PT_NRV];
     PT_SAVE(0) PT_SAVE(1) PT_SAVE(2) PT_SAVE(3) PT_SAVE(4) PT_SAVE(5) PT_SAVE(6) PT_SAVE(7)
