@@ -260,6 +260,18 @@ static void fixed_cases(void) {
     test_conv(1, 144, 28, 28, 144, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 144, 2);
     for (int kind = 0; kind < 32; kind++) test_conv(1, 5, 6, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, kind);
     depthwise_cases();
+    /* few output pixels (swapped operands): pixel panels of 8 / 7 / 6 / 5 rows, channel tails,
+     * K tails, one pixel, batch, stride, 1x1, every epilogue kind on the 7x7 case */
+    test_conv(1, 20, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 25);   /* P = 49 */
+    test_conv(1, 37, 14, 14, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 9);  /* P = 49, stride 2 */
+    test_conv(2, 19, 5, 10, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 30);  /* P = 50 */
+    test_conv(1, 11, 3, 3, 17, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 26);   /* P = 1 */
+    test_conv(1, 64, 14, 14, 64, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 21);  /* P = 196 */
+    test_conv(1, 600, 7, 7, 130, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 17); /* K > 512 */
+    test_conv(1, 9, 8, 9, 48, 2, 3, 1, 2, 2, 1, 1, 0, 1, 2, 1, 8);     /* dilation, asym pads */
+    test_conv(1, 3, 17, 17, 16, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1);   /* P = 81 */
+    test_conv(1, 40, 7, 14, 100, 3, 3, 2, 2, 2, 1, 2, 1, 1, 0, 1, 13); /* 3x7: rows = OW */
+    for (int kind = 0; kind < 32; kind += 3) test_conv(1, 13, 7, 7, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, kind);
 
     /* pooling */
     test_pool(1, 3, 112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0);

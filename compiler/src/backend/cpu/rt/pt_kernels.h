@@ -249,6 +249,15 @@ void pt_gemm_run_b(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_
 void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked, float *C,
                 int ldc);
 
+/* C[M x (c1 - c0)] at C (column c of B lands in column c of C, leading dimension ldc) =
+ * A * B[:, c0:c1] on the calling thread, no epilogue. A: panels of mr rows (pt_gemm_rows_min()
+ * <= mr <= PT_MR), K * mr floats apart, mr floats per k step, zero rows past M. B: panels of
+ * PT_NR columns, K * PT_NR floats apart, zero columns past the matrix; c0 a multiple of PT_VL.
+ * Blocked over K; per K block a B micro-panel slice is reused across all A panels. */
+void pt_gemm_rows(int M, int mr, int c0, int c1, int K, const float *apacked,
+                  const float *bpacked, float *C, int ldc);
+int pt_gemm_rows_min(void);
+
 /* Winograd F(2x2, 3x3) convolution (pt_wino.c) for 3x3, stride 1, dilation 1, one group:
  * pt_wino_eligible says whether a descriptor takes this path (and is worth it);
  * pt_wino_prepare transforms and packs the weight (NULL on allocation failure). */
