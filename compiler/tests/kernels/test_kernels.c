@@ -146,6 +146,29 @@ static void depthwise_cases(void) {
     test_conv(1, 32, 112, 112, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32, 2);
 }
 
+/* Direct dense convolution for few input channels (pt_conv_direct.c): C 1..4, rows at least two
+ * vectors wide, output channels not a multiple of the register block, rows ending on a short
+ * vector or exactly on a chunk, strides 1..3 (mixed), dilation, asymmetric pads, kernels up to
+ * 16 wide, batch, and every epilogue (residual included) on the first-layer shapes. */
+static void direct_cases(void) {
+    for (int kind = 0; kind < 32; kind++) {
+        test_conv(1, 3, 9, 71, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, kind);  /* OW 36 */
+        test_conv(2, 3, 7, 97, 5, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0, 1, kind);   /* batch, OW 48 */
+    }
+    test_conv(1, 3, 24, 224, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 10);  /* mobilenet rows */
+    test_conv(1, 3, 21, 77, 17, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 9);    /* resnet-like 7x7/2 */
+    test_conv(1, 3, 40, 60, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 25);   /* 64 outputs */
+    test_conv(1, 4, 9, 50, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 26);     /* stride 1 */
+    test_conv(1, 1, 11, 65, 7, 3, 5, 1, 1, 1, 1, 1, 2, 1, 2, 1, 18);    /* C 1, 3x5, OW 65 */
+    test_conv(1, 2, 13, 110, 3, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 17);   /* stride 3 */
+    test_conv(1, 2, 15, 90, 6, 3, 3, 2, 1, 2, 2, 0, 2, 1, 3, 1, 22);    /* dilation, SH != SW */
+    test_conv(2, 4, 8, 83, 12, 5, 5, 1, 2, 2, 1, 2, 0, 3, 1, 1, 30);    /* mixed, batch */
+    test_conv(1, 1, 5, 80, 3, 1, 16, 1, 1, 1, 1, 0, 7, 0, 8, 1, 21);    /* 16 wide */
+    test_conv(1, 3, 6, 97, 8, 16, 3, 1, 1, 1, 1, 5, 1, 5, 1, 1, 24);    /* 16 tall */
+    test_conv(1, 3, 17, 33, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 20);    /* 1x1, OW 33 */
+    test_conv(1, 3, 4, 40, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 4);      /* OH 2 */
+}
+
 static void test_pool(int N, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
                       int PT, int PL, int PB, int PR, int ceil_mode, int incl) {
     pt_pool2d_desc d = {N, C, H, W, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR, 0, 0, incl};
@@ -272,6 +295,7 @@ static void fixed_cases(void) {
     test_conv(1, 3, 17, 17, 16, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1);   /* P = 81 */
     test_conv(1, 40, 7, 14, 100, 3, 3, 2, 2, 2, 1, 2, 1, 1, 0, 1, 13); /* 3x7: rows = OW */
     for (int kind = 0; kind < 32; kind += 3) test_conv(1, 13, 7, 7, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, kind);
+    direct_cases();
 
     /* pooling */
     test_pool(1, 3, 112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0);

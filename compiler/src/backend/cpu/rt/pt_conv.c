@@ -3,7 +3,8 @@
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
  * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
- * convolutions (C/G == 1) go to the direct kernel in pt_dw.c. */
+ * convolutions (C/G == 1) go to the direct kernel in pt_dw.c, dense convolutions with few input
+ * channels (the first layer) to the one in pt_conv_direct.c. */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
@@ -15,7 +16,7 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
-enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3 };
+enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3, PT_CONV_DIRECT = 4 };
 
 /* Pointwise convolutions with at most this many output channels (per group) read B in place. */
 #ifndef PT_DIRECT_B_MAX_M
@@ -35,7 +36,7 @@ typedef struct {
     float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; SWAP: packed B
                            (W^T, K x M); WINO: unused */
     void *wino;         /* WINO: the Winograd plan (pt_wino.c) */
-    void *direct;       /* DW: the depthwise plan (pt_dw.c) */
+    void *direct;       /* DW: the depthwise plan (pt_dw.c); DIRECT: the plan of pt_conv_direct.c */
     int rows;           /* SWAP: pixels per packed A panel */
 } pt_conv;
 
@@ -107,6 +108,16 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
         }
         return c;
     }
+    if (pt_cd_eligible(d)) {
+        /* few input channels: a GEMM of depth C * KH * KW is too shallow to pay its packing */
+        c->direct = pt_cd_prepare(d, weight);
+        if (!c->direct) {
+            free(c);
+            return NULL;
+        }
+        c->mode = PT_CONV_DIRECT;
+        return c;
+    }
     if (c->mode == PT_CONV_GEMM && pt_wino_eligible(d)) {
         c->wino = pt_wino_prepare(d, weight);
         if (!c->wino) {
@@ -163,7 +174,8 @@ void pt_conv2d_free(void *prepared) {
     pt_conv *c = (pt_conv *)prepared;
     if (!c) return;
     pt_wino_free(c->wino);
-    pt_dw_free(c->direct);
+    if (c->mode == PT_CONV_DIRECT) pt_cd_free(c->direct);
+    else pt_dw_free(c->direct);
     free(c->w);
     free(c);
 }
@@ -494,6 +506,10 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
     }
     if (c->mode == PT_CONV_DW) {
         pt_dw_run(c->direct, x, y, ep);
+        return;
+    }
+    if (c->mode == PT_CONV_DIRECT) {
+        pt_cd_run(c->direct, x, y, ep);
         return;
     }
     for (int b = 0; b < d->N; b++) {

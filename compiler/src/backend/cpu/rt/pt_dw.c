@@ -32,7 +32,17 @@ typedef struct {
     int R;       /* rows in the ring (a power of two) */
     int OB;      /* output rows per block of the 3x3 path (their input rows are copied first) */
     size_t rowf; /* floats per padded row: SW * Wq */
+    /* channel-lane path (small planes, multiplier 1): PT_VL channels at once, one per lane */
+    float *wl;   /* [ceil(C / PT_VL)][KH * KW][PT_VL], zero lanes past C; NULL: path unused */
+    int *ipos;   /* [H * W]: padded-tile pixel of each input pixel */
+    int Hp, Wp;  /* padded tile: (PT + H + PB) x (PL + W + PR) pixels */
 } pt_dw_plan;
+
+/* Planes whose padded tile of PT_VL channels is at most this many bytes take the channel-lane
+ * path (a tile and its output stay in L1). */
+#ifndef PT_DWL_MAX_TILE
+#define PT_DWL_MAX_TILE (24 * 1024)
+#endif
 
 void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     if (!d || !weight || d->C != d->G) return NULL;
@@ -63,6 +73,29 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     if (span < (p->OB - 1) * d->SH + 3) span = (p->OB - 1) * d->SH + 3;
     p->R = 1;
     while (p->R < span) p->R *= 2;
+    p->Hp = d->PT + d->H + d->PB;
+    p->Wp = d->PL + d->W + d->PR;
+    size_t tile = (size_t)p->Hp * (size_t)p->Wp * PT_VL * sizeof(float);
+    if (PT_VL > 1 && d->M == d->C && tile <= PT_DWL_MAX_TILE) {
+        int ng = (d->C + PT_VL - 1) / PT_VL, kk = d->KH * d->KW;
+        size_t nl = (size_t)ng * (size_t)kk * PT_VL;
+        p->wl = (float *)aligned_alloc(64, nl * sizeof(float));
+        p->ipos = (int *)malloc((size_t)d->H * (size_t)d->W * sizeof(int));
+        if (!p->wl || !p->ipos) {
+            pt_dw_free(p);
+            return NULL;
+        }
+        for (int g = 0; g < ng; g++)
+            for (int t = 0; t < kk; t++)
+                for (int l = 0; l < PT_VL; l++) {
+                    int c = g * PT_VL + l;
+                    p->wl[((size_t)g * (size_t)kk + (size_t)t) * PT_VL + (size_t)l] =
+                        c < d->C ? weight[(size_t)c * (size_t)kk + (size_t)t] : 0.0f;
+                }
+        for (int ih = 0; ih < d->H; ih++)
+            for (int iw = 0; iw < d->W; iw++)
+                p->ipos[ih * d->W + iw] = (ih + d->PT) * p->Wp + iw + d->PL;
+    }
     return p;
 }
 
@@ -70,6 +103,8 @@ void pt_dw_free(void *plan) {
     pt_dw_plan *p = (pt_dw_plan *)plan;
     if (!p) return;
     free(p->w);
+    free(p->wl);
+    free(p->ipos);
     free(p);
 }
 
@@ -86,9 +121,7 @@ void pt_dw_free(void *plan) {
 #define PT_ODDS 1, 3, 5, 7
 #endif
 
-/* Writes input row `src` (W floats) into padded row `br` (pads already zero for SW 1 and 2). */
-static void pt_dw_fill_row(const pt_dw_plan *p, const float *src, float *br) {
-    const pt_conv2d_desc *d = &p->d;
+void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *br) {
     int W = d->W, PL = d->PL;
     if (d->SW == 1) {
         float *o = br + PL;
@@ -98,8 +131,8 @@ static void pt_dw_fill_row(const pt_dw_plan *p, const float *src, float *br) {
     } else if (d->SW == 2) {
         /* input column 2k goes to phase PL % 2, index k + PL / 2; 2k + 1 to the other phase,
          * index k + (PL + 1) / 2 */
-        float *ev = br + (size_t)(PL % 2) * (size_t)p->Wq + PL / 2;
-        float *od = br + (size_t)((PL + 1) % 2) * (size_t)p->Wq + (PL + 1) / 2;
+        float *ev = br + (size_t)(PL % 2) * (size_t)Wq + PL / 2;
+        float *od = br + (size_t)((PL + 1) % 2) * (size_t)Wq + (PL + 1) / 2;
         int k = 0;
 #if PT_VL > 1 && defined(PT_EVENS)
         for (; 2 * k + 2 * PT_VL <= W; k += PT_VL) {
@@ -114,8 +147,13 @@ static void pt_dw_fill_row(const pt_dw_plan *p, const float *src, float *br) {
         }
     } else {
         for (int ph = 0; ph < d->SW; ph++)
-            pt_strided_copy(br + (size_t)ph * (size_t)p->Wq, p->Wq, src, W, d->SW, ph - PL, 0.0f);
+            pt_strided_copy(br + (size_t)ph * (size_t)Wq, Wq, src, W, d->SW, ph - PL, 0.0f);
     }
+}
+
+/* Writes input row `src` into padded row `br` of the plan's ring. */
+static inline void pt_dw_fill_row(const pt_dw_plan *p, const float *src, float *br) {
+    pt_conv_fill_row(&p->d, p->Wq, src, br);
 }
 
 /* ------------------------------------------------------------------ vector chunks */
@@ -352,6 +390,187 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
     }
 }
 
+/* ------------------------------------------------------------------ channel lanes */
+
+/* Small planes: PT_VL channels of one image at a time, channel c0 + l in lane l. The input
+ * planes are transposed (PT_VL x PT_VL blocks of channels x pixels) into a padded tile
+ * [Hp][Wp][PT_VL] whose pads stay zero; each output pixel is then KH * KW vector FMAs with
+ * per-lane weights; the output tile [OH * OW][PT_VL] is transposed back into the planes, with
+ * bias, residual and ReLU / Clip applied in registers. */
+
+#if PT_VL == 16
+#define PT_ILO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define PT_IHI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#elif PT_VL == 8
+#define PT_ILO 0, 8, 1, 9, 2, 10, 3, 11
+#define PT_IHI 4, 12, 5, 13, 6, 14, 7, 15
+#elif PT_VL == 4
+#define PT_ILO 0, 4, 1, 5
+#define PT_IHI 2, 6, 3, 7
+#endif
+
+/* Transposes the PT_VL x PT_VL matrix whose rows are r[0..PT_VL) in place: log2(PT_VL) rounds
+ * of interleaving row j with row j + PT_VL / 2 (each round rotates the bits of (row, column)
+ * by one, so that after log2(PT_VL) rounds they are (column, row)). */
+static inline __attribute__((always_inline)) void pt_dwl_transpose(pt_vf *r) {
+#if PT_VL > 1 && defined(PT_ILO)
+    for (int s = 1; s < PT_VL; s *= 2) {
+        pt_vf t[PT_VL];
+        for (int j = 0; j < PT_VL / 2; j++) {
+            t[2 * j] = __builtin_shufflevector(r[j], r[j + PT_VL / 2], PT_ILO);
+            t[2 * j + 1] = __builtin_shufflevector(r[j], r[j + PT_VL / 2], PT_IHI);
+        }
+        for (int j = 0; j < PT_VL; j++) r[j] = t[j];
+    }
+#else
+    (void)r;
+#endif
+}
+
+/* Output pixels of one channel group: out[oh * OW + ow] = sum of the taps over tile, from
+ * the bias vb, clamped to [lo, hi]. KH, KW constants when inlined with them. */
+static inline __attribute__((always_inline)) void
+pt_dwl_compute(const pt_dw_plan *p, const float *tile, const pt_vf *wv, const int KH,
+               const int KW, pt_vf vb, pt_vf lo, pt_vf hi, float *out) {
+    const pt_conv2d_desc *d = &p->d;
+    int OH = d->OH, OW = d->OW;
+    size_t rs = (size_t)p->Wp * PT_VL, ps = (size_t)d->SW * PT_VL;
+    size_t dh = (size_t)d->DH * rs, dw = (size_t)d->DW * PT_VL;
+    for (int oh = 0; oh < OH; oh++) {
+        const float *t0 = tile + (size_t)(oh * d->SH) * rs;
+        float *o = out + (size_t)oh * (size_t)OW * PT_VL;
+        int ow = 0;
+        for (; ow + 4 <= OW; ow += 4) {
+            const float *t = t0 + (size_t)ow * ps;
+            pt_vf a0 = vb, a1 = vb, a2 = vb, a3 = vb;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++) {
+                    const float *q = t + (size_t)kh * dh + (size_t)kw * dw;
+                    pt_vf w = wv[kh * KW + kw];
+                    a0 += *(const pt_vf *)q * w;
+                    a1 += *(const pt_vf *)(q + ps) * w;
+                    a2 += *(const pt_vf *)(q + 2 * ps) * w;
+                    a3 += *(const pt_vf *)(q + 3 * ps) * w;
+                }
+            *(pt_vf *)(o + (size_t)ow * PT_VL) = pt_vmin(pt_vmax(a0, lo), hi);
+            *(pt_vf *)(o + (size_t)(ow + 1) * PT_VL) = pt_vmin(pt_vmax(a1, lo), hi);
+            *(pt_vf *)(o + (size_t)(ow + 2) * PT_VL) = pt_vmin(pt_vmax(a2, lo), hi);
+            *(pt_vf *)(o + (size_t)(ow + 3) * PT_VL) = pt_vmin(pt_vmax(a3, lo), hi);
+        }
+        for (; ow < OW; ow++) {
+            const float *t = t0 + (size_t)ow * ps;
+            pt_vf a0 = vb;
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++)
+                    a0 += *(const pt_vf *)(t + (size_t)kh * dh + (size_t)kw * dw) * wv[kh * KW + kw];
+            *(pt_vf *)(o + (size_t)ow * PT_VL) = pt_vmin(pt_vmax(a0, lo), hi);
+        }
+    }
+}
+
+typedef struct {
+    const pt_dw_plan *p;
+    const float *x;
+    float *y;
+    const pt_epilogue *ep;
+    int per; /* channel groups per task */
+} pt_dwl_job;
+
+/* Channel group q (image q / ngroups, channels (q % ngroups) * PT_VL ...). */
+static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
+    const pt_dw_plan *p = j->p;
+    const pt_conv2d_desc *d = &p->d;
+    int C = d->C, ng = (C + PT_VL - 1) / PT_VL, KH = d->KH, KW = d->KW, kk = KH * KW;
+    int b = q / ng, g = q % ng, c0 = g * PT_VL;
+    int nc = C - c0 < PT_VL ? C - c0 : PT_VL;
+    size_t HW = (size_t)d->H * (size_t)d->W, OHW = (size_t)d->OH * (size_t)d->OW;
+    size_t total = (size_t)d->N * (size_t)C * HW;
+    size_t xo = ((size_t)b * (size_t)C + (size_t)c0) * HW;
+    /* transpose in: blocks of PT_VL pixels of the nc channels */
+    for (size_t p0 = 0; p0 < HW; p0 += PT_VL) {
+        pt_vf r[PT_VL];
+        size_t np = HW - p0 < PT_VL ? HW - p0 : PT_VL;
+        for (int l = 0; l < PT_VL; l++) {
+            size_t at = xo + (size_t)l * HW + p0;
+            if (l >= nc) r[l] = PT_VZERO;
+            else if (at + PT_VL <= total) r[l] = PT_VLOAD(j->x + at);
+            else {
+                r[l] = PT_VZERO;
+                memcpy(&r[l], j->x + at, np * sizeof(float));
+            }
+        }
+        pt_dwl_transpose(r);
+        for (size_t i = 0; i < np; i++)
+            *(pt_vf *)(tile + (size_t)p->ipos[p0 + i] * PT_VL) = r[i];
+    }
+    const pt_epilogue *ep = j->ep;
+    int fused = !ep || ep->act == PT_ACT_NONE || ep->act == PT_ACT_RELU || ep->act == PT_ACT_CLIP;
+    float flo = -INFINITY, fhi = INFINITY;
+    if (fused && ep && ep->act == PT_ACT_RELU) flo = 0.0f;
+    if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
+    pt_vf vb = PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
+    if (fused && ep && ep->bias) memcpy(&vb, ep->bias + c0, (size_t)nc * sizeof(float));
+    const pt_vf *wv = (const pt_vf *)(p->wl + (size_t)g * (size_t)kk * PT_VL);
+    /* the clamp waits for the residual (added in the transpose out) */
+    int res = fused && ep && ep->residual;
+    pt_vf clo = res ? PT_SPLAT(-INFINITY) : vlo, chi = res ? PT_SPLAT(INFINITY) : vhi;
+    if (KH == 3 && KW == 3) pt_dwl_compute(p, tile, wv, 3, 3, vb, clo, chi, out);
+    else pt_dwl_compute(p, tile, wv, KH, KW, vb, clo, chi, out);
+    /* transpose out: blocks of PT_VL output pixels back into the nc planes */
+    size_t yo = ((size_t)b * (size_t)C + (size_t)c0) * OHW;
+    for (size_t p0 = 0; p0 < OHW; p0 += PT_VL) {
+        pt_vf r[PT_VL];
+        size_t np = OHW - p0 < PT_VL ? OHW - p0 : PT_VL;
+        for (int i = 0; i < PT_VL; i++) r[i] = *(const pt_vf *)(out + (p0 + (size_t)i) * PT_VL);
+        pt_dwl_transpose(r);
+        for (int l = 0; l < nc; l++) {
+            size_t at = yo + (size_t)l * OHW + p0;
+            pt_vf v = r[l];
+            if (np == PT_VL) {
+                if (res) v = pt_vmin(pt_vmax(v + PT_VLOAD(ep->residual + at), vlo), vhi);
+                PT_VSTORE(j->y + at, v);
+            } else {
+                if (res) {
+                    pt_vf rv = PT_VZERO;
+                    memcpy(&rv, ep->residual + at, np * sizeof(float));
+                    v = pt_vmin(pt_vmax(v + rv, vlo), vhi);
+                }
+                memcpy(j->y + at, &v, np * sizeof(float));
+            }
+        }
+    }
+    if (!fused)
+        for (int l = 0; l < nc; l++) {
+            size_t at = yo + (size_t)l * OHW;
+            pt_epilogue_row(ep, c0 + l, j->y + at, ep->residual ? ep->residual + at : NULL, (int)OHW);
+        }
+}
+
+static void pt_dwl_task(void *vctx, int task, int tid) {
+    const pt_dwl_job *j = (const pt_dwl_job *)vctx;
+    const pt_dw_plan *p = j->p;
+    const pt_conv2d_desc *d = &p->d;
+    size_t tilef = (size_t)p->Hp * (size_t)p->Wp * PT_VL;
+    /* the output tile: whole blocks of PT_VL pixels (the transpose out reads them all) */
+    size_t outf = ((size_t)d->OH * (size_t)d->OW + PT_VL) * PT_VL;
+    float *tile = (float *)pt_workspace(tid, 2, (tilef + outf) * sizeof(float));
+    if (!tile) return;
+    float *out = tile + tilef;
+    memset(tile, 0, (tilef + outf) * sizeof(float)); /* pads stay zero */
+    int n = d->N * ((d->C + PT_VL - 1) / PT_VL);
+    int q1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
+    for (int q = task * j->per; q < q1; q++) pt_dwl_group(j, tile, out, q);
+}
+
+static void pt_dwl_run(const pt_dw_plan *p, const float *x, float *y, const pt_epilogue *ep) {
+    const pt_conv2d_desc *d = &p->d;
+    int groups = d->N * ((d->C + PT_VL - 1) / PT_VL), T = pt_get_threads();
+    /* about 4 tasks per thread */
+    pt_dwl_job j = {p, x, y, ep, (groups + 4 * T - 1) / (4 * T)};
+    if (j.per < 1) j.per = 1;
+    pt_parallel_for_tid((groups + j.per - 1) / j.per, pt_dwl_task, &j);
+}
+
 /* Planes [task * per, (task + 1) * per): several per task, so that small planes do not turn
  * the threads' task claiming into the bottleneck. */
 static void pt_dw_task(void *vctx, int task, int tid) {
@@ -374,6 +593,10 @@ static void pt_dw_task(void *vctx, int task, int tid) {
 void pt_dw_run(const void *plan, const float *x, float *y, const pt_epilogue *ep) {
     const pt_dw_plan *p = (const pt_dw_plan *)plan;
     if (!p) return;
+    if (p->wl) {
+        pt_dwl_run(p, x, y, ep);
+        return;
+    }
     const pt_conv2d_desc *d = &p->d;
     pt_dw_job j = {p, x, y, ep, 1};
     int planes = d->N * d->M, T = pt_get_threads();

@@ -274,6 +274,22 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight);
 void pt_dw_free(void *plan);
 void pt_dw_run(const void *plan, const float *x, float *y, const pt_epilogue *ep);
 
+/* Writes input row `src` (d->W floats) as a padded, stride-phase-split row at `br` (pt_dw.c):
+ * padded column q (input column q - PL) at br[(q % SW) * Wq + q / SW]. For SW 1 and 2 only the
+ * input columns are written (the pads keep what `br` held: zero it once); other strides write
+ * every phase in full (Wq floats each, pads zero). */
+void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *br);
+
+/* Direct dense convolution for few input channels (pt_conv_direct.c): pt_cd_eligible says
+ * whether a descriptor takes this path (one group, C <= 4, kernels up to 16x16, rows at least
+ * two vectors wide); pt_cd_prepare packs the weight (NULL on allocation failure or an
+ * ineligible descriptor); pt_cd_run does all images, x [N, C, H, W] -> y [N, M, OH, OW], with
+ * the epilogue, on the thread pool. */
+int pt_cd_eligible(const pt_conv2d_desc *d);
+void *pt_cd_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_cd_free(void *plan);
+void pt_cd_run(const void *plan, const float *x, float *y, const pt_epilogue *ep);
+
 /* Applies the epilogue to n contiguous values of row `row` (residual at the same offset). */
 void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n);
 #endif
