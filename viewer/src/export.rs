@@ -207,3 +207,21 @@ pub fn save_png(path: &Path, img: &ColorImage) -> Result<(), ExportError> {
     })?;
     write_atomic(path, &bytes)
 }
+
+/// Asks the viewport for a screenshot of the next frame (`ViewportCommand::Screenshot`) and
+/// saves it as a PNG at `path` when it arrives; the receiver gets the outcome (the path, or the
+/// error). The save runs in the screenshot callback, off the UI pass that requested it.
+pub fn request_png(
+    ctx: &egui::Context,
+    path: PathBuf,
+) -> std::sync::mpsc::Receiver<Result<PathBuf, ExportError>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let repaint = ctx.clone();
+    let callback = egui::ScreenshotCallback::new(move |img| {
+        let r = save_png(&path, &img).map(|()| path);
+        let _ = tx.send(r);
+        repaint.request_repaint();
+    });
+    ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
+    rx
+}

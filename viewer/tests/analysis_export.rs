@@ -164,3 +164,55 @@ fn png_decodes_to_the_saved_pixels() {
     assert!(!q.exists());
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A wgpu test renderer, or `None` (after a loud NOT RUN line) when there is no adapter.
+fn renderer(test: &str) -> Option<egui_kittest::wgpu::WgpuTestRenderer> {
+    let r = std::panic::catch_unwind(egui_kittest::wgpu::WgpuTestRenderer::new);
+    if r.is_err() {
+        eprintln!("NOT RUN: no wgpu adapter ({test}; install mesa-vulkan-drivers)");
+    }
+    r.ok()
+}
+
+#[test]
+fn screenshot_of_the_whatif_panel_saves_as_png() {
+    let Some(r) = renderer("screenshot_of_the_whatif_panel_saves_as_png") else {
+        return;
+    };
+    let g = load("demo-cnn");
+    let est = price(&g, "apple-m2");
+    let mut panel = petasos_viewer::whatif::WhatIfPanel::new();
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([640.0, 480.0])
+        .renderer(r)
+        .build_ui_state(
+            move |ui, est: &mut petasos_compiler::cost::Estimator| {
+                panel.show(ui, est, &[]);
+            },
+            est,
+        );
+    let d = scratch("screenshot");
+    let p = d.join("whatif.png");
+    let rx = petasos_viewer::export::request_png(&h.ctx, p.clone());
+    h.run();
+    let saved = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("screenshot delivered")
+        .expect("saved");
+    assert_eq!(saved, p);
+    let img = image::load_from_memory(&std::fs::read(&p).expect("read"))
+        .expect("decode")
+        .to_rgba8();
+    let rendered = h.render().expect("render");
+    assert_eq!(img.dimensions(), rendered.dimensions());
+    // Not a blank image: the panel's text makes many distinct colours.
+    let distinct: std::collections::HashSet<[u8; 4]> = img.pixels().map(|p| p.0).collect();
+    assert!(distinct.len() > 10, "{} colours", distinct.len());
+    eprintln!(
+        "what-if panel screenshot {}x{}, {} colours",
+        img.width(),
+        img.height(),
+        distinct.len()
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
