@@ -180,14 +180,14 @@ impl MemoryTimeline {
     }
 }
 
-/// A byte unit for axis values.
+/// A decimal byte unit for axis values (as the totals print them).
 fn byte_unit(max: u64) -> (f64, &'static str) {
-    if max >= 1 << 30 {
-        ((1u64 << 30) as f64, "GiB")
-    } else if max >= 1 << 20 {
-        ((1u64 << 20) as f64, "MiB")
+    if max >= 1_000_000_000 {
+        (1e9, "GB")
+    } else if max >= 1_000_000 {
+        (1e6, "MB")
     } else {
-        (1024.0, "KiB")
+        (1e3, "kB")
     }
 }
 
@@ -221,6 +221,7 @@ pub fn show_memory_over_time(
     let r = Plot::new("memory_over_time")
         .x_axis_label("execution step")
         .y_axis_label(format!("live activations ({unit})"))
+        .y_axis_min_width(40.0)
         .allow_scroll(false)
         .label_formatter(move |pos| {
             let x = match pos {
@@ -293,6 +294,15 @@ pub struct ScatterOutput {
     pub transform: egui_plot::PlotTransform,
 }
 
+/// The label of a log-axis mark: `10^v` at whole powers of ten, nothing between.
+fn pow10_mark(v: f64) -> String {
+    if (v - v.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    pow10_label(v.round())
+}
+
+/// `10^v` in short form (`100k`, `3M`, `0.50`).
 fn pow10_label(v: f64) -> String {
     let p = 10f64.powf(v);
     if p >= 1e9 {
@@ -345,8 +355,10 @@ pub fn show_macs_vs_latency(
     let r = Plot::new("macs_vs_latency")
         .x_axis_label("MACs (log)")
         .y_axis_label("latency, us (log)")
-        .x_axis_formatter(|m, _| pow10_label(m.value))
-        .y_axis_formatter(|m, _| pow10_label(m.value))
+        .x_grid_spacer(egui_plot::log_grid_spacer(10))
+        .y_grid_spacer(egui_plot::log_grid_spacer(10))
+        .x_axis_formatter(|m, _| pow10_mark(m.value))
+        .y_axis_formatter(|m, _| pow10_mark(m.value))
         .allow_scroll(false)
         .label_formatter(move |pos| match pos {
             egui_plot::HoverPosition::NearDataPoint { position, .. } => {
