@@ -169,7 +169,9 @@ fn png_decodes_to_the_saved_pixels() {
 fn renderer(test: &str) -> Option<egui_kittest::wgpu::WgpuTestRenderer> {
     let r = std::panic::catch_unwind(egui_kittest::wgpu::WgpuTestRenderer::new);
     if r.is_err() {
-        eprintln!("NOT RUN: no wgpu adapter ({test}; install mesa-vulkan-drivers)");
+        analysis_common::loud(&format!(
+            "NOT RUN: no wgpu adapter ({test}; install mesa-vulkan-drivers)"
+        ));
     }
     r.ok()
 }

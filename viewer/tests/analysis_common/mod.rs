@@ -39,7 +39,9 @@ pub fn shared_model(test: &str, name: &str) -> Option<PathBuf> {
             Some(p)
         }
         None => {
-            eprintln!("NOT RUN: PETASOS_SHARED unset ({test} on {name}.onnx)");
+            loud(&format!(
+                "NOT RUN: PETASOS_SHARED unset ({test} on {name}.onnx)"
+            ));
             None
         }
     }
@@ -51,4 +53,11 @@ pub fn scratch(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
+}
+
+/// Writes `line` to stderr past the test harness's output capture, so it shows in a normal
+/// `cargo test` run.
+pub fn loud(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
