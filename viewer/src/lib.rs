@@ -1,1 +1,7 @@
 //! The desktop viewer (filled by a later issue).
+
+pub mod compare;
+pub mod device;
+pub mod export;
+pub mod plots;
+pub mod whatif;
