@@ -1,1 +1,3 @@
 //! The desktop viewer (filled by a later issue).
+
+pub mod graph;
