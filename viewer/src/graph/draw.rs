@@ -10,6 +10,7 @@ use super::VisItem;
 use egui::epaint::Mesh;
 use egui::{pos2, vec2, Align2, Color32, FontId, Painter, Pos2, Rect, Shape, Stroke, StrokeKind};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Zoom at and above which boxes carry text and edges arrow heads.
 pub const FULL_ZOOM: f32 = 0.45;
@@ -100,8 +101,8 @@ pub struct DrawArgs<'a> {
     pub scene: &'a Scene,
     /// Fill per item (`None`: palette default).
     pub item_fill: &'a [Option<Color32>],
-    /// Highlight per item.
-    pub item_hl: &'a [bool],
+    /// Highlighted items (search matches), ascending.
+    pub highlighted: &'a [usize],
     /// The selected item, if any.
     pub selected: Option<usize>,
     /// The hovered item, if any.
@@ -164,15 +165,37 @@ fn line_quad(mesh: &mut Mesh, a: Pos2, b: Pos2, w: f32, color: Color32) {
     mesh.add_triangle(i, i + 2, i + 3);
 }
 
+/// The last overview mesh, reused while the camera, view, scene and fills are unchanged (a
+/// fitted view of a huge graph then costs almost nothing per frame).
+#[derive(Default)]
+pub struct OverviewCache {
+    key: Option<(Camera, Rect, usize)>,
+    fills: Vec<Option<Color32>>,
+    mesh: Arc<Mesh>,
+    stats: DrawStats,
+}
+
 /// Paints the scene; returns what was drawn.
-pub fn draw(a: &DrawArgs) -> DrawStats {
+pub fn draw(a: &DrawArgs, cache: &mut OverviewCache) -> DrawStats {
     let lod = Lod::of(a.cam.zoom);
     a.painter.rect_filled(a.view, 0.0, a.palette.background);
     let world = a.cam.world_rect(a.view).expand(8.0 / a.cam.zoom.max(1e-6));
     let mut stats = match lod {
         Lod::Full => draw_full(a, world),
         Lod::Boxes => draw_boxes(a, world),
-        Lod::Overview => draw_overview(a, world),
+        Lod::Overview => {
+            let key = Some((a.cam, a.view, a.scene as *const Scene as usize));
+            if cache.key != key || cache.fills.as_slice() != a.item_fill {
+                let (mesh, st) = draw_overview(a, world);
+                cache.key = key;
+                cache.fills.clear();
+                cache.fills.extend_from_slice(a.item_fill);
+                cache.mesh = Arc::new(mesh);
+                cache.stats = st;
+            }
+            a.painter.add(Shape::mesh(cache.mesh.clone()));
+            cache.stats
+        }
     };
     draw_marks(a, world, lod);
     stats.lod = Some(lod);
@@ -256,8 +279,9 @@ fn draw_full(a: &DrawArgs, world: Rect) -> DrawStats {
         if let Some(t) = a.scene.text.get(i) {
             let tc = text_on(fill);
             let inner = r.width() - 2.0 * PAD_X;
-            let n1 = (inner / CHAR_W1).max(1.0) as usize;
-            let n2 = (inner / CHAR_W2).max(1.0) as usize;
+            // +0.5: the box was sized from these same estimates; do not cut by rounding.
+            let n1 = (inner / CHAR_W1 + 0.5).max(1.0) as usize;
+            let n2 = (inner / CHAR_W2 + 0.5).max(1.0) as usize;
             let c = rs.center();
             a.painter.text(
                 pos2(c.x, c.y - 1.0 * z),
@@ -302,7 +326,7 @@ fn draw_boxes(a: &DrawArgs, world: Rect) -> DrawStats {
     st
 }
 
-fn draw_overview(a: &DrawArgs, world: Rect) -> DrawStats {
+fn draw_overview(a: &DrawArgs, world: Rect) -> (Mesh, DrawStats) {
     let mut st = DrawStats::default();
     let cols = (a.view.width() / CELL).ceil().max(1.0) as i64;
     let rows = (a.view.height() / CELL).ceil().max(1.0) as i64;
@@ -345,8 +369,7 @@ fn draw_overview(a: &DrawArgs, world: Rect) -> DrawStats {
             }
         }
     });
-    a.painter.add(Shape::mesh(mesh));
-    st
+    (mesh, st)
 }
 
 /// Selection and search-highlight outlines, drawn on top at every level of detail (with a
@@ -370,12 +393,8 @@ fn draw_marks(a: &DrawArgs, world: Rect, lod: Lod) {
             );
         }
     };
-    if a.item_hl.iter().any(|&h| h) {
-        a.scene.index.items_in(world, |i| {
-            if a.item_hl.get(i).copied().unwrap_or(false) {
-                mark(i, a.palette.highlight, 2.0);
-            }
-        });
+    for &i in a.highlighted {
+        mark(i, a.palette.highlight, 2.0);
     }
     if let Some(i) = a.selected {
         mark(i, a.palette.select, 3.0);

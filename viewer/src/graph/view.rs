@@ -2,7 +2,7 @@
 //! thread), the camera, the collapse state and interaction state; `show` handles pan / zoom /
 //! fit / click / double-click / hover and paints through [`super::draw`].
 
-use super::draw::{draw, DrawArgs, DrawStats, Palette};
+use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette};
 use super::hierarchy::{Hierarchy, VisItem};
 use super::worker::{LayoutJob, Poll, Scene};
 use super::{GraphData, NodeStyle};
@@ -80,7 +80,8 @@ pub struct GraphView {
     selected_group: Option<usize>,
     metric: Option<(String, Vec<f64>)>,
     item_fill: Vec<Option<Color32>>,
-    item_hl: Vec<bool>,
+    item_hl: Vec<usize>,
+    overview: OverviewCache,
     stats: DrawStats,
 }
 
@@ -113,6 +114,7 @@ impl GraphView {
             metric: None,
             item_fill: Vec::new(),
             item_hl: Vec::new(),
+            overview: OverviewCache::default(),
             stats: DrawStats::default(),
         };
         v.relayout();
@@ -347,23 +349,24 @@ impl GraphView {
         self.item_fill.clear();
         self.item_fill.resize(n_items, None);
         self.item_hl.clear();
-        self.item_hl.resize(n_items, false);
         let flat = n_items == self.data.nodes.len();
         if flat {
             // Nothing collapsed: item i is node i.
             for i in 0..n_items {
                 self.item_fill[i] = style.fill_of(i);
-                self.item_hl[i] = style.is_highlighted(i);
             }
+            let hl = style.highlight.iter().take(n_items);
+            self.item_hl
+                .extend(hl.enumerate().filter(|(_, &h)| h).map(|(i, _)| i));
             return;
         }
         let mut best: Vec<f64> = vec![f64::NEG_INFINITY; n_items];
         let values = self.metric.as_ref().map(|m| &m.1);
         for (n, &item) in scene.vis.node_item.iter().enumerate() {
+            if style.is_highlighted(n) {
+                self.item_hl.push(item);
+            }
             let Some(fill) = style.fill_of(n) else {
-                if style.is_highlighted(n) {
-                    self.item_hl[item] = true;
-                }
                 continue;
             };
             let v = values.and_then(|v| v.get(n)).copied().unwrap_or(0.0);
@@ -371,10 +374,9 @@ impl GraphView {
                 self.item_fill[item] = Some(fill);
                 best[item] = v;
             }
-            if style.is_highlighted(n) {
-                self.item_hl[item] = true;
-            }
         }
+        self.item_hl.sort_unstable();
+        self.item_hl.dedup();
     }
 
     /// Draws the view and handles its input. `sel` is the linked selection (a node index):
@@ -405,7 +407,7 @@ impl GraphView {
             }
             if let Some(s) = &self.scene {
                 ui.label(format!(
-                    "{} boxes · {} ops",
+                    "{} boxes, {} ops",
                     s.vis.items.len(),
                     self.data.nodes.len()
                 ));
@@ -422,6 +424,9 @@ impl GraphView {
             }
         });
         let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::click_and_drag());
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::accesskit::Role::Canvas, true, "Graph view")
+        });
         let view = response.rect;
         self.view_rect = Some(view);
         self.apply_pending();
@@ -519,17 +524,20 @@ impl GraphView {
             Some(Hover::Item(i)) => Some(i),
             _ => None,
         };
-        self.stats = draw(&DrawArgs {
-            painter: &painter,
-            view,
-            cam: self.camera,
-            scene: &scene,
-            item_fill: &self.item_fill,
-            item_hl: &self.item_hl,
-            selected,
-            hovered,
-            palette: Palette::new(ui.visuals().dark_mode),
-        });
+        self.stats = draw(
+            &DrawArgs {
+                painter: &painter,
+                view,
+                cam: self.camera,
+                scene: &scene,
+                item_fill: &self.item_fill,
+                highlighted: &self.item_hl,
+                selected,
+                hovered,
+                palette: Palette::new(ui.visuals().dark_mode),
+            },
+            &mut self.overview,
+        );
         if let Some(p) = self.progress() {
             painter.text(
                 view.right_top() + egui::vec2(-8.0, 8.0),
@@ -581,7 +589,7 @@ impl GraphView {
                             .filter(|&(_, &it)| it == i)
                             .filter_map(|(n, _)| v.get(n))
                             .sum();
-                        ui.label(format!("Σ {name}: {sum:.4}"));
+                        ui.label(format!("sum of {name}: {sum:.4}"));
                     }
                     ui.weak("double-click to expand");
                 }
@@ -602,7 +610,7 @@ impl GraphView {
                                 .map(|x| x.label.as_str())
                                 .unwrap_or("?")
                         };
-                        ui.label(format!("{} → {}", name(edge.from), name(edge.to)));
+                        ui.label(format!("{} -> {}", name(edge.from), name(edge.to)));
                         if ve.count > 1 {
                             ui.weak(format!("+{} merged edges", ve.count - 1));
                         }

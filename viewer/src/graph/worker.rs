@@ -11,12 +11,12 @@ use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 
 /// Approximate advance of one character of the box's first line (12 pt proportional font).
-pub const CHAR_W1: f32 = 6.6;
+pub const CHAR_W1: f32 = 7.0;
 /// Approximate advance of one character of the box's second line (10 pt).
-pub const CHAR_W2: f32 = 5.6;
+pub const CHAR_W2: f32 = 6.0;
 /// Horizontal padding inside a box.
 pub const PAD_X: f32 = 8.0;
-/// Narrowest and widest box.
+/// Narrowest box.
 pub const MIN_W: f32 = 48.0;
 /// Widest box; longer labels are truncated when drawn.
 pub const MAX_W: f32 = 220.0;
