@@ -201,3 +201,93 @@ fn hovering_a_node_shows_its_tooltip() {
         "tooltip with the op type"
     );
 }
+
+#[test]
+fn hovering_an_edge_shows_its_shape() {
+    let mut v = GraphView::with_budget(Arc::new(diamond()), None);
+    v.wait_for_layout();
+    let mut h = harness(v);
+    // Edge 4 (join -> out): the middle of its path, on screen.
+    let (cam, view) = (
+        h.state().view.camera(),
+        h.state().view.view_rect().expect("shown"),
+    );
+    let path = h
+        .state()
+        .view
+        .scene()
+        .expect("laid out")
+        .layout
+        .edge_path(4)
+        .to_vec();
+    assert!(path.len() >= 2);
+    let mid = cam.to_screen(view, path[0] + (path[path.len() - 1] - path[0]) * 0.5);
+    h.hover_at(mid);
+    h.run_steps(4);
+    assert!(
+        h.query_by_label_contains("join -> out").is_some(),
+        "edge tooltip"
+    );
+    assert!(
+        h.query_by_label_contains("float[1,8]").is_some(),
+        "edge shape"
+    );
+}
+
+#[test]
+fn pinch_zooms_around_the_pointer_and_f_fits() {
+    let data = Arc::new(synth::transformer(1000, 2));
+    let mut v = GraphView::with_budget(data, None);
+    v.wait_for_layout();
+    let mut h = harness(v);
+    let view = h.state().view.view_rect().expect("shown");
+    let fitted = h.state().view.camera();
+    let p = view.center() + egui::vec2(40.0, -120.0);
+    let world_before = fitted.to_world(view, p);
+    h.hover_at(p);
+    h.event(Event::Zoom(1.5));
+    h.step();
+    let cam = h.state().view.camera();
+    assert!(
+        (cam.zoom / fitted.zoom - 1.5).abs() < 1e-3,
+        "zoomed: {cam:?}"
+    );
+    let world_after = cam.to_world(view, p);
+    assert!(
+        (world_after - world_before).length() < 1e-2 / cam.zoom,
+        "point under the pointer stays"
+    );
+    // Drag pans by the pointer's movement.
+    h.event(Event::PointerButton {
+        pos: p,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for k in 1..=4 {
+        h.hover_at(p + egui::vec2(0.0, 25.0 * k as f32));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: p + egui::vec2(0.0, 100.0),
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    let panned = h.state().view.camera();
+    let moved = (cam.center - panned.center) * panned.zoom;
+    assert!(
+        moved.y > 50.0,
+        "dragged down moves the camera up: {moved:?}"
+    );
+    // F fits again.
+    h.hover_at(view.center());
+    h.key_press(egui::Key::F);
+    h.step();
+    let refit = h.state().view.camera();
+    assert!(
+        (refit.zoom - fitted.zoom).abs() < 1e-6 && (refit.center - fitted.center).length() < 1e-3
+    );
+}

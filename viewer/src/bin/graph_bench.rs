@@ -198,6 +198,18 @@ fn bench_graph(name: &str, data: GraphData, args: &Args) {
     let (t, s) = frames(&mut view, &style, args.frames, &follow(0.15, 40));
     report("15% zoom, panning", t, &s);
 
+    // Zoomed out to the whole graph but moving every frame: the overview cannot be reused.
+    view.fit();
+    let fitted = view.camera();
+    let sway = |f: usize, _: &GraphView| {
+        Some(Camera {
+            center: fitted.center + vec2((f % 7) as f32, (f % 5) as f32) / fitted.zoom,
+            zoom: fitted.zoom,
+        })
+    };
+    let (t, s) = frames(&mut view, &style, args.frames, &sway);
+    report("fit zoom, panning", t, &s);
+
     let mut view = GraphView::new(data.clone());
     view.wait_for_layout();
     view.fit();
@@ -215,6 +227,11 @@ fn main() -> Result<()> {
     bench_graph(
         "transformer (8 heads)",
         synth::transformer(args.nodes, 8),
+        &args,
+    );
+    bench_graph(
+        "wide transformer (64 heads)",
+        synth::transformer(args.nodes, 64),
         &args,
     );
     Ok(())

@@ -10,6 +10,7 @@ use super::VisItem;
 use egui::epaint::Mesh;
 use egui::{pos2, vec2, Align2, Color32, FontId, Painter, Pos2, Rect, Shape, Stroke, StrokeKind};
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// Zoom at and above which boxes carry text and edges arrow heads.
@@ -175,6 +176,30 @@ pub struct OverviewCache {
     stats: DrawStats,
 }
 
+/// A fast hasher for the overview's integer keys (a multiply-xorshift mix; keys are not
+/// attacker-controlled).
+#[derive(Default)]
+pub struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Paints the scene; returns what was drawn.
 pub fn draw(a: &DrawArgs, cache: &mut OverviewCache) -> DrawStats {
     let lod = Lod::of(a.cam.zoom);
@@ -337,14 +362,17 @@ fn draw_overview(a: &DrawArgs, world: Rect) -> (Mesh, DrawStats) {
         )
     };
     let mut mesh = Mesh::default();
-    let mut pairs: HashSet<(i64, i64, i64, i64)> = HashSet::new();
+    let mut pairs: HashSet<u64, BuildHasherDefault<MixHasher>> = HashSet::default();
     a.scene.index.segments_in(world, |s: &Seg| {
         let (p, q) = (a.cam.to_screen(a.view, s.a), a.cam.to_screen(a.view, s.b));
         let (cp, cq) = (cell_of(p), cell_of(q));
         if (cp.0 - cq.0).abs() <= 1 && (cp.1 - cq.1).abs() <= 1 {
             return; // hidden under the boxes' cells
         }
-        if pairs.insert((cp.0, cp.1, cq.0, cq.1)) {
+        // Cell coordinates fit in 16 bits each for any real screen (clamped otherwise).
+        let c16 = |v: i64| (v.clamp(-32768, 32767) + 32768) as u64;
+        let key = c16(cp.0) << 48 | c16(cp.1) << 32 | c16(cq.0) << 16 | c16(cq.1);
+        if pairs.insert(key) {
             line_quad(&mut mesh, p, q, 1.0, a.palette.edge);
             st.segments += 1;
         }
