@@ -3,5 +3,6 @@
 pub mod compare;
 pub mod device;
 pub mod export;
+pub mod graph;
 pub mod plots;
 pub mod whatif;
