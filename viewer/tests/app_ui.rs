@@ -1,0 +1,157 @@
+//! UI tests of the viewer app driven by egui_kittest: open a model, select a table row, search,
+//! sort, and open a corrupt file (the error shows, the model stays).
+
+#[path = "app_common.rs"]
+mod common;
+
+use common::{harness, model_source, wait_loaded, Dropped};
+use egui_kittest::kittest::Queryable;
+use petasos_viewer::doc::Document;
+use petasos_viewer::search;
+use petasos_viewer::table::{value, Col};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn load(source: &str) -> Document {
+    Document::load_sync(source, "host").unwrap_or_else(|e| panic!("{source}: {e}"))
+}
+
+/// The preset always runs; the shared resnet18 too when PETASOS_SHARED is set.
+fn sources() -> Vec<String> {
+    let mut v = vec!["resnet18".to_string()];
+    let shared = model_source("resnet18");
+    if shared != "resnet18" {
+        v.push(shared);
+    } else {
+        println!("NOT RUN (shared resnet18.onnx): PETASOS_SHARED unset; the preset ran");
+    }
+    v
+}
+
+#[test]
+fn clicking_a_row_selects_that_op() {
+    for src in sources() {
+        let doc = load(&src);
+        assert!(doc.ops.len() > 20, "{src}: {} ops", doc.ops.len());
+        let k = 4;
+        let name = doc.ops[k].name.clone();
+        let mut h = harness(doc, (1600.0, 900.0));
+        h.run_steps(3);
+        assert_eq!(h.state().session.selection, None);
+        h.get_by_label(&name).click();
+        h.run_steps(3);
+        assert_eq!(
+            h.state().session.selection,
+            Some(k),
+            "{src}: clicked {name}"
+        );
+        // The details panel shows it (heading = name, so the label now appears twice).
+        assert!(h.query_all_by_label(&name).count() >= 2);
+        // Escape clears the selection.
+        h.key_press(egui::Key::Escape);
+        h.run_steps(2);
+        assert_eq!(h.state().session.selection, None);
+    }
+}
+
+#[test]
+fn search_conv_highlights_matches() {
+    let doc = load(&model_source("resnet18"));
+    let expected: Vec<usize> = doc
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            o.name.to_lowercase().contains("conv")
+                || o.op_type.to_lowercase().contains("conv")
+                || o.layer.to_lowercase().contains("conv")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let convs = doc.ops.iter().filter(|o| o.op_type == "Conv").count();
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    h.run_steps(2);
+    h.event(egui::Event::Text("conv".into()));
+    h.run_steps(3);
+    let s = &h.state().session.search;
+    assert_eq!(s.text, "conv", "Ctrl+F focused the search box");
+    assert!(!s.matches.is_empty());
+    assert_eq!(s.matches, expected);
+    assert_eq!(s.highlight.iter().filter(|&&b| b).count(), expected.len());
+    // type: search finds exactly the Conv ops.
+    let d = h.state().session.doc.as_ref().expect("doc");
+    assert_eq!(search::find(&d.ops, "type:conv").len(), convs);
+    assert!(
+        h.get_by_label(&format!("{} matches", expected.len()))
+            .rect()
+            .width()
+            > 0.0
+    );
+    // next moves the selection to the second match.
+    h.get_by_label("next").click();
+    h.run_steps(2);
+    assert_eq!(h.state().session.selection, expected.get(1).copied());
+}
+
+#[test]
+fn sorting_by_latency_puts_the_max_first() {
+    let doc = load(&model_source("resnet18"));
+    let lat: Vec<f64> = (0..doc.ops.len())
+        .map(|i| value(&doc, i, Col::Latency))
+        .collect();
+    let max = lat.iter().copied().fold(f64::MIN, f64::max);
+    let min = lat.iter().copied().fold(f64::MAX, f64::min);
+    assert!(max > min, "latencies differ");
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    h.get_by_label("latency").click();
+    h.run_steps(3);
+    let order = h.state().session.table.order().to_vec();
+    assert_eq!(order.len(), lat.len());
+    assert_eq!(lat[order[0]], max);
+    assert!(order.windows(2).all(|w| lat[w[0]] >= lat[w[1]]));
+    // Second click: ascending.
+    h.get_by_label("latency v").click();
+    h.run_steps(3);
+    let order = h.state().session.table.order().to_vec();
+    assert_eq!(lat[order[0]], min);
+}
+
+#[test]
+fn a_corrupt_file_shows_an_error_and_keeps_the_model() {
+    let doc = load("resnet18");
+    let (title, n) = (doc.title.clone(), doc.ops.len());
+    let dir = std::env::temp_dir().join(format!("petasos-viewer-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("corrupt.onnx");
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&bad, garbage).expect("write garbage");
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    // Dropped onto the window, as a user would.
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(bad.clone())));
+    wait_loaded(&mut h, Duration::from_secs(60));
+    let err = h.state().session.error.clone().expect("an error is shown");
+    assert!(err.contains("corrupt.onnx"), "{err}");
+    assert!(h.query_by_label_contains("could not read model").is_some());
+    let d = h
+        .state()
+        .session
+        .doc
+        .as_ref()
+        .expect("the previous model stays");
+    assert_eq!((d.title.as_str(), d.ops.len()), (title.as_str(), n));
+    assert!(!h
+        .state()
+        .recent
+        .items()
+        .iter()
+        .any(|s| s.contains("corrupt")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
