@@ -24,6 +24,11 @@ pub const HIST_BINS: usize = 32;
 /// At most this many values of one weight tensor are read for its statistics (evenly spaced
 /// chunks of larger tensors; the statistics then say `sampled`).
 pub const STATS_SAMPLE: usize = 1 << 20;
+/// Values read for the statistics of a whole model: big models get smaller samples per
+/// tensor (at least [`STATS_MIN_SAMPLE`]), so a load stays within seconds.
+pub const STATS_BUDGET: usize = 48 << 20;
+/// The smallest per-tensor sample.
+pub const STATS_MIN_SAMPLE: usize = 1 << 14;
 
 /// Why a model could not be opened. Every message names the file (or preset) and says how
 /// to fix it.
@@ -183,6 +188,40 @@ impl Document {
         if cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
         }
+        Document::build(graph, source, device, &profile, progress, cancel, t0)
+    }
+
+    /// A document of an already loaded `graph` (named `source`) priced on `device`.
+    pub fn from_graph(graph: Graph, source: &str, device: &str) -> Result<Document, DocError> {
+        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
+            device: device.to_string(),
+            cause: e.to_string(),
+            known: petasos_compiler::cost::profile::builtin_names().join(", "),
+        })?;
+        Document::build(
+            graph,
+            source,
+            device,
+            &profile,
+            &mut |_, _| {},
+            &AtomicBool::new(false),
+            Instant::now(),
+        )
+    }
+
+    /// Estimate, op entries, statistics and the plain graph of `graph`.
+    fn build(
+        graph: Graph,
+        source: &str,
+        device: &str,
+        profile: &DeviceProfile,
+        progress: Progress<'_>,
+        cancel: &AtomicBool,
+        t0: Instant,
+    ) -> Result<Document, DocError> {
+        let cancelled = || DocError::Cancelled {
+            model: source.to_string(),
+        };
         progress(0.35, "estimating per-op cost");
         let nodes = graph.g.node_count().max(1);
         let mut wp = |done: usize| {
@@ -198,7 +237,7 @@ impl Document {
         };
         let w = work::graph_work(&graph, &EstimateOptions::default().dims(), &mut wp)
             .map_err(|e| est_err(e.to_string()))?;
-        let estimator = Estimator::new(w, &profile, None, WhatIf::default())
+        let estimator = Estimator::new(w, profile, None, WhatIf::default())
             .map_err(|e| est_err(e.to_string()))?;
         if cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
@@ -213,6 +252,18 @@ impl Document {
             .filter(|&n| !matches!(graph.g[n].op.op_type(), "Input" | "Constant"))
             .collect();
         let total = op_nodes.len().max(1);
+        let weight_inputs: usize = op_nodes
+            .iter()
+            .map(|&n| {
+                graph
+                    .node_inputs(n)
+                    .iter()
+                    .flatten()
+                    .filter(|v| graph.constant(v.node).is_some())
+                    .count()
+            })
+            .sum();
+        let sample = (STATS_BUDGET / weight_inputs.max(1)).clamp(STATS_MIN_SAMPLE, STATS_SAMPLE);
         let mut ops = Vec::with_capacity(op_nodes.len());
         for (i, &n) in op_nodes.iter().enumerate() {
             if i % 64 == 0 {
@@ -221,7 +272,7 @@ impl Document {
                 }
                 progress(0.7 + 0.25 * i as f32 / total as f32, "weight statistics");
             }
-            ops.push(op_entry(&graph, n));
+            ops.push(op_entry(&graph, n, sample));
         }
         progress(0.95, "building the graph");
         let graph_data = Arc::new(plain_graph(&graph, &ops));
@@ -319,7 +370,7 @@ fn port(g: &Graph, v: Option<ValueRef>) -> Port {
     }
 }
 
-fn op_entry(g: &Graph, n: NodeIndex) -> OpEntry {
+fn op_entry(g: &Graph, n: NodeIndex, sample: usize) -> OpEntry {
     let node = &g.g[n];
     let ins = g.node_inputs(n);
     let inputs: Vec<Port> = ins.iter().map(|v| port(g, *v)).collect();
@@ -332,7 +383,7 @@ fn op_entry(g: &Graph, n: NodeIndex) -> OpEntry {
         .filter_map(|(slot, v)| {
             let v = (*v)?;
             let c = g.constant(v.node)?;
-            weight_stats(c, slot, g.value_name(v).unwrap_or_default())
+            weight_stats(c, slot, g.value_name(v).unwrap_or_default(), sample)
         })
         .collect();
     let op_type = if node.op.domain().is_empty() {
@@ -389,20 +440,21 @@ pub fn attr_text(a: &Attr) -> String {
     }
 }
 
-/// Values of `c` as `f64`: all of them up to [`STATS_SAMPLE`], else evenly spaced chunks.
-/// `None` for strings, booleans or unavailable bytes.
-fn sample_values(c: &ConstTensor) -> Option<Vec<f64>> {
+/// Values of `c` as `f64`: all of them up to `sample` (at least 512), else evenly spaced
+/// chunks (a prefix for synthetic weights). `None` for strings, booleans or unavailable bytes.
+fn sample_values(c: &ConstTensor, sample: usize) -> Option<Vec<f64>> {
     let n = c.numel();
+    let sample = sample.max(512);
     if !(c.dtype.is_float() || c.dtype.is_int()) {
         return None;
     }
-    if n <= STATS_SAMPLE {
+    if n <= sample {
         return c.to_tensor().ok()?.to_f64_vec().ok();
     }
     match &c.storage {
         // The generator is sequential: a shorter synthetic tensor is a prefix of the values.
         Storage::Synthetic { seed, scale } => {
-            ConstTensor::synthetic(c.dtype, vec![STATS_SAMPLE], *seed, *scale)
+            ConstTensor::synthetic(c.dtype, vec![sample], *seed, *scale)
                 .to_tensor()
                 .ok()?
                 .to_f64_vec()
@@ -413,7 +465,7 @@ fn sample_values(c: &ConstTensor) -> Option<Vec<f64>> {
             // 64 chunks, element counts and starts multiples of 8 so sub-byte types stay
             // byte-aligned.
             let chunks = 64usize;
-            let chunk = (STATS_SAMPLE / chunks) / 8 * 8;
+            let chunk = (sample / chunks) / 8 * 8;
             let step = (n / chunks) / 8 * 8;
             let mut out = Vec::with_capacity(chunks * chunk);
             for k in 0..chunks {
@@ -430,9 +482,15 @@ fn sample_values(c: &ConstTensor) -> Option<Vec<f64>> {
     }
 }
 
-/// Statistics of constant `c` read by input `slot`; `None` when it has no numeric values.
-pub fn weight_stats(c: &ConstTensor, slot: usize, name: &str) -> Option<WeightStats> {
-    let vals = sample_values(c)?;
+/// Statistics of constant `c` read by input `slot`, from at most about `sample` values;
+/// `None` when it has no numeric values.
+pub fn weight_stats(
+    c: &ConstTensor,
+    slot: usize,
+    name: &str,
+    sample: usize,
+) -> Option<WeightStats> {
+    let vals = sample_values(c, sample)?;
     let finite: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
     let counted = vals.len();
     let (mut min, mut max, mut sum, mut zeros) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0usize);
@@ -544,7 +602,7 @@ mod tests {
     #[test]
     fn stats_of_a_known_tensor() {
         let t = petasos_ir::tensor::Tensor::from_f32(&[4], vec![0.0, 1.0, 2.0, -1.0]).unwrap();
-        let s = weight_stats(&ConstTensor::from_tensor(t), 1, "w").unwrap();
+        let s = weight_stats(&ConstTensor::from_tensor(t), 1, "w", STATS_SAMPLE).unwrap();
         assert_eq!((s.min, s.max), (-1.0, 2.0));
         assert!((s.mean - 0.5).abs() < 1e-12);
         assert!((s.zero_fraction - 0.25).abs() < 1e-12);
@@ -557,7 +615,7 @@ mod tests {
     #[test]
     fn large_synthetic_tensors_are_sampled() {
         let c = ConstTensor::synthetic(petasos_ir::DType::F32, vec![STATS_SAMPLE * 3], 7, 0.5);
-        let s = weight_stats(&c, 0, "big").unwrap();
+        let s = weight_stats(&c, 0, "big", STATS_SAMPLE).unwrap();
         assert!(s.sampled());
         assert_eq!(s.counted, STATS_SAMPLE);
         assert!(s.min >= -0.5 && s.max <= 0.5 && s.max > s.min);
