@@ -366,13 +366,17 @@ impl ViewerApp {
             Some(d) => {
                 let s = d.estimator.sums();
                 ui.label(format!(
-                    "{}  |  {} ops  |  {} ({})  |  latency {}  energy {}  |  loaded in {:.2} s",
+                    "{}  |  {} ops  |  {} ({})  |  total latency {}  energy {}",
                     d.title,
                     d.ops.len(),
                     d.estimator.device,
                     d.estimator.unit,
                     seconds(s.latency_s),
                     joules(s.energy_j),
+                ))
+                .on_hover_text(format!(
+                    "{}\nloaded in {:.2} s",
+                    d.source,
                     d.load_time.as_secs_f64()
                 ));
             }
@@ -473,9 +477,19 @@ impl eframe::App for ViewerApp {
             .resizable(true)
             .default_size(120.0)
             .show(ui, |ui| self.tabs(ui));
+        egui::Panel::right("details")
+            .resizable(true)
+            .default_size(320.0)
+            .show(ui, |ui| match &self.session.doc {
+                Some(d) => details::show(ui, d, self.session.selection),
+                None => {
+                    ui.weak("Details of the selected op appear here.");
+                }
+            });
         egui::Panel::left("table")
             .resizable(true)
-            .default_size(720.0)
+            .default_size(700.0)
+            .max_size(ui.available_width() * 0.75)
             .show(ui, |ui| {
                 let reveal = self.reveal;
                 let Session {
@@ -494,15 +508,6 @@ impl eframe::App for ViewerApp {
                     None => {
                         ui.weak("No model open.");
                     }
-                }
-            });
-        egui::Panel::right("details")
-            .resizable(true)
-            .default_size(320.0)
-            .show(ui, |ui| match &self.session.doc {
-                Some(d) => details::show(ui, d, self.session.selection),
-                None => {
-                    ui.weak("Details of the selected op appear here.");
                 }
             });
         egui::CentralPanel::default().show(ui, |ui| self.graph_ui(ui));

@@ -23,11 +23,11 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, op: Option<usize>) {
                     ui.label(&o.op_type);
                     ui.end_row();
                     ui.label("layer");
-                    ui.label(if o.layer.is_empty() { "-" } else { &o.layer });
+                    value(ui, if o.layer.is_empty() { "-" } else { &o.layer });
                     ui.end_row();
                     if !o.source.is_empty() {
                         ui.label("source");
-                        ui.label(&o.source);
+                        value(ui, &o.source);
                         ui.end_row();
                     }
                 });
@@ -42,7 +42,7 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, op: Option<usize>) {
                         .show(ui, |ui| {
                             for (k, v) in &o.attributes {
                                 ui.label(k);
-                                ui.label(v);
+                                value(ui, v);
                                 ui.end_row();
                             }
                         });
@@ -83,23 +83,31 @@ pub fn show(ui: &mut egui::Ui, doc: &Document, op: Option<usize>) {
         });
 }
 
+/// A value cell: one line, cut with an ellipsis to the panel width (full text on hover).
+fn value(ui: &mut egui::Ui, text: &str) {
+    ui.add(egui::Label::new(text).truncate());
+}
+
 fn ports(ui: &mut egui::Ui, id: &str, dir: &str, ports: &[Port]) {
     egui::Grid::new(id)
-        .num_columns(3)
+        .num_columns(2)
         .striped(true)
         .show(ui, |ui| {
             for (k, p) in ports.iter().enumerate() {
                 ui.label(format!("{dir} {k}"));
                 if p.name.is_empty() && p.dtype.is_empty() {
                     ui.weak("(omitted)");
-                    ui.label("");
                 } else {
-                    ui.label(if p.constant {
-                        format!("{} (weight)", p.name)
-                    } else {
-                        p.name.clone()
+                    ui.vertical(|ui| {
+                        let name = if p.constant {
+                            format!("{} (weight)", p.name)
+                        } else {
+                            p.name.clone()
+                        };
+                        value(ui, &name);
+                        let ty = RichText::new(format!("{}{}", p.dtype, p.shape)).monospace();
+                        ui.add(egui::Label::new(ty).truncate());
                     });
-                    ui.monospace(format!("{}{}", p.dtype, p.shape));
                 }
                 ui.end_row();
             }
@@ -108,24 +116,11 @@ fn ports(ui: &mut egui::Ui, id: &str, dir: &str, ports: &[Port]) {
 
 fn weight(ui: &mut egui::Ui, w: &WeightStats) {
     let dims: Vec<String> = w.shape.iter().map(|d| d.to_string()).collect();
-    ui.label(
-        RichText::new(format!(
-            "in {}: {} {}[{}]",
-            w.slot,
-            w.name,
-            w.dtype,
-            dims.join(",")
-        ))
-        .strong(),
-    );
-    ui.label(format!(
-        "min {:.4}  max {:.4}  mean {:.4}  std {:.4}  zeros {:.1}%",
-        w.min,
-        w.max,
-        w.mean,
-        w.std,
-        w.zero_fraction * 100.0
-    ));
+    let head = format!("in {}: {} {}[{}]", w.slot, w.name, w.dtype, dims.join(","));
+    ui.add(egui::Label::new(RichText::new(head).strong()).truncate());
+    ui.label(format!("min {:.4}  max {:.4}", w.min, w.max));
+    ui.label(format!("mean {:.4}  std {:.4}", w.mean, w.std));
+    ui.label(format!("zeros {:.2}%", w.zero_fraction * 100.0));
     if w.sampled() {
         ui.weak(format!("sampled: {} of {} values", w.counted, w.numel));
     }

@@ -245,6 +245,37 @@ impl TableState {
         });
         let mut clicked = None;
         let mut sort_click = None;
+        egui::ScrollArea::horizontal()
+            .id_salt("op-table-h")
+            .show(ui, |ui| {
+                self.table(
+                    ui,
+                    doc,
+                    selection,
+                    highlight,
+                    scroll_to,
+                    &mut clicked,
+                    &mut sort_click,
+                )
+            });
+        if let Some(c) = sort_click {
+            self.sort_by(c);
+        }
+        clicked
+    }
+
+    /// The table itself (inside the horizontal scroll area).
+    #[allow(clippy::too_many_arguments)]
+    fn table(
+        &self,
+        ui: &mut egui::Ui,
+        doc: &Document,
+        selection: Option<usize>,
+        highlight: &[bool],
+        scroll_to: Option<usize>,
+        clicked: &mut Option<usize>,
+        sort_click: &mut Option<Col>,
+    ) {
         let row_h = ui.text_style_height(&egui::TextStyle::Body) + 4.0;
         let mut tb = TableBuilder::new(ui)
             .id_salt("op-table")
@@ -252,12 +283,12 @@ impl TableState {
             .resizable(true)
             .sense(Sense::click())
             .cell_layout(Layout::left_to_right(Align::Center))
-            .column(Column::initial(180.0).at_least(60.0).clip(true))
-            .column(Column::initial(100.0).clip(true))
-            .column(Column::initial(160.0).clip(true))
-            .column(Column::initial(130.0).clip(true))
-            .columns(Column::initial(86.0).at_least(50.0).clip(true), 7)
-            .column(Column::remainder().at_least(60.0));
+            .column(Column::initial(150.0).at_least(60.0).clip(true))
+            .column(Column::initial(80.0).clip(true))
+            .column(Column::initial(140.0).clip(true))
+            .column(Column::initial(120.0).clip(true))
+            .columns(Column::initial(76.0).at_least(40.0).clip(true), 7)
+            .column(Column::initial(64.0).at_least(40.0));
         if let Some(pos) = scroll_to.and_then(|op| self.order.iter().position(|&i| i == op)) {
             tb = tb.scroll_to_row(pos, Some(Align::Center));
         }
@@ -274,7 +305,7 @@ impl TableState {
                     )
                     .frame(false);
                     if ui.add(b).on_hover_text("click to sort").clicked() {
-                        sort_click = Some(col);
+                        *sort_click = Some(col);
                     }
                 });
             }
@@ -296,7 +327,7 @@ impl TableState {
                                 rt = rt.color(Color32::from_rgb(250, 200, 40)).strong();
                             }
                             if ui.selectable_label(selected, rt).clicked() {
-                                clicked = Some(op);
+                                *clicked = Some(op);
                             }
                         } else if col.numeric() {
                             let max = self.maxima.get(col.slot()).copied().unwrap_or(0.0);
@@ -324,13 +355,9 @@ impl TableState {
                     });
                 }
                 if row.response().clicked() {
-                    clicked = Some(op);
+                    *clicked = Some(op);
                 }
             });
         });
-        if let Some(c) = sort_click {
-            self.sort_by(c);
-        }
-        clicked
     }
 }
