@@ -30,6 +30,9 @@ pub fn model_source(fallback: &str) -> String {
     }
 }
 
+/// The harness type of the app tests.
+pub type H = Harness<'static, ViewerApp>;
+
 /// A harness around an app showing `doc`.
 pub fn harness(doc: Document, size: (f32, f32)) -> Harness<'static, ViewerApp> {
     Harness::builder()
