@@ -158,6 +158,20 @@ impl ViewerApp {
         self.reveal = self.session.selection;
     }
 
+    /// Prices the open model (and the compared one) on `device`; later loads use it too.
+    /// An unknown device shows an error and changes nothing.
+    pub fn set_device(&mut self, device: &str) {
+        let s = &mut self.session;
+        for d in s.doc.iter_mut().chain(s.compare.iter_mut()) {
+            if let Err(e) = d.reprice(device) {
+                s.error = Some(e.to_string());
+                return;
+            }
+        }
+        self.device = device.to_string();
+        s.est_gen = s.est_gen.wrapping_add(1);
+    }
+
     /// Sets the search text and recomputes the matches.
     pub fn set_search(&mut self, text: &str) {
         self.session.search.text = text.to_string();
@@ -315,10 +329,7 @@ impl ViewerApp {
                 }
             });
         if let Some(d) = chosen.filter(|d| *d != self.device) {
-            self.device = d;
-            if let Some(src) = self.session.doc.as_ref().map(|d| d.source.clone()) {
-                self.open(&ui.ctx().clone(), &src);
-            }
+            self.set_device(&d);
         }
     }
 

@@ -295,6 +295,30 @@ impl Document {
         })
     }
 
+    /// Re-prices the same work on `device` (keeping the whole-model what-if options; per-op
+    /// options are cleared). The graph is not reloaded.
+    pub fn reprice(&mut self, device: &str) -> Result<(), DocError> {
+        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
+            device: device.to_string(),
+            cause: e.to_string(),
+            known: petasos_compiler::cost::profile::builtin_names().join(", "),
+        })?;
+        let est = Estimator::new(
+            self.estimator.work.clone(),
+            &profile,
+            None,
+            self.estimator.what_if(),
+        )
+        .map_err(|e| DocError::Estimate {
+            file: self.source.clone(),
+            device: device.to_string(),
+            cause: e.to_string(),
+        })?;
+        self.estimator = est;
+        self.device = device.to_string();
+        Ok(())
+    }
+
     /// Loads without progress or cancellation (tests, command-line tools).
     pub fn load_sync(source: &str, device: &str) -> Result<Document, DocError> {
         Document::load(source, device, &mut |_, _| {}, &AtomicBool::new(false))

@@ -67,4 +67,42 @@ mod tests {
         assert_eq!(r.items().iter().filter(|s| *s == "m12").count(), 1);
         assert!(!r.items().contains(&"m0".to_string()));
     }
+
+    use eframe::Storage;
+
+    #[derive(Default)]
+    struct Mem(std::collections::HashMap<String, String>);
+
+    impl eframe::Storage for Mem {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+
+    #[test]
+    fn persists_through_storage_and_cleans_what_it_reads() {
+        let mut r = RecentFiles::default();
+        r.push("/m/a.onnx");
+        r.push("resnet18");
+        let mut st = Mem::default();
+        r.save(&mut st);
+        assert_eq!(RecentFiles::load(Some(&st)), r);
+        assert_eq!(RecentFiles::load(None), RecentFiles::default());
+        // A hand-edited list with duplicates and too many entries is cleaned on load.
+        let raw: Vec<String> = (0..14).map(|i| format!("m{}", i % 12)).collect();
+        eframe::set_value(&mut st, STORAGE_KEY, &RecentFiles { items: raw });
+        let l = RecentFiles::load(Some(&st));
+        assert_eq!(l.items().len(), MAX_RECENT);
+        assert_eq!(l.items()[0], "m0");
+        // Garbage in storage: an empty list, no panic.
+        st.set_string(STORAGE_KEY, "not json".into());
+        assert!(RecentFiles::load(Some(&st)).items().is_empty());
+    }
 }

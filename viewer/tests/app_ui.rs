@@ -161,3 +161,71 @@ fn a_corrupt_file_shows_an_error_and_keeps_the_model() {
         .any(|s| s.contains("corrupt")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_preset_opens_from_the_menu_and_joins_the_recent_files() {
+    let mut h = common::H::builder()
+        .with_size(egui::vec2(1600.0, 900.0))
+        .build_eframe(|_cc| petasos_viewer::app::ViewerApp::empty("host"));
+    h.run_steps(2);
+    assert!(h.state().session.doc.is_none());
+    h.get_by_label("Presets").click();
+    h.run_steps(2);
+    h.get_by_label("demo-cnn").click();
+    wait_loaded(&mut h, Duration::from_secs(60));
+    let s = h.state();
+    let d = s.session.doc.as_ref().expect("demo-cnn opened");
+    assert_eq!(d.title, "demo-cnn");
+    assert!(!d.ops.is_empty());
+    assert_eq!(
+        s.recent.items().first().map(String::as_str),
+        Some("demo-cnn")
+    );
+    assert!(s.session.error.is_none());
+}
+
+#[test]
+fn a_newer_open_wins_over_one_in_flight() {
+    let mut h = harness(load("demo-cnn"), (1600.0, 900.0));
+    h.run_steps(1);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(&ctx, "afm-server-ptmoe");
+    h.step();
+    h.state_mut().open(&ctx, "resnet18");
+    wait_loaded(&mut h, Duration::from_secs(120));
+    let s = h.state();
+    assert_eq!(
+        s.session.doc.as_ref().map(|d| d.title.as_str()),
+        Some("resnet18")
+    );
+    assert!(s.session.error.is_none(), "{:?}", s.session.error);
+}
+
+#[test]
+fn changing_the_device_reprices_without_reloading() {
+    let mut h = harness(load("resnet18"), (1600.0, 900.0));
+    h.run_steps(1);
+    let before = h
+        .state()
+        .session
+        .doc
+        .as_ref()
+        .map(|d| d.estimator.sums().latency_s);
+    h.state_mut().set_device("apple-m2");
+    h.run_steps(2);
+    let s = h.state();
+    let d = s.session.doc.as_ref().expect("doc");
+    assert_eq!(d.estimator.device, "apple-m2");
+    assert_ne!(Some(d.estimator.sums().latency_s), before);
+    assert_eq!(s.device, "apple-m2");
+    // An unknown device: an error, nothing changes.
+    h.state_mut().set_device("no-such-device");
+    let s = h.state();
+    assert!(s
+        .session
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("no-such-device"));
+    assert_eq!(s.device, "apple-m2");
+}
