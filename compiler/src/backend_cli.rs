@@ -30,6 +30,10 @@ pub struct CompileTargetArgs {
     /// C compiler flags for --target cpu, replacing the default "-O3 -march=native".
     #[arg(long, allow_hyphen_values = true)]
     pub cflags: Option<String>,
+    /// Run GEMMs and dense convolutions on a system BLAS instead of the built-in kernels
+    /// (`openblas`: needs libopenblas-dev; `accelerate`: macOS).
+    #[arg(long, value_enum)]
+    pub blas: Option<cpu::Blas>,
     /// Default thread count of the compiled executable.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -63,6 +67,7 @@ impl CompileTargetArgs {
             o.cc.cflags = f.split_whitespace().map(String::from).collect();
         }
         o.cc.profile = self.profile;
+        o.cc.blas = self.blas;
         o.threads = self.threads.max(1);
         o
     }

@@ -1,4 +1,4 @@
-//! The CPU backend's C kernels (`src/backend/cpu/rt/pt_{gemm,conv,pool,threads}.c`), built with
+//! The CPU backend's C kernels (`src/backend/cpu/rt/pt_{gemm,conv,wino,dw,conv_direct,pool,threads}.c`), built with
 //! the system C compiler and checked by the C driver `tests/kernels/test_kernels.c` against
 //! naive reference loops (GEMM, conv with strides / padding / dilation / groups / depthwise,
 //! pooling, every epilogue, 1-3 threads), once vectorised for the host and once with the
@@ -12,10 +12,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const RT_FILES: [&str; 5] = [
+const RT_FILES: [&str; 7] = [
     "pt_gemm.c",
     "pt_conv.c",
     "pt_wino.c",
+    "pt_dw.c",
+    "pt_conv_direct.c",
     "pt_pool.c",
     "pt_threads.c",
 ];

@@ -170,11 +170,16 @@ fn assert_close_quantized(what: &str, got: &[Tensor], want: &[Tensor], steps: &[
 /// Compiles `g`, checks the kernels' op chains contain every one of `fused` (e.g.
 /// `Conv+Add+Clip`), runs at 1 and 2 threads and compares with the interpreter.
 fn check(name: &str, g: &Graph, inputs: Vec<Tensor>, fused: &[&str]) {
+    check_with(name, g, inputs, fused, &quick());
+}
+
+/// [`check`] with compile options `opts`.
+fn check_with(name: &str, g: &Graph, inputs: Vec<Tensor>, fused: &[&str], opts: &CpuOptions) {
     let dir = TempDir::new(name);
     let want = petasos_ir::interp::run(g, inputs.clone()).expect("interpret");
     let mut gc = g.clone();
     let out = dir.0.join("out");
-    cpu::compile(&mut gc, &quick(), &out).expect("compile");
+    cpu::compile(&mut gc, opts, &out).expect("compile");
     let plan = std::fs::read_to_string(out.join("plan.json")).expect("plan.json");
     for f in fused {
         assert!(
@@ -547,5 +552,90 @@ fn qonnx_quant_bipolar_trunc_match_the_interpreter() {
         &g,
         vec![Tensor::from_f32(&[2, n], v).expect("x")],
         &[],
+    );
+}
+
+/// Whether OpenBLAS's header and library are installed (a probe compile and link).
+fn openblas_installed(dir: &Path) -> bool {
+    let src = dir.join("probe.c");
+    std::fs::write(
+        &src,
+        "#include <cblas.h>\nint main(void) { float a = 1, b = 1, c = 0;\n  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);\n  return c == 1.0f ? 0 : 1; }\n",
+    )
+    .expect("probe source");
+    Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(dir.join("probe"))
+        .arg("-lopenblas")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn blas_openblas_runs_gemms_and_dense_convs() {
+    let probe = TempDir::new("blas-probe");
+    if !openblas_installed(&probe.0) {
+        println!(
+            "NOT RUN: OpenBLAS is not installed (apt-get install libopenblas-dev); .ci/run installs it"
+        );
+        return;
+    }
+    // Dense convs (3x3 stride 2 with bias + Relu, 1x1, grouped 2) through im2col + cblas_sgemm,
+    // a depthwise conv with a residual through the native kernel, Gemm and MatMul through
+    // cblas_sgemm, each with its epilogue.
+    let mut b = GraphBuilder::new("blas_chain", 3);
+    let x = b.input("x", ValueType::known(DType::F32, &[2, 8, 13, 11]));
+    let w = b.weight("w", DType::F32, &[16, 8, 3, 3], 0.3);
+    let bias = b.weight("b", DType::F32, &[16], 0.5);
+    let c = b
+        .op(
+            "Conv",
+            &[x, w, bias],
+            &[("pads", ints(&[1, 1, 1, 1])), ("strides", ints(&[2, 2]))],
+        )
+        .expect("conv");
+    let r = b.op("Relu", &[c], &[]).expect("relu");
+    let w1 = b.weight("w1", DType::F32, &[12, 16, 1, 1], 0.4);
+    let p = b.op("Conv", &[r, w1], &[]).expect("pw");
+    let wg = b.weight("wg", DType::F32, &[12, 6, 3, 3], 0.3);
+    let gc = b
+        .op(
+            "Conv",
+            &[p, wg],
+            &[("group", Attr::Int(2)), ("pads", ints(&[1, 1, 1, 1]))],
+        )
+        .expect("grouped");
+    let wd = b.weight("wd", DType::F32, &[12, 1, 3, 3], 0.5);
+    let d = b
+        .op(
+            "Conv",
+            &[gc, wd],
+            &[("group", Attr::Int(12)), ("pads", ints(&[1, 1, 1, 1]))],
+        )
+        .expect("dw");
+    let s = b.op("Add", &[d, p], &[]).expect("residual");
+    let f = b
+        .op("Flatten", &[s], &[("axis", Attr::Int(1))])
+        .expect("flatten");
+    let wm = b.weight("wm", DType::F32, &[12 * 7 * 6, 10], 0.1);
+    let mm = b.op("MatMul", &[f, wm], &[]).expect("matmul");
+    let wgm = b.weight("wgm", DType::F32, &[7, 10], 0.3);
+    let cg = b.weight("cg", DType::F32, &[7], 1.0);
+    let gm = b
+        .op("Gemm", &[mm, wgm, cg], &[("transB", Attr::Int(1))])
+        .expect("gemm");
+    let th = b.op("Tanh", &[gm], &[]).expect("tanh");
+    b.output(th, "y");
+    let g = b.finish().expect("graph");
+    let mut o = quick();
+    o.cc.blas = Some(cpu::Blas::Openblas);
+    check_with(
+        "blas_chain",
+        &g,
+        vec![input(&[2, 8, 13, 11], 7)],
+        &["Conv+Relu"],
+        &o,
     );
 }

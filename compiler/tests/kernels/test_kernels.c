@@ -115,6 +115,60 @@ static void test_conv(int N, int C, int H, int W, int M, int KH, int KW, int SH,
     free(x), free(w), free(y), free(r), free(bias), free(want), free(mag);
 }
 
+/* Depthwise (pt_dw.c): every path of the direct kernel. Undilated 3x3 at strides 1 and 2 with
+ * each padding (the register kernel, row copies by vector permute), planes at most a vector
+ * wide (four rows at a time), wide rows with a short last vector, other kernel sizes, stride 3,
+ * dilation, channel multipliers, batch, and every epilogue (residual included). */
+static void depthwise_cases(void) {
+    int hw[][2] = {{1, 1}, {2, 3}, {5, 7}, {7, 7}, {14, 14}, {15, 17}, {16, 16}, {17, 33},
+                   {28, 28}, {29, 70}, {56, 56}, {9, 113}};
+    for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
+        for (int s = 1; s <= 2; s++)
+            for (int pad = 0; pad < 4; pad++) {
+                int pt = pad & 1, pl = (pad >> 1) & 1;
+                test_conv(1, 3, hw[i][0], hw[i][1], 3, 3, 3, s, s, 1, 1, pt, pl, 1 - pt, pl ? 1 : 0, 3,
+                          (int)(i * 7 + (size_t)s * 3 + (size_t)pad) % 32);
+            }
+    for (int kind = 0; kind < 32; kind++) {
+        test_conv(1, 4, 12, 21, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4, kind);
+        test_conv(2, 3, 7, 7, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, kind);
+    }
+    test_conv(1, 4, 20, 35, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4, 26);  /* multiplier 2 */
+    test_conv(2, 3, 19, 40, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3, 18);  /* multiplier 3, s2 */
+    test_conv(1, 5, 17, 23, 5, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 5, 25);  /* 5x5 s2 */
+    test_conv(1, 5, 30, 31, 5, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 5, 9);   /* 7x7 */
+    test_conv(1, 3, 22, 25, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3, 10);  /* stride 3 */
+    test_conv(1, 3, 22, 25, 3, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2, 3, 17);  /* dilation 2, mixed s */
+    test_conv(1, 3, 22, 25, 3, 3, 3, 2, 1, 1, 1, 0, 2, 1, 0, 3, 4);   /* SH 2, SW 1, odd pads */
+    test_conv(1, 2, 9, 45, 2, 1, 40, 1, 1, 1, 1, 0, 3, 0, 3, 2, 2);   /* wider than the tap table */
+    test_conv(1, 2, 11, 13, 2, 11, 1, 1, 1, 1, 1, 5, 0, 5, 0, 2, 3);  /* tall kernel */
+    test_conv(1, 96, 112, 112, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 96, 2);
+    test_conv(1, 32, 112, 112, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32, 2);
+}
+
+/* Direct dense convolution for few input channels (pt_conv_direct.c): C 1..4, rows at least two
+ * vectors wide, output channels not a multiple of the register block, rows ending on a short
+ * vector or exactly on a chunk, strides 1..3 (mixed), dilation, asymmetric pads, kernels up to
+ * 16 wide, batch, and every epilogue (residual included) on the first-layer shapes. */
+static void direct_cases(void) {
+    for (int kind = 0; kind < 32; kind++) {
+        test_conv(1, 3, 9, 71, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, kind);  /* OW 36 */
+        test_conv(2, 3, 7, 97, 5, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0, 1, kind);   /* batch, OW 48 */
+    }
+    test_conv(1, 3, 24, 224, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 10);  /* mobilenet rows */
+    test_conv(1, 3, 21, 77, 17, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 9);    /* resnet-like 7x7/2 */
+    test_conv(1, 3, 40, 60, 64, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 25);   /* 64 outputs */
+    test_conv(1, 4, 9, 50, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 26);     /* stride 1 */
+    test_conv(1, 1, 11, 65, 7, 3, 5, 1, 1, 1, 1, 1, 2, 1, 2, 1, 18);    /* C 1, 3x5, OW 65 */
+    test_conv(1, 2, 13, 110, 3, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 17);   /* stride 3 */
+    test_conv(1, 2, 15, 90, 6, 3, 3, 2, 1, 2, 2, 0, 2, 1, 3, 1, 22);    /* dilation, SH != SW */
+    test_conv(2, 4, 8, 83, 12, 5, 5, 1, 2, 2, 1, 2, 0, 3, 1, 1, 30);    /* mixed, batch */
+    test_conv(1, 1, 5, 80, 3, 1, 16, 1, 1, 1, 1, 0, 7, 0, 8, 1, 21);    /* 16 wide */
+    test_conv(1, 3, 6, 97, 8, 16, 3, 1, 1, 1, 1, 5, 1, 5, 1, 1, 24);    /* 16 tall */
+    test_conv(1, 3, 17, 33, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 20);    /* 1x1, OW 33 */
+    test_conv(1, 3, 4, 40, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 4);      /* OH 2 */
+}
+
 static void test_pool(int N, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
                       int PT, int PL, int PB, int PR, int ceil_mode, int incl) {
     pt_pool2d_desc d = {N, C, H, W, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR, 0, 0, incl};
@@ -228,6 +282,20 @@ static void fixed_cases(void) {
     test_conv(1, 256, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9);
     test_conv(1, 144, 28, 28, 144, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 144, 2);
     for (int kind = 0; kind < 32; kind++) test_conv(1, 5, 6, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, kind);
+    depthwise_cases();
+    /* few output pixels (swapped operands): pixel panels of 8 / 7 / 6 / 5 rows, channel tails,
+     * K tails, one pixel, batch, stride, 1x1, every epilogue kind on the 7x7 case */
+    test_conv(1, 20, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 25);   /* P = 49 */
+    test_conv(1, 37, 14, 14, 70, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 9);  /* P = 49, stride 2 */
+    test_conv(2, 19, 5, 10, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 30);  /* P = 50 */
+    test_conv(1, 11, 3, 3, 17, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 26);   /* P = 1 */
+    test_conv(1, 64, 14, 14, 64, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 21);  /* P = 196 */
+    test_conv(1, 600, 7, 7, 130, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 17); /* K > 512 */
+    test_conv(1, 9, 8, 9, 48, 2, 3, 1, 2, 2, 1, 1, 0, 1, 2, 1, 8);     /* dilation, asym pads */
+    test_conv(1, 3, 17, 17, 16, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 1);   /* P = 81 */
+    test_conv(1, 40, 7, 14, 100, 3, 3, 2, 2, 2, 1, 2, 1, 1, 0, 1, 13); /* 3x7: rows = OW */
+    for (int kind = 0; kind < 32; kind += 3) test_conv(1, 13, 7, 7, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, kind);
+    direct_cases();
 
     /* pooling */
     test_pool(1, 3, 112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0);

@@ -21,6 +21,43 @@ pub struct CcOptions {
     pub shared_lib: bool,
     /// A folder caching runtime objects, if any.
     pub rt_cache: Option<PathBuf>,
+    /// Run GEMMs and dense convolutions on this BLAS (`pt_blas.c`) instead of our kernels.
+    pub blas: Option<Blas>,
+}
+
+/// A system BLAS to link (`--blas`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Blas {
+    /// OpenBLAS (`cblas.h`, `-lopenblas`; Debian: `libopenblas-dev`).
+    Openblas,
+    /// Apple's Accelerate framework (macOS).
+    Accelerate,
+}
+
+impl Blas {
+    /// Preprocessor flags selecting the BLAS in the runtime.
+    fn defines(self) -> [&'static str; 2] {
+        match self {
+            Blas::Openblas => ["-DPT_BLAS", "-DPT_BLAS_OPENBLAS"],
+            Blas::Accelerate => ["-DPT_BLAS", "-DPT_BLAS_ACCELERATE"],
+        }
+    }
+
+    /// Linker arguments.
+    fn link(self) -> Vec<String> {
+        match self {
+            Blas::Openblas => vec!["-lopenblas".into()],
+            Blas::Accelerate => vec!["-framework".into(), "Accelerate".into()],
+        }
+    }
+
+    /// What to install when the build fails for want of it.
+    fn hint(self) -> &'static str {
+        match self {
+            Blas::Openblas => "--blas openblas needs OpenBLAS's cblas.h and libopenblas (Debian/Ubuntu: apt-get install libopenblas-dev; Fedora: dnf install openblas-devel); or drop --blas to use the built-in kernels",
+            Blas::Accelerate => "--blas accelerate needs macOS's Accelerate framework (Xcode command-line tools); or drop --blas to use the built-in kernels",
+        }
+    }
 }
 
 impl Default for CcOptions {
@@ -31,6 +68,7 @@ impl Default for CcOptions {
             profile: false,
             shared_lib: true,
             rt_cache: None,
+            blas: None,
         }
     }
 }
@@ -107,12 +145,29 @@ fn compile_flags(o: &CcOptions) -> Vec<String> {
     if o.profile {
         f.push("-DPT_PROFILE".into());
     }
+    if let Some(b) = o.blas {
+        f.extend(b.defines().iter().map(|s| s.to_string()));
+    }
     f
 }
 
 /// Builds `main` (and `libmodel.so`) in `dir` from `model.c` and the runtime `.c` files
 /// `rt_c` (all present in `dir`). Objects go to `dir` (or the cache).
 pub fn build(dir: &Path, rt_c: &[&str], o: &CcOptions) -> Result<(), CcError> {
+    build_objects(dir, rt_c, o).map_err(|e| match (e, o.blas) {
+        (CcError::Failed { what, stderr }, Some(b))
+            if what == "pt_blas.c" || what.starts_with("linking") =>
+        {
+            CcError::Failed {
+                what,
+                stderr: format!("{stderr}\nhint: {}", b.hint()),
+            }
+        }
+        (e, _) => e,
+    })
+}
+
+fn build_objects(dir: &Path, rt_c: &[&str], o: &CcOptions) -> Result<(), CcError> {
     let flags = compile_flags(o);
     let mut jobs = Vec::new();
     let mut objs: Vec<String> = Vec::new();
@@ -152,7 +207,10 @@ pub fn build(dir: &Path, rt_c: &[&str], o: &CcOptions) -> Result<(), CcError> {
     for (built, cached) in to_cache {
         store(&built, &cached)?;
     }
-    let libs = ["-lm".to_string(), "-pthread".to_string()];
+    let mut libs = vec!["-lm".to_string(), "-pthread".to_string()];
+    if let Some(b) = o.blas {
+        libs.splice(0..0, b.link());
+    }
     let mut link: Vec<String> = o.cflags.clone();
     link.extend(objs.iter().cloned());
     link.extend(["-o".into(), "main".into()]);

@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use cc::CcOptions;
+pub use cc::{Blas, CcOptions};
 
 /// Errors of the CPU backend.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +198,9 @@ pub fn generate(g: &mut Graph, opts: &CpuOptions) -> Result<Sources, CpuError> {
         if !rt_c.contains(&f) {
             rt_c.push(f);
         }
+    }
+    if opts.cc.blas.is_some() && rt_c.iter().any(|f| *f == "pt_gemm.c" || *f == "pt_conv.c") {
+        rt_c.push("pt_blas.c");
     }
     Ok(Sources {
         files,

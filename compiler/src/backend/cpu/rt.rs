@@ -18,7 +18,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("pt_gemm.c", include_str!("rt/pt_gemm.c")),
     ("pt_conv.c", include_str!("rt/pt_conv.c")),
     ("pt_wino.c", include_str!("rt/pt_wino.c")),
+    ("pt_dw.c", include_str!("rt/pt_dw.c")),
+    ("pt_conv_direct.c", include_str!("rt/pt_conv_direct.c")),
     ("pt_pool.c", include_str!("rt/pt_pool.c")),
+    ("pt_blas.c", include_str!("rt/pt_blas.c")),
     ("pt_threads.c", include_str!("rt/pt_threads.c")),
     ("pt_types.h", include_str!("rt/pt_types.h")),
 ];

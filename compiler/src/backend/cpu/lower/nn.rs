@@ -46,6 +46,8 @@ pub(crate) fn need_kernels(cx: &mut LowerCx<'_>) {
         "pt_gemm.c",
         "pt_conv.c",
         "pt_wino.c",
+        "pt_dw.c",
+        "pt_conv_direct.c",
         "pt_pool.c",
         "pt_threads.c",
     ] {

@@ -3,9 +3,8 @@
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
  * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
- * convolutions (C/G == 1) use a direct kernel: each input plane is copied once into a padded,
- * stride-phase-split buffer so that every tap is a contiguous vector load along the output
- * row. */
+ * convolutions (C/G == 1) go to the direct kernel in pt_dw.c, dense convolutions with few input
+ * channels (the first layer) to the one in pt_conv_direct.c. */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
@@ -13,22 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PT_MAX_TAPS_W 32
-
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
-enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3 };
+enum { PT_CONV_GEMM = 0, PT_CONV_DW = 1, PT_CONV_WINO = 2, PT_CONV_SWAP = 3, PT_CONV_DIRECT = 4 };
 
 /* Pointwise convolutions with at most this many output channels (per group) read B in place. */
 #ifndef PT_DIRECT_B_MAX_M
 #define PT_DIRECT_B_MAX_M 64
 #endif
 
-/* Pointwise convolutions with at most this many output pixels run with swapped operands. */
+/* Convolutions with at most this many output pixels may run with swapped operands. */
 #ifndef PT_SWAP_MAX_PIXELS
-#define PT_SWAP_MAX_PIXELS 100
+#define PT_SWAP_MAX_PIXELS 400
 #endif
 
 typedef struct {
@@ -39,7 +36,49 @@ typedef struct {
     float *w;           /* GEMM: packed A per group; DW: weight [M][KH*KW]; SWAP: packed B
                            (W^T, K x M); WINO: unused */
     void *wino;         /* WINO: the Winograd plan (pt_wino.c) */
+    void *direct;       /* DW: the depthwise plan (pt_dw.c); DIRECT: the plan of pt_conv_direct.c */
+    int rows;           /* SWAP: pixels per packed A panel */
 } pt_conv;
+
+/* Estimated cost (cycles x 2) per k step of the register tiles of mr rows covering n columns:
+ * a tile of nrv vectors issues mr * nrv FMAs (two per cycle) but no fewer cycles than its mr
+ * broadcasts, plus a cycle of overhead (fitted to measured times of 7x7 and 14x14 convs). */
+static double pt_tile_cost(long mr, long nrv) {
+    long fma = mr * nrv, bcast = 2 * mr;
+    return (double)(fma > bcast ? fma : bcast) + 2.0;
+}
+
+static double pt_tiles_cost(int mr, long n) {
+    long full = n / PT_NR, tail = (n % PT_NR + PT_VL - 1) / PT_VL;
+    double cost = (double)full * pt_tile_cost(mr, PT_NRV);
+    if (tail) cost += pt_tile_cost(mr, tail);
+    return cost;
+}
+
+/* Whether a dense, ungrouped convolution runs with swapped operands (pixels broadcast,
+ * channels as vectors): when the estimated cost of its register tiles plus the transposition of
+ * the product (a cycle per output) is below that of the usual orientation. Sets *rows to the
+ * pixel panel height that pads the pixels least. */
+static int pt_swap_pick(const pt_conv2d_desc *d, int *rows) {
+    long P = (long)d->OH * d->OW;
+    if (d->G != 1 || P > PT_SWAP_MAX_PIXELS || d->M < PT_VL) return 0;
+    int best = PT_MR;
+    long bestp = (P + PT_MR - 1) / PT_MR * PT_MR;
+    for (int r = PT_MR - 1; r >= pt_gemm_rows_min(); r--) {
+        long padded = (P + r - 1) / r * r;
+        if (padded < bestp) best = r, bestp = padded;
+    }
+    *rows = best;
+    double K = (double)d->C * d->KH * d->KW;
+    double normal = (double)((d->M + PT_MR - 1) / PT_MR) * pt_tiles_cost(PT_MR, P) * K;
+    double swapped = (double)(bestp / best) * pt_tiles_cost(best, d->M) * K + 2.0 * (double)P * d->M;
+#ifdef PT_SWAP_FORCE
+    (void)normal, (void)swapped;
+    return PT_SWAP_FORCE;
+#else
+    return swapped < normal;
+#endif
+}
 
 static int pt_conv_check(const pt_conv2d_desc *d) {
     if (d->N < 1 || d->C < 1 || d->H < 1 || d->W < 1 || d->M < 1 || d->KH < 1 || d->KW < 1)
@@ -61,6 +100,24 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
     c->Mg = d->M / d->G;
     c->Kg = c->Cg * d->KH * d->KW;
     c->mode = c->Cg == 1 ? PT_CONV_DW : PT_CONV_GEMM;
+    if (c->mode == PT_CONV_DW) {
+        c->direct = pt_dw_prepare(d, weight);
+        if (!c->direct) {
+            free(c);
+            return NULL;
+        }
+        return c;
+    }
+    if (pt_cd_eligible(d)) {
+        /* few input channels: a GEMM of depth C * KH * KW is too shallow to pay its packing */
+        c->direct = pt_cd_prepare(d, weight);
+        if (!c->direct) {
+            free(c);
+            return NULL;
+        }
+        c->mode = PT_CONV_DIRECT;
+        return c;
+    }
     if (c->mode == PT_CONV_GEMM && pt_wino_eligible(d)) {
         c->wino = pt_wino_prepare(d, weight);
         if (!c->wino) {
@@ -70,12 +127,11 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
         c->mode = PT_CONV_WINO;
         return c;
     }
-    if (c->mode == PT_CONV_GEMM && d->G == 1 && d->KH == 1 && d->KW == 1 && d->SH == 1 &&
-        d->SW == 1 && d->PT == 0 && d->PL == 0 && d->PB == 0 && d->PR == 0 && d->M >= PT_VL &&
-        d->OH * d->OW <= PT_SWAP_MAX_PIXELS) {
-        /* few pixels: the weight is the vector operand, the pixels the broadcast one */
-        int K = d->C, npan = (d->M + PT_NR - 1) / PT_NR;
-        size_t n = (size_t)npan * (size_t)K * PT_NR;
+    if (c->mode == PT_CONV_GEMM && pt_swap_pick(d, &c->rows)) {
+        /* few pixels: the weight is the vector operand (W^T, K x M in PT_NR-column panels) */
+        int K = c->Kg, npan = (d->M + PT_NR - 1) / PT_NR;
+        size_t ka = (size_t)(K > 0 ? K : 1);
+        size_t n = (size_t)npan * ka * PT_NR;
         c->w = (float *)aligned_alloc(64, ((n * sizeof(float)) + 63) & ~(size_t)63);
         if (!c->w) {
             free(c);
@@ -85,7 +141,7 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
             for (int k = 0; k < K; k++)
                 for (int r = 0; r < PT_NR; r++) {
                     int m = q * PT_NR + r;
-                    c->w[((size_t)q * (size_t)K + (size_t)k) * PT_NR + r] =
+                    c->w[((size_t)q * ka + (size_t)k) * PT_NR + r] =
                         m < d->M ? weight[(size_t)m * (size_t)K + (size_t)k] : 0.0f;
                 }
         c->mode = PT_CONV_SWAP;
@@ -118,6 +174,8 @@ void pt_conv2d_free(void *prepared) {
     pt_conv *c = (pt_conv *)prepared;
     if (!c) return;
     pt_wino_free(c->wino);
+    if (c->mode == PT_CONV_DIRECT) pt_cd_free(c->direct);
+    else pt_dw_free(c->direct);
     free(c->w);
     free(c);
 }
@@ -134,10 +192,10 @@ typedef struct {
     const float *x; /* first input channel of the group, image b */
 } pt_im2col;
 
-/* Writes row k of the im2col matrix, columns [n0, n0 + nc), into panel layout: column n goes to
- * dst[((n - n0) / PT_NR) * kc * PT_NR + n % PT_NR] (dst already offset by k * PT_NR). */
+/* Writes row k of the im2col matrix, columns [n0, n0 + nc), into panels of pw columns: column n
+ * goes to dst[((n - n0) / pw) * pstride + (n - n0) % pw] (dst already offset to row k). */
 static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int kw, int n0,
-                          int nc, size_t pstride, float *dst) {
+                          int nc, int pw, size_t pstride, float *dst) {
     int OW = d->OW, W = d->W, H = d->H;
     int n = n0, end = n0 + nc;
     int oh = n / OW, ow = n % OW;
@@ -151,8 +209,8 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
         int j = 0;
         while (j < seg) {
             int rel = n + j - n0;
-            int q = rel / PT_NR, r = rel % PT_NR;
-            int len = PT_NR - r;
+            int q = rel / pw, r = rel % pw;
+            int len = pw - r;
             if (len > seg - j) len = seg - j;
             float *o = dst + (size_t)q * pstride + r;
             if (!row) {
@@ -213,7 +271,7 @@ static void pt_pack_b_im2col(const void *vctx, int k0, int kc, int n0, int nc, f
         int c = kg / kk, r = kg % kk;
         int kh = r / d->KW, kw = r % d->KW;
         float *o = dst + (size_t)k * PT_NR;
-        pt_im2col_row(d, m->x + (size_t)c * plane, kh, kw, n0, nc, pstride, o);
+        pt_im2col_row(d, m->x + (size_t)c * plane, kh, kw, n0, nc, PT_NR, pstride, o);
         if (tail) {
             float *t = o + (size_t)(npanels - 1) * pstride + (PT_NR - tail);
             for (int i = 0; i < tail; i++) t[i] = 0.0f;
@@ -221,210 +279,202 @@ static void pt_pack_b_im2col(const void *vctx, int k0, int kc, int n0, int nc, f
     }
 }
 
-/* ------------------------------------------------------------------ depthwise */
+/* ------------------------------------------------------------------ swapped operands */
 
+/* Convolutions with few output pixels run with the operands swapped: the pixels (im2col rows,
+ * packed in panels of c->rows pixels) are the broadcast side, the output channels (the packed
+ * transposed weight) the vector side, so that neither a short pixel tail nor a short channel
+ * tail wastes most of a register tile. The product (pixels x channels) goes to a buffer and is
+ * transposed into the output with the epilogue. */
 typedef struct {
     const pt_conv *c;
-    const float *x;
-    float *y;
-    const pt_epilogue *ep;
-    int Hp, Wq; /* padded rows; floats per stride phase of a padded row */
-    int per;    /* planes per task */
-} pt_dw_job;
-
-/* nv independent output vectors: vector i reads the padded buffer at row + i * vstep (+ tap
- * offsets) and stores at y + i * ystep: n floats for all but the last, last_n for the last.
- * kstep: floats between successive kernel rows; taps[kw]: offset of column tap kw. The bias
- * starts the accumulators and [lo, hi] clamps them. */
-static inline __attribute__((always_inline)) void
-pt_dw_chunk(const int nv, const float *row, size_t vstep, size_t kstep, const size_t *taps,
-            const float *w, int KH, int KW, const pt_vf bias, float *y, size_t ystep, int n,
-            int last_n, const pt_vf lo, const pt_vf hi, size_t room) {
-    pt_vf a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-    for (int kh = 0; kh < KH; kh++) {
-        const float *br = row + (size_t)kh * kstep;
-        const float *wk = w + kh * KW;
-        for (int kw = 0; kw < KW; kw++) {
-            const float *sp = br + taps[kw];
-            float wv = wk[kw];
-            a0 += PT_VLOAD(sp) * wv;
-            if (nv > 1) a1 += PT_VLOAD(sp + vstep) * wv;
-            if (nv > 2) a2 += PT_VLOAD(sp + 2 * vstep) * wv;
-            if (nv > 3) a3 += PT_VLOAD(sp + 3 * vstep) * wv;
-        }
-    }
-    pt_vf t[4] = {a0, a1, a2, a3};
-    for (int i = 0; i < nv; i++) {
-        pt_vf v = pt_vmin(pt_vmax(t[i], lo), hi);
-        int cnt = i == nv - 1 ? last_n : n;
-        /* a short vector may be stored in full inside the `room` floats from y: what it
-         * overwrites past its end belongs to outputs this task stores later */
-        if (cnt == PT_VL || (size_t)i * ystep + PT_VL <= room) PT_VSTORE(y + (size_t)i * ystep, v);
-        else memcpy(y + (size_t)i * ystep, &v, (size_t)cnt * sizeof(float));
-    }
-}
-
-/* pt_dw_chunk with the kernel size a constant for 3x3 (unrolled taps, weights in registers). */
-#define PT_DW_CHUNK(nv, row, vstep, ...)                                                   \
-    do {                                                                                   \
-        if (KH == 3 && KW == 3)                                                            \
-            pt_dw_chunk(nv, row, vstep, kstep, taps, w, 3, 3, __VA_ARGS__);                \
-        else                                                                               \
-            pt_dw_chunk(nv, row, vstep, kstep, taps, w, KH, KW, __VA_ARGS__);              \
-    } while (0)
-
-/* Output channel m of image b (plane = b * M + m). */
-static void pt_dw_plane(const pt_dw_job *j, int task, int tid) {
-    const pt_conv2d_desc *d = &j->c->d;
-    int b = task / d->M, m = task % d->M;
-    int ci = m / (d->M / d->G);
-    int SW = d->SW, Wq = j->Wq, Hp = j->Hp;
-    size_t rowf = (size_t)SW * (size_t)Wq;
-    float *buf = (float *)pt_workspace(tid, 2, (size_t)Hp * rowf * sizeof(float));
-    if (!buf) return;
-    /* padded, phase-split plane: padded column p of row r at buf[r*rowf + (p%SW)*Wq + p/SW] */
-    const float *xp = j->x + ((size_t)b * (size_t)d->C + (size_t)ci) * (size_t)d->H * (size_t)d->W;
-    for (int r = 0; r < Hp; r++) {
-        float *br = buf + (size_t)r * rowf;
-        int ih = r - d->PT;
-        if (ih < 0 || ih >= d->H) {
-            memset(br, 0, rowf * sizeof(float));
-            continue;
-        }
-        const float *src = xp + (size_t)ih * (size_t)d->W;
-        for (int ph = 0; ph < SW; ph++)
-            pt_strided_copy(br + (size_t)ph * (size_t)Wq, Wq, src, d->W, SW, ph - d->PL, 0.0f);
-    }
-    int KH = d->KH, KW = d->KW, OW = d->OW;
-    const float *w = j->c->w + (size_t)m * (size_t)(KH * KW);
-    float *yo = j->y + ((size_t)b * (size_t)d->M + (size_t)m) * (size_t)d->OH * (size_t)OW;
-    const float *res = j->ep && j->ep->residual
-                           ? j->ep->residual + (yo - j->y)
-                           : NULL;
-    /* offset of tap (kh, kw) from the row start of output oh (kh part added per row) */
-    size_t taps[PT_MAX_TAPS_W];
-    int tabled = KW <= PT_MAX_TAPS_W;
-    for (int kw = 0; kw < KW && tabled; kw++) {
-        int p = kw * d->DW;
-        taps[kw] = (size_t)(p % SW) * (size_t)Wq + (size_t)(p / SW);
-    }
-    /* epilogues without residual and with at most a clamp are applied in registers */
-    const pt_epilogue *ep = j->ep;
-    int fused = !ep || (!ep->residual && (ep->act == PT_ACT_NONE || ep->act == PT_ACT_RELU ||
-                                          ep->act == PT_ACT_CLIP));
-    float fb = ep && ep->bias ? ep->bias[m] : 0.0f;
-    float flo = -INFINITY, fhi = INFINITY;
-    if (fused && ep && ep->act == PT_ACT_RELU) flo = 0.0f;
-    if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
-    pt_vf vb = fused ? PT_SPLAT(fb) : PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
-    size_t kstep = (size_t)d->DH * rowf;
-    for (int oh = 0; oh < d->OH; oh++) {
-        float *yr = yo + (size_t)oh * (size_t)OW;
-        if (tabled && OW <= PT_VL && oh + 4 <= d->OH) {
-            /* narrow rows: four rows at a time (independent FMA chains) */
-            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
-            size_t rstep = (size_t)d->SH * rowf;
-            size_t sp = (size_t)(d->OH - oh) * (size_t)OW;
-            PT_DW_CHUNK(4, row0, rstep, vb, yr, (size_t)OW, OW, OW, vlo, vhi, sp);
-            if (!fused)
-                for (int r = 0; r < 4; r++)
-                    pt_epilogue_row(ep, m, yr + (size_t)r * (size_t)OW,
-                                    res ? res + (size_t)(oh + r) * (size_t)OW : NULL, OW);
-            oh += 3;
-            continue;
-        }
-        if (tabled) {
-            const float *row0 = buf + (size_t)(oh * d->SH) * rowf;
-            for (int ow = 0; ow < OW; ow += 4 * PT_VL) {
-                int left = OW - ow;
-                int nv = left >= 4 * PT_VL ? 4 : (left + PT_VL - 1) / PT_VL;
-                int last_n = left - (nv - 1) * PT_VL;
-                if (last_n > PT_VL) last_n = PT_VL;
-                size_t sp = (size_t)(d->OH - oh) * (size_t)OW - (size_t)ow;
-                switch (nv) {
-                case 4: PT_DW_CHUNK(4, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                case 3: PT_DW_CHUNK(3, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                case 2: PT_DW_CHUNK(2, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                default: PT_DW_CHUNK(1, row0 + ow, PT_VL, vb, yr + ow, PT_VL, PT_VL, last_n, vlo, vhi, sp); break;
-                }
-            }
-        } else {
-            for (int ow = 0; ow < OW; ow++) {
-                float acc = 0.0f;
-                for (int kh = 0; kh < KH; kh++) {
-                    const float *br = buf + (size_t)(oh * d->SH + kh * d->DH) * rowf + ow;
-                    for (int kw = 0; kw < KW; kw++) {
-                        int p = kw * d->DW;
-                        acc += br[(size_t)(p % SW) * (size_t)Wq + (size_t)(p / SW)] * w[kh * KW + kw];
-                    }
-                }
-                yr[ow] = acc;
-            }
-        }
-        if (!(tabled && fused)) pt_epilogue_row(j->ep, m, yr, res ? res + (size_t)oh * (size_t)OW : NULL, OW);
-    }
-}
-
-/* Planes [task * per, (task + 1) * per): several per task, so that small planes do not
- * turn the threads' task claiming into the bottleneck. */
-static void pt_dw_task(void *vctx, int task, int tid) {
-    const pt_dw_job *j = (const pt_dw_job *)vctx;
-    int n = j->c->d.N * j->c->d.M;
-    int p1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
-    for (int p = task * j->per; p < p1; p++) pt_dw_plane(j, p, tid);
-}
-
-/* ------------------------------------------------------------------ swapped pointwise */
-
-typedef struct {
-    const pt_conv *c;
-    const float *apack; /* the pixels as packed A: [pixel panel][K][PT_MR] */
+    const float *x;     /* one image */
+    float *apack;       /* the pixels as packed A: [pixel panel][K][rows] */
     float *t;           /* the product, pixels x channels, leading dimension ldt */
-    int ldt, groups;
+    int ldt, kchunk;    /* k rows per packing task */
+    int cgroups, pgroups; /* GEMM tasks: channel-vector ranges x pixel-panel ranges */
     float *y;
     const pt_epilogue *ep;
 } pt_swap_job;
 
-/* Channel panels of group `task`: GEMM into t, then transposed into y with the epilogue. */
+/* Copies the P floats of one im2col row into the pixel panels: chunk q of R floats to
+ * dst + q * pstride, zeros past P (R a constant in the callers below, so every chunk is a
+ * fixed-size move). */
+static inline __attribute__((always_inline)) void pt_swap_scatter(const int R, const float *row,
+                                                                  int P, float *dst,
+                                                                  size_t pstride) {
+    int q = 0;
+    for (; (q + 1) * R <= P; q++) memcpy(dst + (size_t)q * pstride, row + q * R, (size_t)R * sizeof(float));
+    if (q * R < P) {
+        float *o = dst + (size_t)q * pstride;
+        int n = P - q * R;
+        for (int i = 0; i < n; i++) o[i] = row[q * R + i];
+        for (int i = n; i < R; i++) o[i] = 0.0f;
+    }
+}
+
+/* Panel q of R pixels lies in one output row (OW a multiple of R): row k's chunk is R
+ * consecutive floats of the padded, stride-phase-split input plane (as the depthwise kernel's):
+ * padded column p of padded row r at buf[r * SW * Wq + (p % SW) * Wq + p / SW]. */
+static inline __attribute__((always_inline)) void pt_swap_rows_chunks(
+    const int R, const pt_conv2d_desc *d, const float *buf, size_t rowf, int Wq, int kh, int kw,
+    int ppan, float *o, size_t pstride) {
+    int pc = kw * d->DW;
+    const float *tap = buf + (size_t)(kh * d->DH) * rowf + (size_t)(pc % d->SW) * (size_t)Wq + (size_t)(pc / d->SW);
+    for (int q = 0; q < ppan; q++) {
+        int oh = q * R / d->OW, ow0 = q * R % d->OW;
+        memcpy(o + (size_t)q * pstride, tap + (size_t)(oh * d->SH) * rowf + (size_t)ow0,
+               (size_t)R * sizeof(float));
+    }
+}
+
+/* Packing task: im2col rows [task * kchunk, ...) of every pixel panel. */
+static void pt_swap_pack(void *vctx, int task, int tid) {
+    const pt_swap_job *j = (const pt_swap_job *)vctx;
+    const pt_conv2d_desc *d = &j->c->d;
+    int K = j->c->Kg, R = j->c->rows, P = d->OH * d->OW;
+    int k0 = task * j->kchunk, k1 = k0 + j->kchunk < K ? k0 + j->kchunk : K;
+    int kk = d->KH * d->KW;
+    int pointwise = kk == 1 && d->SH == 1 && d->SW == 1 && d->PT == 0 && d->PL == 0 &&
+                    d->PB == 0 && d->PR == 0;
+    size_t plane = (size_t)d->H * (size_t)d->W, pstride = (size_t)K * (size_t)R;
+    if (kk > 1 && d->OW % R == 0) {
+        int Hp = (d->OH - 1) * d->SH + (d->KH - 1) * d->DH + 1;
+        int Wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+        int SW = d->SW, Wq = (Wp + SW - 1) / SW, ppan = P / R;
+        size_t rowf = (size_t)SW * (size_t)Wq;
+        float *buf = (float *)pt_workspace(tid, 2, (size_t)Hp * rowf * sizeof(float));
+        if (!buf) return;
+        int cur = -1;
+        for (int k = k0; k < k1; k++) {
+            int c = k / kk, r = k % kk;
+            if (c != cur) { /* the padded plane of channel c */
+                const float *xc = j->x + (size_t)c * plane;
+                for (int row = 0; row < Hp; row++) {
+                    float *br = buf + (size_t)row * rowf;
+                    int ih = row - d->PT;
+                    if (ih < 0 || ih >= d->H) {
+                        memset(br, 0, rowf * sizeof(float));
+                        continue;
+                    }
+                    for (int ph = 0; ph < SW; ph++)
+                        pt_strided_copy(br + (size_t)ph * (size_t)Wq, Wq, xc + (size_t)ih * (size_t)d->W,
+                                        d->W, SW, ph - d->PL, 0.0f);
+                }
+                cur = c;
+            }
+            float *o = j->apack + (size_t)k * (size_t)R;
+            int kh = r / d->KW, kw = r % d->KW;
+            switch (R) {
+            case 8: pt_swap_rows_chunks(8, d, buf, rowf, Wq, kh, kw, ppan, o, pstride); break;
+            case 7: pt_swap_rows_chunks(7, d, buf, rowf, Wq, kh, kw, ppan, o, pstride); break;
+            default: pt_swap_rows_chunks(R, d, buf, rowf, Wq, kh, kw, ppan, o, pstride); break;
+            }
+        }
+        return;
+    }
+    float tmp[PT_SWAP_MAX_PIXELS];
+    for (int k = k0; k < k1; k++) {
+        int c = k / kk, r = k % kk;
+        const float *xc = j->x + (size_t)c * plane, *row = xc;
+        if (!pointwise) {
+            pt_im2col_row(d, xc, r / d->KW, r % d->KW, 0, P, P, 0, tmp);
+            row = tmp;
+        }
+        float *o = j->apack + (size_t)k * (size_t)R;
+        switch (R) {
+        case 8: pt_swap_scatter(8, row, P, o, pstride); break;
+        case 7: pt_swap_scatter(7, row, P, o, pstride); break;
+        case 6: pt_swap_scatter(6, row, P, o, pstride); break;
+        case 5: pt_swap_scatter(5, row, P, o, pstride); break;
+        default: pt_swap_scatter(R, row, P, o, pstride); break;
+        }
+    }
+}
+
+/* y[m][p] = epilogue(t[p][m]) for channels [m0, m1) and pixels [p0, p1): the bias and a clamp
+ * applied on the way, other epilogues to the rows of y afterwards. */
+static void pt_swap_store(const pt_swap_job *j, int m0, int m1, int p0, int p1) {
+    const pt_epilogue *ep = j->ep;
+    int P = j->c->d.OH * j->c->d.OW;
+    size_t ldt = (size_t)j->ldt;
+    int act = ep ? ep->act : PT_ACT_NONE;
+    int fused = !ep || (!ep->residual && (act == PT_ACT_NONE || act == PT_ACT_RELU || act == PT_ACT_CLIP));
+    float lo = -INFINITY, hi = INFINITY;
+    if (fused && act == PT_ACT_RELU) lo = 0.0f;
+    if (fused && act == PT_ACT_CLIP) lo = ep->lo, hi = ep->hi;
+    for (int m = m0; m < m1; m++) {
+        float *yr = j->y + (size_t)m * (size_t)P;
+        const float *tc = j->t + m;
+        float b = fused && ep && ep->bias ? ep->bias[m] : 0.0f;
+        if (act == PT_ACT_NONE || !fused) {
+            for (int p = p0; p < p1; p++) yr[p] = tc[(size_t)p * ldt] + b;
+        } else { /* as the GEMM tile store's vector max / min */
+            for (int p = p0; p < p1; p++) {
+                float v = tc[(size_t)p * ldt] + b;
+                v = v > lo ? v : lo;
+                yr[p] = v < hi ? v : hi;
+            }
+        }
+    }
+    if (!fused)
+        for (int m = m0; m < m1; m++)
+            pt_epilogue_row(ep, m, j->y + (size_t)m * (size_t)P + p0,
+                            ep->residual ? ep->residual + (size_t)m * (size_t)P + p0 : NULL, p1 - p0);
+}
+
+/* GEMM task: channel vectors and pixel panels of its range, then the transpose into y. */
 static void pt_swap_task(void *vctx, int task, int tid) {
     (void)tid;
     const pt_swap_job *j = (const pt_swap_job *)vctx;
     const pt_conv2d_desc *d = &j->c->d;
-    int K = d->C, P = d->OH * d->OW;
-    int npan = (d->M + PT_NR - 1) / PT_NR;
-    int q0 = (int)((long)npan * task / j->groups), q1 = (int)((long)npan * (task + 1) / j->groups);
-    if (q0 >= q1) return;
-    int m0 = q0 * PT_NR, m1 = q1 * PT_NR < d->M ? q1 * PT_NR : d->M;
-    pt_gemm_pp(P, m1 - m0, K, j->apack, j->c->w + (size_t)q0 * (size_t)K * PT_NR, j->t + m0, j->ldt);
-    for (int m = m0; m < m1; m++) {
-        float *yr = j->y + (size_t)m * (size_t)P;
-        for (int p = 0; p < P; p++) yr[p] = j->t[(size_t)p * (size_t)j->ldt + (size_t)m];
-        if (j->ep)
-            pt_epilogue_row(j->ep, m, yr, j->ep->residual ? j->ep->residual + (size_t)m * (size_t)P : NULL, P);
-    }
+    int K = j->c->Kg, R = j->c->rows, P = d->OH * d->OW, M = d->M;
+    int cg = task % j->cgroups, pg = task / j->cgroups;
+    int nvec = (M + PT_VL - 1) / PT_VL, ppan = (P + R - 1) / R;
+    int v0 = (int)((long)nvec * cg / j->cgroups), v1 = (int)((long)nvec * (cg + 1) / j->cgroups);
+    int q0 = (int)((long)ppan * pg / j->pgroups), q1 = (int)((long)ppan * (pg + 1) / j->pgroups);
+    int m0 = v0 * PT_VL, m1 = v1 * PT_VL < M ? v1 * PT_VL : M;
+    int p0 = q0 * R, p1 = q1 * R < P ? q1 * R : P;
+    if (m0 >= m1 || p0 >= p1) return;
+    pt_gemm_rows(p1 - p0, R, m0, m1, K, j->apack + (size_t)q0 * (size_t)K * (size_t)R, j->c->w,
+                 j->t + (size_t)p0 * (size_t)j->ldt, j->ldt);
+    pt_swap_store(j, m0, m1, p0, p1);
 }
 
 static void pt_swap_run(const pt_conv *c, const float *x, float *y, const pt_epilogue *ep) {
     const pt_conv2d_desc *d = &c->d;
-    int K = d->C, P = d->OH * d->OW;
-    int ppan = (P + PT_MR - 1) / PT_MR, npan = (d->M + PT_NR - 1) / PT_NR;
+    int K = c->Kg, P = d->OH * d->OW, R = c->rows, T = pt_get_threads();
+    int ppan = (P + R - 1) / R, npan = (d->M + PT_NR - 1) / PT_NR, nvec = (d->M + PT_VL - 1) / PT_VL;
     int ldt = npan * PT_NR;
-    float *apack = (float *)pt_workspace(0, 1, (size_t)ppan * (size_t)K * PT_MR * sizeof(float));
+    float *apack = (float *)pt_workspace(0, 1, (size_t)ppan * (size_t)(K > 0 ? K : 1) * (size_t)R * sizeof(float));
     float *t = (float *)pt_workspace(0, 3, (size_t)P * (size_t)ldt * sizeof(float));
     if (!apack || !t) return;
+    pt_swap_job j;
+    j.c = c;
+    j.apack = apack;
+    j.t = t;
+    j.ldt = ldt;
+    /* packing: about 4 tasks per thread, none under 64 rows */
+    j.kchunk = (K + 4 * T - 1) / (4 * T);
+    if (j.kchunk < 64) j.kchunk = 64;
+    /* GEMM: channel ranges first (each streams its own part of the weight), pixel ranges when
+     * the channels are too few to keep the threads busy */
+    j.cgroups = T < nvec ? T : nvec;
+    j.pgroups = (T + j.cgroups - 1) / j.cgroups;
+    if (j.pgroups > ppan) j.pgroups = ppan;
     for (int b = 0; b < d->N; b++) {
-        const float *xb = x + (size_t)b * (size_t)K * (size_t)P;
-        pt_gemm_pack_a_into(P, K, xb, P, 1, apack);
-        pt_epilogue e, *ep2 = NULL;
         size_t yoff = (size_t)b * (size_t)d->M * (size_t)P;
+        pt_epilogue e, *ep2 = NULL;
         if (ep) {
             e = *ep;
             if (e.residual) e.residual += yoff;
             ep2 = &e;
         }
-        int groups = pt_get_threads() < npan ? pt_get_threads() : npan;
-        pt_swap_job j = {c, apack, t, ldt, groups, y + yoff, ep2};
-        pt_parallel_for_tid(groups, pt_swap_task, &j);
+        j.x = x + (size_t)b * (size_t)d->C * (size_t)d->H * (size_t)d->W;
+        j.y = y + yoff;
+        j.ep = ep2;
+        if (K > 0) pt_parallel_for_tid((K + j.kchunk - 1) / j.kchunk, pt_swap_pack, &j);
+        pt_parallel_for_tid(j.cgroups * j.pgroups, pt_swap_task, &j);
     }
 }
 
@@ -455,28 +505,11 @@ void pt_conv2d_run(const void *prepared, const float *x, float *y, const pt_epil
         return;
     }
     if (c->mode == PT_CONV_DW) {
-        pt_dw_job j;
-        j.c = c;
-        j.x = x;
-        j.y = y;
-        j.ep = ep;
-        j.Hp = (d->OH - 1) * d->SH + (d->KH - 1) * d->DH + 1;
-        if (j.Hp < d->PT + d->H) j.Hp = d->PT + d->H;
-        int wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
-        if (wp < d->PL + d->W) wp = d->PL + d->W;
-        /* a row's vectors read up to the output count rounded up to PT_VL, plus the taps */
-        j.Wq = (wp + d->SW - 1) / d->SW;
-        int need = (d->OW + PT_VL - 1) / PT_VL * PT_VL + ((d->KW - 1) * d->DW) / d->SW + 1;
-        if (j.Wq < need) j.Wq = need;
-        j.Wq = (j.Wq + PT_VL - 1) / PT_VL * PT_VL; /* vector-aligned rows (kw = 0 taps) */
-        int planes = d->N * d->M, T = pt_get_threads();
-        /* about 8 tasks per thread, none under ~4K outputs unless that leaves a thread idle */
-        j.per = (planes + 8 * T - 1) / (8 * T);
-        int minp = 4096 / (d->OH * d->OW) + 1;
-        if (j.per < minp) j.per = minp;
-        if (j.per > (planes + T - 1) / T) j.per = (planes + T - 1) / T;
-        if (j.per < 1) j.per = 1;
-        pt_parallel_for_tid((planes + j.per - 1) / j.per, pt_dw_task, &j);
+        pt_dw_run(c->direct, x, y, ep);
+        return;
+    }
+    if (c->mode == PT_CONV_DIRECT) {
+        pt_cd_run(c->direct, x, y, ep);
         return;
     }
     for (int b = 0; b < d->N; b++) {

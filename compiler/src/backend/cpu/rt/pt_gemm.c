@@ -21,6 +21,12 @@
 #ifndef PT_KC
 #define PT_KC 256
 #endif
+#ifndef PT_PF_LOC
+#define PT_PF_LOC 2
+#endif
+#ifndef PT_KC_ROWS
+#define PT_KC_ROWS (PT_KC * 2)
+#endif
 #ifndef PT_NC
 #define PT_NC (PT_NR * 10)
 #endif
@@ -102,6 +108,8 @@ typedef struct {
     int ldc, row, col, mv, nv, first, last;
     const pt_epilogue *ep;
     size_t bs; /* floats between successive k steps of B (PT_NR when packed) */
+    const float *pf; /* or NULL: lines to prefetch into L2 while the tile runs, from pf on */
+    size_t pfstep;   /* lines per k step, 16.16 fixed point */
 } pt_tile;
 
 /* Stores the accumulated tile acc[PT_MR][nrv] (row stride PT_NRV) into C with the epilogue. */
@@ -153,7 +161,7 @@ static void pt_store_tile(const pt_vf *acc, int nrv, const pt_tile *t) {
 #define PT_Z PT_VZERO
 #define PT_LDB(j) (nrv > (j) ? (pt_vf)PT_VLOAD(b + (j) * PT_VL) : PT_Z) /* B may be unpacked */
 #define PT_ROW(i)                                                                          \
-    if (PT_MR > (i)) {                                                                     \
+    if (mr > (i)) {                                                                        \
         float ai = a[i];                                                                   \
         c##i##0 += b0 * ai;                                                                \
         if (nrv > 1) c##i##1 += b1 * ai;                                                   \
@@ -162,40 +170,95 @@ static void pt_store_tile(const pt_vf *acc, int nrv, const pt_tile *t) {
     }
 #define PT_DECL(i) pt_vf c##i##0 = PT_Z, c##i##1 = PT_Z, c##i##2 = PT_Z, c##i##3 = PT_Z;
 #define PT_SAVE(i)                                                                         \
-    if (PT_MR > (i)) {                                                                     \
+    if (mr > (i)) {                                                                        \
         acc[(i) * PT_NRV + 0] = c##i##0;                                                   \
         if (nrv > 1) acc[(i) * PT_NRV + 1] = c##i##1;                                      \
         if (nrv > 2) acc[(i) * PT_NRV + 2] = c##i##2;                                      \
         if (nrv > 3) acc[(i) * PT_NRV + 3] = c##i##3;                                      \
     }
 
+/* One vector of a full tile's row: accumulate onto C unless the first K block, then bias,
+ * residual and clamp when the epilogue is due (ep set), then store. */
+#define PT_FAST_V(i, j)                                                                    \
+    {                                                                                      \
+        pt_vf v = c##i##j;                                                                 \
+        float *cp = c + (size_t)(i) * ldc + (j) * PT_VL;                                   \
+        if (!first) v += PT_VLOAD(cp);                                                     \
+        if (ep) {                                                                          \
+            v += bi;                                                                       \
+            if (res) v += PT_VLOAD(res + (size_t)(i) * ldc + (j) * PT_VL);                 \
+            if (clamp) {                                                                   \
+                v = pt_vmax(v, act == PT_ACT_CLIP ? lo : PT_VZERO);                        \
+                if (act == PT_ACT_CLIP) v = pt_vmin(v, hi);                                \
+            }                                                                              \
+        }                                                                                  \
+        PT_VSTORE(cp, v);                                                                  \
+    }
+#define PT_FAST_ROW(i)                                                                     \
+    if (mr > (i)) {                                                                        \
+        pt_vf bi = PT_SPLAT(bias ? bias[i] : 0.0f);                                        \
+        (void)bi;                                                                          \
+        PT_FAST_V(i, 0)                                                                    \
+        if (nrv > 1) PT_FAST_V(i, 1)                                                       \
+        if (nrv > 2) PT_FAST_V(i, 2)                                                       \
+        if (nrv > 3) PT_FAST_V(i, 3)                                                       \
+    }
+
 #if PT_NRV > 4 || PT_MR > 8
 #error "micro-kernel supports at most 8 rows and 4 vectors"
 #endif
 
-/* kc steps of the rank-1 update of a PT_MR x (nrv * PT_VL) tile; a: PT_MR floats per step,
- * b: PT_NR floats per step (64-byte aligned). */
-static inline __attribute__((always_inline)) void pt_ukr(const int nrv, int kc,
-                                                         const float *restrict a,
-                                                         const float *restrict b,
-                                                         const pt_tile *t) {
+/* kc steps of the rank-1 update of an mr x (nrv * PT_VL) tile (mr <= PT_MR); a: mr floats per
+ * step, b: nrv vectors per step, t->bs floats apart (unaligned loads). */
+static inline __attribute__((always_inline)) void pt_ukr_mn(const int mr, const int nrv, int kc,
+                                                            const float *restrict a,
+                                                            const float *restrict b,
+                                                            const pt_tile *t) {
     const size_t bs = t->bs;
     PT_DECL(0) PT_DECL(1) PT_DECL(2) PT_DECL(3) PT_DECL(4) PT_DECL(5) PT_DECL(6) PT_DECL(7)
+    const float *pf = t->pf;
+    size_t pacc = 0, pstep = t->pfstep;
+    (void)pf, (void)pacc, (void)pstep;
     for (int k = 0; k < kc; k++) {
 #ifndef PT_NO_PREFETCH
-        /* the A panel streams from L3 when few B columns reuse it: fetch ahead */
-        __builtin_prefetch(a + PT_A_PREFETCH, 0, 3);
+        if (pf) { /* the caller's next operand slice, spread over the tiles that precede it */
+            __builtin_prefetch(pf + (pacc >> 16) * 16, 0, PT_PF_LOC);
+            pacc += pstep;
+        } else { /* the A panel streams from L3 when few B columns reuse it: fetch ahead */
+            __builtin_prefetch(a + PT_A_PREFETCH / PT_MR * mr, 0, 3);
+        }
 #endif
         pt_vf b0 = PT_LDB(0), b1 = PT_LDB(1), b2 = PT_LDB(2), b3 = PT_LDB(3);
         (void)b1; (void)b2; (void)b3;
         PT_ROW(0) PT_ROW(1) PT_ROW(2) PT_ROW(3) PT_ROW(4) PT_ROW(5) PT_ROW(6) PT_ROW(7)
-        a += PT_MR;
+        a += mr;
         b += bs;
+    }
+    const pt_epilogue *ep = t->last ? t->ep : NULL;
+    int act = ep ? ep->act : PT_ACT_NONE;
+    if (t->mv == mr && t->nv == nrv * PT_VL &&
+        (act == PT_ACT_NONE || act == PT_ACT_RELU || act == PT_ACT_CLIP)) {
+        /* a full tile with at most a clamp: stored straight from the registers */
+        const size_t ldc = (size_t)t->ldc;
+        const int first = t->first, clamp = act != PT_ACT_NONE;
+        const float *bias = ep && ep->bias ? ep->bias + t->row : NULL;
+        const float *res = ep && ep->residual
+                               ? ep->residual + (size_t)t->row * ldc + (size_t)t->col
+                               : NULL;
+        const pt_vf lo = PT_SPLAT(act == PT_ACT_CLIP ? ep->lo : 0.0f);
+        const pt_vf hi = PT_SPLAT(act == PT_ACT_CLIP ? ep->hi : 0.0f);
+        float *c = t->c;
+        (void)lo, (void)hi;
+        PT_FAST_ROW(0) PT_FAST_ROW(1) PT_FAST_ROW(2) PT_FAST_ROW(3) PT_FAST_ROW(4)
+        PT_FAST_ROW(5) PT_FAST_ROW(6) PT_FAST_ROW(7)
+        return;
     }
     pt_vf acc[PT_MR * PT_NRV];
     PT_SAVE(0) PT_SAVE(1) PT_SAVE(2) PT_SAVE(3) PT_SAVE(4) PT_SAVE(5) PT_SAVE(6) PT_SAVE(7)
     pt_store_tile(acc, nrv, t);
 }
+
+#define pt_ukr(nrv, kc, a, b, t) pt_ukr_mn(PT_MR, nrv, kc, a, b, t)
 
 static void pt_ukr_1(int kc, const float *a, const float *b, const pt_tile *t) { pt_ukr(1, kc, a, b, t); }
 #if PT_NRV >= 2
@@ -266,7 +329,7 @@ static void pt_gemm_task(void *vctx, int task, int tid) {
                 int nv = j->N - col < PT_NR ? j->N - col : PT_NR;
                 if (nv > nc - q * PT_NR) nv = nc - q * PT_NR;
                 pt_tile t = {j->C + (size_t)row * (size_t)j->ldc + col, j->ldc, row, col, mv, nv,
-                             kb == 0, kb == kblocks - 1, j->ep, PT_NR};
+                             kb == 0, kb == kblocks - 1, j->ep, PT_NR, NULL, 0};
                 int nrv = (nv + PT_VL - 1) / PT_VL;
                 const float *b = bbuf + (size_t)q * (size_t)kc * PT_NR;
                 if (j->bdirect && nv == PT_NR) { /* full panel: B read in place */
@@ -298,10 +361,89 @@ void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked,
                 int col = q * PT_NR;
                 int nv = N - col < PT_NR ? N - col : PT_NR;
                 pt_tile t = {C + (size_t)row * (size_t)ldc + col, ldc, row, col, mv, nv,
-                             kb == 0, kb == kblocks - 1, NULL, PT_NR};
+                             kb == 0, kb == kblocks - 1, NULL, PT_NR, NULL, 0};
                 pt_ukr_n((nv + PT_VL - 1) / PT_VL, kc, a,
                          bpacked + (size_t)q * ka * PT_NR + (size_t)k0 * PT_NR, &t);
             }
+        }
+    }
+}
+
+/* The micro-kernel for A panels of mr rows (PT_MR - 3 <= mr <= PT_MR), any nrv. */
+#define PT_NRV_CAP(n) ((n) <= PT_NRV ? (n) : PT_NRV)
+#define PT_UKR_ROWS(name, mr)                                                              \
+    static void name(int nrv, int kc, const float *a, const float *b, const pt_tile *t) {  \
+        switch (nrv) {                                                                     \
+        case 4: pt_ukr_mn(mr, PT_NRV_CAP(4), kc, a, b, t); break;                          \
+        case 3: pt_ukr_mn(mr, PT_NRV_CAP(3), kc, a, b, t); break;                          \
+        case 2: pt_ukr_mn(mr, PT_NRV_CAP(2), kc, a, b, t); break;                          \
+        default: pt_ukr_mn(mr, 1, kc, a, b, t); break;                                     \
+        }                                                                                  \
+    }
+PT_UKR_ROWS(pt_ukr_r1, PT_MR - 1)
+#if PT_MR > 2
+PT_UKR_ROWS(pt_ukr_r2, PT_MR - 2)
+#endif
+#if PT_MR > 3
+PT_UKR_ROWS(pt_ukr_r3, PT_MR - 3)
+#endif
+
+static void pt_ukr_rows(int mr, int nrv, int kc, const float *a, const float *b,
+                        const pt_tile *t) {
+    switch (PT_MR - mr) {
+    case 1: pt_ukr_r1(nrv, kc, a, b, t); break;
+#if PT_MR > 2
+    case 2: pt_ukr_r2(nrv, kc, a, b, t); break;
+#endif
+#if PT_MR > 3
+    case 3: pt_ukr_r3(nrv, kc, a, b, t); break;
+#endif
+    default: pt_ukr_n(nrv, kc, a, b, t); break;
+    }
+}
+
+int pt_gemm_rows_min(void) { return PT_MR > 3 ? PT_MR - 3 : 1; }
+
+void pt_gemm_rows(int M, int mr, int c0, int c1, int K, const float *apacked,
+                  const float *bpacked, float *C, int ldc) {
+    if (M <= 0 || c1 <= c0 || mr < pt_gemm_rows_min() || mr > PT_MR) return;
+    int kblocks = K > 0 ? (K + PT_KC_ROWS - 1) / PT_KC_ROWS : 1;
+    int mpanels = (M + mr - 1) / mr;
+    size_t ka = (size_t)(K > 0 ? K : 1);
+    for (int kb = 0; kb < kblocks; kb++) {
+        int k0 = (int)((long)K * kb / kblocks), k1 = (int)((long)K * (kb + 1) / kblocks);
+        int kc = k1 - k0;
+        for (int c = c0; c < c1;) {
+            int q = c / PT_NR, off = c % PT_NR;
+            int nv = PT_NR - off < c1 - c ? PT_NR - off : c1 - c;
+            const float *b = bpacked + (size_t)q * ka * PT_NR + (size_t)k0 * PT_NR + (size_t)off;
+            /* the next B slice (next column panel, or the first of the next K block) streams
+             * from memory: the tiles of this slice prefetch it, each a share of its lines */
+            const float *nb = NULL;
+            size_t nlines = 0;
+            if (c + nv < c1) {
+                nb = bpacked + (size_t)(q + 1) * ka * PT_NR + (size_t)k0 * PT_NR;
+                nlines = (size_t)kc * PT_NR / 16;
+            } else if (kb + 1 < kblocks) {
+                int n0 = (int)((long)K * (kb + 2) / kblocks);
+                nb = bpacked + (size_t)(c0 / PT_NR) * ka * PT_NR + (size_t)k1 * PT_NR;
+                nlines = (size_t)(n0 - k1) * PT_NR / 16;
+            }
+            size_t share = (nlines + (size_t)mpanels - 1) / (size_t)mpanels;
+            for (int p = 0; p < mpanels; p++) {
+                int row = p * mr;
+                int mv = M - row < mr ? M - row : mr;
+                const float *a = apacked + (size_t)p * ka * (size_t)mr + (size_t)k0 * (size_t)mr;
+                pt_tile t = {C + (size_t)row * (size_t)ldc + c, ldc, row, c, mv, nv,
+                             kb == 0, kb == kblocks - 1, NULL, PT_NR, NULL, 0};
+                if (nb && kc > 0 && (size_t)p * share < nlines) {
+                    size_t mine = nlines - (size_t)p * share < share ? nlines - (size_t)p * share : share;
+                    t.pf = nb + (size_t)p * share * 16;
+                    t.pfstep = (mine << 16) / (size_t)kc;
+                }
+                pt_ukr_rows(mr, (nv + PT_VL - 1) / PT_VL, kc, a, b, &t);
+            }
+            c += nv;
         }
     }
 }

@@ -13,6 +13,18 @@
 #ifndef PT_KERNELS_H
 #define PT_KERNELS_H
 
+/* Built with --blas (-DPT_BLAS), pt_blas.c defines the GEMM and convolution entry points; the
+ * kernel files' own definitions of them are renamed pt_native_* (pt_blas.c falls back on them). */
+#if defined(PT_BLAS) && defined(PT_KERNELS_INTERNAL) && !defined(PT_BLAS_IMPL)
+#define pt_sgemm pt_native_sgemm
+#define pt_sgemm_pack_a pt_native_sgemm_pack_a
+#define pt_sgemm_packed pt_native_sgemm_packed
+#define pt_packed_free pt_native_packed_free
+#define pt_conv2d_prepare pt_native_conv2d_prepare
+#define pt_conv2d_free pt_native_conv2d_free
+#define pt_conv2d_run pt_native_conv2d_run
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -237,6 +249,15 @@ void pt_gemm_run_b(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_
 void pt_gemm_pp(int M, int N, int K, const float *apacked, const float *bpacked, float *C,
                 int ldc);
 
+/* C[M x (c1 - c0)] at C (column c of B lands in column c of C, leading dimension ldc) =
+ * A * B[:, c0:c1] on the calling thread, no epilogue. A: panels of mr rows (pt_gemm_rows_min()
+ * <= mr <= PT_MR), K * mr floats apart, mr floats per k step, zero rows past M. B: panels of
+ * PT_NR columns, K * PT_NR floats apart, zero columns past the matrix; c0 a multiple of PT_VL.
+ * Blocked over K; per K block a B micro-panel slice is reused across all A panels. */
+void pt_gemm_rows(int M, int mr, int c0, int c1, int K, const float *apacked,
+                  const float *bpacked, float *C, int ldc);
+int pt_gemm_rows_min(void);
+
 /* Winograd F(2x2, 3x3) convolution (pt_wino.c) for 3x3, stride 1, dilation 1, one group:
  * pt_wino_eligible says whether a descriptor takes this path (and is worth it);
  * pt_wino_prepare transforms and packs the weight (NULL on allocation failure). */
@@ -245,6 +266,29 @@ void *pt_wino_prepare(const pt_conv2d_desc *d, const float *weight);
 void pt_wino_free(void *prepared);
 /* One image: x [C, H, W] -> y [M, OH, OW] with the epilogue (residual offset to the image). */
 void pt_wino_run(const void *prepared, const float *x, float *y, const pt_epilogue *ep);
+
+/* Direct depthwise convolution (pt_dw.c) for C / G == 1 (any multiplier M / G): pt_dw_prepare
+ * copies the weight (NULL on allocation failure or a descriptor with C != G); pt_dw_run does
+ * all images, x [N, C, H, W] -> y [N, M, OH, OW], with the epilogue, on the thread pool. */
+void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_dw_free(void *plan);
+void pt_dw_run(const void *plan, const float *x, float *y, const pt_epilogue *ep);
+
+/* Writes input row `src` (d->W floats) as a padded, stride-phase-split row at `br` (pt_dw.c):
+ * padded column q (input column q - PL) at br[(q % SW) * Wq + q / SW]. For SW 1 and 2 only the
+ * input columns are written (the pads keep what `br` held: zero it once); other strides write
+ * every phase in full (Wq floats each, pads zero). */
+void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *br);
+
+/* Direct dense convolution for few input channels (pt_conv_direct.c): pt_cd_eligible says
+ * whether a descriptor takes this path (one group, C <= 4, kernels up to 16x16, rows at least
+ * two vectors wide); pt_cd_prepare packs the weight (NULL on allocation failure or an
+ * ineligible descriptor); pt_cd_run does all images, x [N, C, H, W] -> y [N, M, OH, OW], with
+ * the epilogue, on the thread pool. */
+int pt_cd_eligible(const pt_conv2d_desc *d);
+void *pt_cd_prepare(const pt_conv2d_desc *d, const float *weight);
+void pt_cd_free(void *plan);
+void pt_cd_run(const void *plan, const float *x, float *y, const pt_epilogue *ep);
 
 /* Applies the epilogue to n contiguous values of row `row` (residual at the same offset). */
 void pt_epilogue_row(const pt_epilogue *ep, int row, float *y, const float *res, int n);
