@@ -7,11 +7,14 @@
 //! the model that was open.
 
 use crate::details;
+use crate::device::{DevicePicker, ProfileSource};
 use crate::doc::Document;
+use crate::export;
 use crate::loader::Loader;
 use crate::recent::RecentFiles;
 use crate::search::Search;
 use crate::table::{Col, TableState};
+use crate::tabs::Tabs;
 use egui::{Color32, Key, KeyboardShortcut, Modifiers, RichText};
 use petasos_compiler::cost::report::{joules, seconds};
 
@@ -38,13 +41,7 @@ pub struct Session {
     pub compare: Option<Document>,
 }
 
-/// Bottom tabs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tab {
-    Plots,
-    WhatIf,
-    Compare,
-}
+pub use crate::tabs::Tab;
 
 /// How the app starts.
 #[derive(Clone, Debug, Default)]
@@ -64,7 +61,12 @@ pub struct ViewerApp {
     compare_loader: Option<Loader>,
     /// Whether native file dialogs may open (off in tests).
     pub dialogs: bool,
-    tab: Tab,
+    pub tabs: Tabs,
+    picker: DevicePicker,
+    /// Pending PNG export.
+    png: Option<std::sync::mpsc::Receiver<Result<std::path::PathBuf, export::ExportError>>>,
+    /// A transient message (export done, ...).
+    pub notice: Option<String>,
     focus_search: bool,
     /// Op to scroll the table to / focus in the graph on the next frame.
     reveal: Option<usize>,
@@ -82,7 +84,10 @@ impl ViewerApp {
             loader: None,
             compare_loader: None,
             dialogs: false,
-            tab: Tab::Plots,
+            tabs: Tabs::default(),
+            picker: DevicePicker::new(device),
+            png: None,
+            notice: None,
             focus_search: false,
             reveal: None,
             fit_request: false,
@@ -129,7 +134,7 @@ impl ViewerApp {
         self.compare_loader = Some(Loader::spawn(source, &self.device, move || {
             c.request_repaint()
         }));
-        self.tab = Tab::Compare;
+        self.tabs.tab = Tab::Compare;
     }
 
     /// Whether a load is in flight.
@@ -145,6 +150,9 @@ impl ViewerApp {
         s.doc_id = s.doc_id.wrapping_add(1);
         s.selection = None;
         s.error = None;
+        s.est_gen = s.est_gen.wrapping_add(1);
+        self.tabs
+            .reset_for(s.doc.as_ref().map_or(0, |d| d.ops.len()));
         if let Some(d) = &s.doc {
             s.search.update(&d.ops, true);
         }
@@ -161,15 +169,67 @@ impl ViewerApp {
     /// Prices the open model (and the compared one) on `device`; later loads use it too.
     /// An unknown device shows an error and changes nothing.
     pub fn set_device(&mut self, device: &str) {
+        match self.picker.choose_builtin(device) {
+            Some(p) => self.apply_profile(&p, device),
+            None => {
+                let why = self.picker.error().unwrap_or("unknown device").to_string();
+                self.session.error = Some(format!("device '{device}': {why}"));
+            }
+        }
+    }
+
+    /// Re-prices the open models on `profile` (the picker's unit); `device` (a built-in name
+    /// or a file path) is used for later loads.
+    fn apply_profile(&mut self, profile: &petasos_compiler::cost::DeviceProfile, device: &str) {
+        let unit = self.picker.unit().map(str::to_string);
         let s = &mut self.session;
         for d in s.doc.iter_mut().chain(s.compare.iter_mut()) {
-            if let Err(e) = d.reprice(device) {
+            if let Err(e) = d.reprice_with(profile, unit.as_deref(), device) {
                 s.error = Some(e.to_string());
                 return;
             }
         }
         self.device = device.to_string();
         s.est_gen = s.est_gen.wrapping_add(1);
+        self.tabs.whatif.invalidate();
+    }
+
+    /// Writes the table (current row order and filters) as CSV to `path`, atomically.
+    pub fn export_csv(&mut self, path: &std::path::Path) -> Result<(), export::ExportError> {
+        let Some(d) = &self.session.doc else {
+            return Ok(());
+        };
+        let rows: Vec<usize> = self
+            .session
+            .table
+            .order()
+            .iter()
+            .filter_map(|&op| d.row(op))
+            .collect();
+        let csv = export::estimator_csv(&d.estimator, &rows)?;
+        export::write_atomic(path, csv.as_bytes())?;
+        self.notice = Some(format!("table written to {}", path.display()));
+        Ok(())
+    }
+
+    /// Saves the next frame as a PNG at `path` (the result shows when it arrives).
+    pub fn export_png(&mut self, ctx: &egui::Context, path: std::path::PathBuf) {
+        self.png = Some(export::request_png(ctx, path));
+    }
+
+    fn save_dialog(&self, what: &str, ext: &str) -> Option<std::path::PathBuf> {
+        if !self.dialogs {
+            return None;
+        }
+        let stem = self
+            .session
+            .doc
+            .as_ref()
+            .map_or("petasos", |d| d.title.as_str());
+        rfd::FileDialog::new()
+            .add_filter(what, &[ext])
+            .set_file_name(format!("{stem}.{ext}"))
+            .save_file()
     }
 
     /// Sets the search text and recomputes the matches.
@@ -194,6 +254,15 @@ impl ViewerApp {
                             self.recent.remove(&source);
                         }
                     }
+                }
+            }
+        }
+        if let Some(rx) = &self.png {
+            if let Ok(r) = rx.try_recv() {
+                self.png = None;
+                match r {
+                    Ok(p) => self.notice = Some(format!("view saved to {}", p.display())),
+                    Err(e) => self.session.error = Some(e.to_string()),
                 }
             }
         }
@@ -260,6 +329,45 @@ impl ViewerApp {
                     ui.close();
                     self.open_dialog(&ctx);
                 }
+                if ui
+                    .add_enabled(self.dialogs, egui::Button::new("Compare with…"))
+                    .clicked()
+                {
+                    ui.close();
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("ONNX model", &["onnx"])
+                        .pick_file()
+                    {
+                        self.open_compare(&ctx, &p.to_string_lossy());
+                    }
+                }
+                let has_doc = self.session.doc.is_some();
+                if ui
+                    .add_enabled(
+                        has_doc && self.dialogs,
+                        egui::Button::new("Export table as CSV…"),
+                    )
+                    .clicked()
+                {
+                    ui.close();
+                    if let Some(p) = self.save_dialog("CSV", "csv") {
+                        if let Err(e) = self.export_csv(&p) {
+                            self.session.error = Some(e.to_string());
+                        }
+                    }
+                }
+                if ui
+                    .add_enabled(
+                        has_doc && self.dialogs,
+                        egui::Button::new("Export view as PNG…"),
+                    )
+                    .clicked()
+                {
+                    ui.close();
+                    if let Some(p) = self.save_dialog("PNG image", "png") {
+                        self.export_png(&ctx, p);
+                    }
+                }
                 ui.menu_button("Recent", |ui| {
                     if self.recent.items().is_empty() {
                         ui.weak("(none)");
@@ -288,7 +396,6 @@ impl ViewerApp {
                         }
                     });
             });
-            self.device_slot(ui);
             ui.separator();
             self.search_box(ui);
             if let Some(l) = &self.loader {
@@ -304,6 +411,15 @@ impl ViewerApp {
                 }
             }
         });
+        ui.horizontal(|ui| self.device_slot(ui));
+        if let Some(n) = self.notice.clone() {
+            ui.horizontal(|ui| {
+                ui.label(n);
+                if ui.small_button("ok").clicked() {
+                    self.notice = None;
+                }
+            });
+        }
         if let Some(e) = self.session.error.clone() {
             ui.horizontal_wrapped(|ui| {
                 ui.label(
@@ -316,20 +432,14 @@ impl ViewerApp {
         }
     }
 
-    /// Device choice; V3's `DevicePicker` replaces the combo box.
+    /// The device picker (built-in profiles, units, profile files); a choice re-prices.
     fn device_slot(&mut self, ui: &mut egui::Ui) {
-        let mut chosen = None;
-        egui::ComboBox::from_label("device")
-            .selected_text(self.device.clone())
-            .show_ui(ui, |ui| {
-                for n in petasos_compiler::cost::profile::builtin_names() {
-                    if ui.selectable_label(self.device == n, n).clicked() {
-                        chosen = Some(n.to_string());
-                    }
-                }
-            });
-        if let Some(d) = chosen.filter(|d| *d != self.device) {
-            self.set_device(&d);
+        ui.label("device:");
+        if let Some(p) = self.picker.show(ui) {
+            let name = match self.picker.source() {
+                ProfileSource::Builtin(n) | ProfileSource::File(n) => n.clone(),
+            };
+            self.apply_profile(&p, &name);
         }
     }
 
@@ -394,41 +504,6 @@ impl ViewerApp {
         });
     }
 
-    /// The bottom tabs; V3 fills plots, what-if and compare.
-    fn tabs(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.tab, Tab::Plots, "Plots");
-            ui.selectable_value(&mut self.tab, Tab::WhatIf, "What-if");
-            ui.selectable_value(&mut self.tab, Tab::Compare, "Compare");
-        });
-        ui.separator();
-        match self.tab {
-            Tab::Plots => {
-                ui.weak("Plots: latency by op type, memory over time, MACs vs latency.");
-            }
-            Tab::WhatIf => {
-                ui.weak("What-if: weight / activation bits, sparsity, KV options.");
-            }
-            Tab::Compare => match (&self.session.doc, &self.session.compare) {
-                (Some(a), Some(b)) => {
-                    let (sa, sb) = (a.estimator.sums(), b.estimator.sums());
-                    ui.label(format!(
-                        "{} vs {}: latency {} vs {}, energy {} vs {}",
-                        a.title,
-                        b.title,
-                        seconds(sa.latency_s),
-                        seconds(sb.latency_s),
-                        joules(sa.energy_j),
-                        joules(sb.energy_j)
-                    ));
-                }
-                _ => {
-                    ui.weak("Compare: start with --compare MODEL2.");
-                }
-            },
-        }
-    }
-
     /// The graph view. V1's `GraphView` draws here (node = op index, selection shared).
     fn graph_ui(&mut self, ui: &mut egui::Ui) {
         let Some(d) = &self.session.doc else {
@@ -485,9 +560,13 @@ impl eframe::App for ViewerApp {
         egui::Panel::top("top-bar").show(ui, |ui| self.top_bar(ui));
         egui::Panel::bottom("status-bar").show(ui, |ui| self.status_bar(ui));
         egui::Panel::bottom("tabs")
-            .resizable(true)
-            .default_size(120.0)
-            .show(ui, |ui| self.tabs(ui));
+            .resizable(self.tabs.tab != Tab::Hidden)
+            .default_size(240.0)
+            .show(ui, |ui| {
+                if let Some(op) = self.tabs.show(ui, &mut self.session) {
+                    self.select(Some(op));
+                }
+            });
         egui::Panel::right("details")
             .resizable(true)
             .default_size(320.0)

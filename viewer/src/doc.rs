@@ -155,6 +155,8 @@ pub struct Document {
     pub estimator: Estimator,
     /// Op index -> index into `estimator.work.ops` (matched by node name).
     pub row_of_op: Vec<Option<usize>>,
+    /// Estimator row -> op index (`None` for ops of subgraphs).
+    pub op_of_row: Vec<Option<usize>>,
     /// Distinct op types, sorted.
     pub op_types: Vec<String>,
     /// Wall time of [`Document::load`].
@@ -277,6 +279,12 @@ impl Document {
         progress(0.95, "building the graph");
         let graph_data = Arc::new(plain_graph(&graph, &ops));
         let row_of_op = match_rows(&ops, &estimator);
+        let mut op_of_row = vec![None; estimator.work.ops.len()];
+        for (op, r) in row_of_op.iter().enumerate() {
+            if let Some(slot) = r.and_then(|r| op_of_row.get_mut(r)) {
+                *slot = Some(op);
+            }
+        }
         let mut op_types: Vec<String> = ops.iter().map(|o| o.op_type.clone()).collect();
         op_types.sort();
         op_types.dedup();
@@ -290,33 +298,46 @@ impl Document {
             graph_data,
             estimator,
             row_of_op,
+            op_of_row,
             op_types,
             load_time: t0.elapsed(),
         })
     }
 
-    /// Re-prices the same work on `device` (keeping the whole-model what-if options; per-op
-    /// options are cleared). The graph is not reloaded.
+    /// Re-prices the same work on built-in or file profile `device`, keeping the what-if
+    /// options. The graph is not reloaded.
     pub fn reprice(&mut self, device: &str) -> Result<(), DocError> {
         let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
             device: device.to_string(),
             cause: e.to_string(),
             known: petasos_compiler::cost::profile::builtin_names().join(", "),
         })?;
-        let est = Estimator::new(
-            self.estimator.work.clone(),
-            &profile,
-            None,
-            self.estimator.what_if(),
-        )
-        .map_err(|e| DocError::Estimate {
-            file: self.source.clone(),
-            device: device.to_string(),
-            cause: e.to_string(),
+        self.reprice_with(&profile, None, device)
+    }
+
+    /// Re-prices the same work on `profile` (unit `unit`, else its default), keeping the
+    /// what-if options (whole-model and per-op); `device` is what [`Document::device`] becomes.
+    pub fn reprice_with(
+        &mut self,
+        profile: &DeviceProfile,
+        unit: Option<&str>,
+        device: &str,
+    ) -> Result<(), DocError> {
+        let est = crate::device::reprice(&self.estimator, profile, unit).map_err(|e| {
+            DocError::Estimate {
+                file: self.source.clone(),
+                device: device.to_string(),
+                cause: e.to_string(),
+            }
         })?;
         self.estimator = est;
         self.device = device.to_string();
         Ok(())
+    }
+
+    /// The op of estimator row `row`, if it is a top-level op.
+    pub fn op_of(&self, row: usize) -> Option<usize> {
+        self.op_of_row.get(row).copied().flatten()
     }
 
     /// Loads without progress or cancellation (tests, command-line tools).

@@ -18,4 +18,5 @@ pub mod plots;
 pub mod recent;
 pub mod search;
 pub mod table;
+pub mod tabs;
 pub mod whatif;

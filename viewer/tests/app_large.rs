@@ -103,6 +103,22 @@ fn fifty_thousand_rows_stay_fast() {
         pct(&mut frames, 0.95),
         pct(&mut frames, 1.0),
     );
+    assert_eq!(
+        h.state().tabs.tab,
+        petasos_viewer::app::Tab::Hidden,
+        "plots start hidden"
+    );
+    // The same with the plots tab open (every point of three plots drawn each frame).
+    h.state_mut().tabs.tab = petasos_viewer::app::Tab::Plots;
+    h.step();
+    let mut plot_frames = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        h.step();
+        plot_frames.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let plots_p50 = pct(&mut plot_frames, 0.5);
+    println!("50k ops with the plots tab open: frame p50 {plots_p50:.2} ms");
     println!(
         "50k ops: graph built in {built:.2} s, document (estimate + stats) {doc_s:.2} s, \
          sort by latency {:.1} ms; frame (egui pass) p50 {p50:.2} ms, p95 {p95:.2} ms, max {worst:.2} ms",
