@@ -98,6 +98,17 @@ enum Cmd {
     },
     /// Estimate per-op latency, energy, power and memory on a device profile, with what-ifs.
     Estimate(cost::cli::EstimateArgs),
+    /// Open a model in the desktop viewer (`petasos-viewer`, next to this executable or on PATH).
+    View {
+        /// An ONNX file or a built-in model name.
+        model: Option<String>,
+        /// A second model to compare with the first.
+        #[arg(long)]
+        compare: Option<String>,
+        /// Device profile: a built-in name or a .toml file.
+        #[arg(long, default_value = "host")]
+        device: String,
+    },
     /// Run optimisation passes (verified after each) and write the result as ONNX.
     Compile {
         /// An ONNX file or a built-in model name.
@@ -252,6 +263,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Estimate(a) => cost::cli::run(&a, &load_model(&a.model)?)?,
+        Cmd::View {
+            model,
+            compare,
+            device,
+        } => view(model.as_deref(), compare.as_deref(), &device)?,
         Cmd::Compile {
             model,
             passes,
@@ -360,6 +376,41 @@ fn run(cli: Cli) -> Result<()> {
                 m.launch_us.value, out.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Runs the `petasos-viewer` found next to this executable (else on PATH) on the model and
+/// waits for it; the compiler does not link the viewer.
+fn view(model: Option<&str>, compare: Option<&str>, device: &str) -> Result<()> {
+    let name = format!("petasos-viewer{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().context("locating the petasos executable")?;
+    let beside = exe.with_file_name(&name);
+    let found = if beside.is_file() {
+        Some(beside)
+    } else {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(&name))
+                .find(|c| c.is_file())
+        })
+    };
+    let Some(viewer) = found else {
+        bail!(
+            "{name} was not found next to {} or on PATH: build it with `cargo build -p petasos-viewer` (it is installed next to petasos)",
+            exe.display()
+        );
+    };
+    let mut cmd = std::process::Command::new(&viewer);
+    cmd.args(model).arg("--device").arg(device);
+    if let Some(c) = compare {
+        cmd.arg("--compare").arg(c);
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", viewer.display()))?;
+    if !status.success() {
+        bail!("{} exited with {status}", viewer.display());
     }
     Ok(())
 }

@@ -1,0 +1,231 @@
+//! UI tests of the viewer app driven by egui_kittest: open a model, select a table row, search,
+//! sort, and open a corrupt file (the error shows, the model stays).
+
+#[path = "app_common.rs"]
+mod common;
+
+use common::{harness, model_source, wait_loaded, Dropped};
+use egui_kittest::kittest::Queryable;
+use petasos_viewer::doc::Document;
+use petasos_viewer::search;
+use petasos_viewer::table::{value, Col};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn load(source: &str) -> Document {
+    Document::load_sync(source, "host").unwrap_or_else(|e| panic!("{source}: {e}"))
+}
+
+/// The preset always runs; the shared resnet18 too when PETASOS_SHARED is set.
+fn sources() -> Vec<String> {
+    let mut v = vec!["resnet18".to_string()];
+    let shared = model_source("resnet18");
+    if shared != "resnet18" {
+        v.push(shared);
+    } else {
+        println!("NOT RUN (shared resnet18.onnx): PETASOS_SHARED unset; the preset ran");
+    }
+    v
+}
+
+#[test]
+fn clicking_a_row_selects_that_op() {
+    for src in sources() {
+        let doc = load(&src);
+        assert!(doc.ops.len() > 20, "{src}: {} ops", doc.ops.len());
+        let k = 4;
+        let name = doc.ops[k].name.clone();
+        let mut h = harness(doc, (1600.0, 900.0));
+        h.run_steps(3);
+        assert_eq!(h.state().session.selection, None);
+        h.get_by_label(&name).click();
+        h.run_steps(3);
+        assert_eq!(
+            h.state().session.selection,
+            Some(k),
+            "{src}: clicked {name}"
+        );
+        // The details panel shows it (heading = name, so the label now appears twice).
+        assert!(h.query_all_by_label(&name).count() >= 2);
+        // Escape clears the selection.
+        h.key_press(egui::Key::Escape);
+        h.run_steps(2);
+        assert_eq!(h.state().session.selection, None);
+    }
+}
+
+#[test]
+fn search_conv_highlights_matches() {
+    let doc = load(&model_source("resnet18"));
+    let expected: Vec<usize> = doc
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            o.name.to_lowercase().contains("conv")
+                || o.op_type.to_lowercase().contains("conv")
+                || o.layer.to_lowercase().contains("conv")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let convs = doc.ops.iter().filter(|o| o.op_type == "Conv").count();
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    h.run_steps(2);
+    h.event(egui::Event::Text("conv".into()));
+    h.run_steps(3);
+    let s = &h.state().session.search;
+    assert_eq!(s.text, "conv", "Ctrl+F focused the search box");
+    assert!(!s.matches.is_empty());
+    assert_eq!(s.matches, expected);
+    assert_eq!(s.highlight.iter().filter(|&&b| b).count(), expected.len());
+    // type: search finds exactly the Conv ops.
+    let d = h.state().session.doc.as_ref().expect("doc");
+    assert_eq!(search::find(&d.ops, "type:conv").len(), convs);
+    assert!(
+        h.get_by_label(&format!("{} matches", expected.len()))
+            .rect()
+            .width()
+            > 0.0
+    );
+    // next moves the selection to the second match.
+    h.get_by_label("next").click();
+    h.run_steps(2);
+    assert_eq!(h.state().session.selection, expected.get(1).copied());
+}
+
+#[test]
+fn sorting_by_latency_puts_the_max_first() {
+    let doc = load(&model_source("resnet18"));
+    let lat: Vec<f64> = (0..doc.ops.len())
+        .map(|i| value(&doc, i, Col::Latency))
+        .collect();
+    let max = lat.iter().copied().fold(f64::MIN, f64::max);
+    let min = lat.iter().copied().fold(f64::MAX, f64::min);
+    assert!(max > min, "latencies differ");
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    // The latency column starts right of the visible part of the table: scroll to it.
+    h.get_by_label("latency").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("latency").click();
+    h.run_steps(3);
+    let order = h.state().session.table.order().to_vec();
+    assert_eq!(order.len(), lat.len());
+    assert_eq!(lat[order[0]], max);
+    let sorted: Vec<f64> = order.iter().map(|&i| lat[i]).collect();
+    assert!(sorted.windows(2).all(|w| w[0] >= w[1]), "{sorted:?}");
+    // Second click: ascending.
+    h.get_by_label("latency v").scroll_to_me();
+    h.run_steps(3);
+    h.get_by_label("latency v").click();
+    h.run_steps(3);
+    let order = h.state().session.table.order().to_vec();
+    assert_eq!(lat[order[0]], min);
+}
+
+#[test]
+fn a_corrupt_file_shows_an_error_and_keeps_the_model() {
+    let doc = load("resnet18");
+    let (title, n) = (doc.title.clone(), doc.ops.len());
+    let dir = std::env::temp_dir().join(format!("petasos-viewer-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("corrupt.onnx");
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&bad, garbage).expect("write garbage");
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    // Dropped onto the window, as a user would.
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(bad.clone())));
+    wait_loaded(&mut h, Duration::from_secs(60));
+    let err = h.state().session.error.clone().expect("an error is shown");
+    assert!(err.contains("corrupt.onnx"), "{err}");
+    assert!(h.query_by_label_contains("could not read model").is_some());
+    let d = h
+        .state()
+        .session
+        .doc
+        .as_ref()
+        .expect("the previous model stays");
+    assert_eq!((d.title.as_str(), d.ops.len()), (title.as_str(), n));
+    assert!(!h
+        .state()
+        .recent
+        .items()
+        .iter()
+        .any(|s| s.contains("corrupt")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_preset_opens_from_the_menu_and_joins_the_recent_files() {
+    let mut h = common::H::builder()
+        .with_size(egui::vec2(1600.0, 900.0))
+        .build_eframe(|_cc| petasos_viewer::app::ViewerApp::empty("host"));
+    h.run_steps(2);
+    assert!(h.state().session.doc.is_none());
+    h.get_by_label("Presets").click();
+    h.run_steps(2);
+    h.get_by_label("demo-cnn").click();
+    wait_loaded(&mut h, Duration::from_secs(60));
+    let s = h.state();
+    let d = s.session.doc.as_ref().expect("demo-cnn opened");
+    assert_eq!(d.title, "demo-cnn");
+    assert!(!d.ops.is_empty());
+    assert_eq!(
+        s.recent.items().first().map(String::as_str),
+        Some("demo-cnn")
+    );
+    assert!(s.session.error.is_none());
+}
+
+#[test]
+fn a_newer_open_wins_over_one_in_flight() {
+    let mut h = harness(load("demo-cnn"), (1600.0, 900.0));
+    h.run_steps(1);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(&ctx, "afm-server-ptmoe");
+    h.step();
+    h.state_mut().open(&ctx, "resnet18");
+    wait_loaded(&mut h, Duration::from_secs(120));
+    let s = h.state();
+    assert_eq!(
+        s.session.doc.as_ref().map(|d| d.title.as_str()),
+        Some("resnet18")
+    );
+    assert!(s.session.error.is_none(), "{:?}", s.session.error);
+}
+
+#[test]
+fn changing_the_device_reprices_without_reloading() {
+    let mut h = harness(load("resnet18"), (1600.0, 900.0));
+    h.run_steps(1);
+    let before = h
+        .state()
+        .session
+        .doc
+        .as_ref()
+        .map(|d| d.estimator.sums().latency_s);
+    h.state_mut().set_device("apple-m2");
+    h.run_steps(2);
+    let s = h.state();
+    let d = s.session.doc.as_ref().expect("doc");
+    assert_eq!(d.estimator.device, "apple-m2");
+    assert_ne!(Some(d.estimator.sums().latency_s), before);
+    assert_eq!(s.device, "apple-m2");
+    // An unknown device: an error, nothing changes.
+    h.state_mut().set_device("no-such-device");
+    let s = h.state();
+    assert!(s
+        .session
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("no-such-device"));
+    assert_eq!(s.device, "apple-m2");
+}
