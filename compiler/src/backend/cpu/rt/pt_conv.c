@@ -174,6 +174,33 @@ typedef struct {
     const float *x; /* first input channel of the group, image b */
 } pt_im2col;
 
+/* dst[q] = row[start + 2q] for q < n, zero where that column is outside [0, W): the stride-2
+ * gather of an im2col row, with vector deinterleaving inside the row where available. */
+static void pt_copy_stride2(float *dst, int n, const float *row, int W, int start) {
+    int q = 0;
+#ifdef PT_HAVE_DEINT
+    int lo = start >= 0 ? 0 : (1 - start) / 2;      /* first q with start + 2q >= 0 */
+    int qv = W - start > 0 ? (W - start) / 2 : 0;   /* q + PT_VL <= qv: a block's loads fit */
+    int hi = qv < n ? qv : n;
+    if (hi - lo >= PT_VL) {
+        for (q = 0; q < lo; q++) dst[q] = 0.0f;
+        for (; q + PT_VL <= hi; q += PT_VL) {
+            const float *s = row + start + 2 * q;
+            PT_VSTORE(dst + q, PT_EVEN(PT_VLOAD(s), PT_VLOAD(s + PT_VL)));
+        }
+        if (q < hi) { /* the last block, overlapping the previous one */
+            const float *s = row + start + 2 * (hi - PT_VL);
+            PT_VSTORE(dst + hi - PT_VL, PT_EVEN(PT_VLOAD(s), PT_VLOAD(s + PT_VL)));
+        }
+        q = hi;
+    }
+#endif
+    for (; q < n; q++) {
+        int c = start + 2 * q;
+        dst[q] = c >= 0 && c < W ? row[c] : 0.0f;
+    }
+}
+
 /* Writes row k of the im2col matrix, columns [n0, n0 + nc), into panels of pw columns: column n
  * goes to dst[((n - n0) / pw) * pstride + (n - n0) % pw] (dst already offset to row k). */
 static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int kw, int n0,
@@ -209,6 +236,8 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
                     for (; t < hi; t++) o[t] = sr[t];
                 }
                 for (; t < len; t++) o[t] = 0.0f;
+            } else if (d->SW == 2) {
+                pt_copy_stride2(o, len, row, W, (ow + j) * 2 + off);
             } else {
                 pt_strided_copy(o, len, row, W, d->SW, (ow + j) * d->SW + off, 0.0f);
             }

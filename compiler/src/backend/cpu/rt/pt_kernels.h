@@ -214,6 +214,24 @@ static inline void pt_strided_copy(float *bp, int n, const float *src, int W, in
 #define PT_VLOAD(p) (*(const pt_vfu *)(p))
 #define PT_VSTORE(p, v) (*(pt_vfu *)(p) = (v))
 
+/* PT_EVEN(a, b) / PT_ODD(a, b): the even / odd lanes of the concatenation of vectors a and b
+ * (defined, with PT_HAVE_DEINT, where the compiler has __builtin_shufflevector). */
+#if defined(__has_builtin) && PT_VL > 1
+#if __has_builtin(__builtin_shufflevector) && (PT_VL == 16 || PT_VL == 8 || PT_VL == 4)
+#define PT_HAVE_DEINT 1
+#if PT_VL == 16
+#define PT_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define PT_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#elif PT_VL == 8
+#define PT_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define PT_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#else
+#define PT_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define PT_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#endif
+#endif
+#endif
+
 /* Packed A: panel p holds rows p*PT_MR.. as K steps of PT_MR floats (zero rows past M). */
 size_t pt_gemm_packed_a_floats(int M, int K);
 void pt_gemm_pack_a_into(int M, int K, const float *A, int lda, int transA, float *dst);

@@ -111,6 +111,44 @@ typedef struct {
     int nblocks, mgroups; /* tile blocks; output channel groups per block */
 } pt_wino_job;
 
+/* E[q] = row[start + 2q], O[q] = row[start + 2q + 1] for q < n, zero outside [0, W): the even
+ * and odd columns of an input row, deinterleaved with vector shuffles inside the row. */
+static void pt_wino_deint(float *E, float *O, int n, const float *row, int W, int start) {
+    int lo = start >= 0 ? 0 : (1 - start) / 2; /* first q with both columns >= 0 */
+    int qin = W - start > 0 ? (W - start) / 2 : 0; /* q < qin: both columns < W */
+    int hi = qin < n ? qin : n;
+    int q = 0;
+#ifdef PT_HAVE_DEINT
+    if (hi - lo >= PT_VL) {
+        for (q = lo; q + PT_VL <= hi; q += PT_VL) {
+            const float *s = row + start + 2 * q;
+            pt_vf a = PT_VLOAD(s), b = PT_VLOAD(s + PT_VL);
+            PT_VSTORE(E + q, PT_EVEN(a, b));
+            PT_VSTORE(O + q, PT_ODD(a, b));
+        }
+        if (q < hi) { /* the last block, overlapping the previous one */
+            const float *s = row + start + 2 * (hi - PT_VL);
+            pt_vf a = PT_VLOAD(s), b = PT_VLOAD(s + PT_VL);
+            PT_VSTORE(E + hi - PT_VL, PT_EVEN(a, b));
+            PT_VSTORE(O + hi - PT_VL, PT_ODD(a, b));
+        }
+        for (q = 0; q < lo; q++) {
+            int c = start + 2 * q;
+            E[q] = c >= 0 && c < W ? row[c] : 0.0f;
+            O[q] = c + 1 >= 0 && c + 1 < W ? row[c + 1] : 0.0f;
+        }
+        q = hi;
+    }
+#else
+    (void)lo, (void)hi;
+#endif
+    for (; q < n; q++) {
+        int c = start + 2 * q;
+        E[q] = c >= 0 && c < W ? row[c] : 0.0f;
+        O[q] = c + 1 >= 0 && c + 1 < W ? row[c + 1] : 0.0f;
+    }
+}
+
 /* Input transform of channel plane xc for the tiles [t0, t0 + n) of one tile row segment
  * (row th, first column tw), written at V + k for the k-th tile, `xs` floats between the
  * 16 transformed planes; `room` floats from V + 0 may be written (what lies past the n tiles
@@ -129,9 +167,7 @@ static void pt_wino_in(const pt_wino *p, const float *xc, int th, int tw, int n,
             memset(O[i], 0, (size_t)(n + 1) * sizeof(float));
             continue;
         }
-        const float *row = xc + (size_t)ih * (size_t)d->W;
-        pt_strided_copy(E[i], n + 1, row, d->W, 2, iw0, 0.0f);
-        pt_strided_copy(O[i], n + 1, row, d->W, 2, iw0 + 1, 0.0f);
+        pt_wino_deint(E[i], O[i], n + 1, xc + (size_t)ih * (size_t)d->W, d->W, iw0);
     }
     for (int k = 0; k < n; k += PT_VL) {
         pt_vf u[4][4];
@@ -205,9 +241,11 @@ static void pt_wino_task(void *vctx, int task, int tid) {
     if (nt <= 0 || pm0 >= pm1) return;
     int C = p->C, npan = (nt + PT_NR - 1) / PT_NR;
     int ldm = npan * PT_NR;
-    size_t xs = (size_t)npan * (size_t)C * PT_NR; /* floats per V_xi */
+    /* floats per V_xi; one cache line more than the panels, so that the 16 planes written
+     * together do not fall into one L1 set (their sizes are multiples of 4 KiB) */
+    size_t xs = (size_t)npan * (size_t)C * PT_NR + 16;
     float *V = (float *)pt_workspace(tid, 2, 16 * xs * sizeof(float));
-    size_t ms = (size_t)PT_WINO_MC * (size_t)ldm; /* floats per M_xi chunk */
+    size_t ms = (size_t)PT_WINO_MC * (size_t)ldm + 16; /* floats per M_xi chunk (as xs) */
     float *Mb = (float *)pt_workspace(tid, 3, 16 * ms * sizeof(float));
     if (!V || !Mb) return;
     /* input transform: tile t0 + rel goes to panel rel / PT_NR, column rel % PT_NR */
