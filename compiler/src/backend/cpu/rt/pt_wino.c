@@ -23,14 +23,18 @@
 #endif
 
 /* Output channels per GEMM chunk (a multiple of PT_MR). */
+#ifndef PT_WINO_MC
 #define PT_WINO_MC (PT_MR * 8)
+#endif
 /* Fewest 2x2 output tiles per image for Winograd: with fewer, each transformed weight (16/9
  * the size of the direct one) is used too rarely and its memory traffic dominates. */
 #ifndef PT_WINO_MIN_TILES
 #define PT_WINO_MIN_TILES 40
 #endif
 /* Floats of transformed input per block aimed at (L2 share). */
+#ifndef PT_WINO_VBUDGET
 #define PT_WINO_VBUDGET (96 * 1024)
+#endif
 
 typedef struct {
     pt_conv2d_desc d;
