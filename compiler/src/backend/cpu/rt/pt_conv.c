@@ -2,7 +2,10 @@
  * Winograd kernel (pt_wino.c). Grouped and dense convolutions run as one GEMM per (image,
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
- * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
+ * dilations included), a contiguous copy per output-row run when SW == 1 (a vector
+ * deinterleave when SW == 2). Dense convolutions with few output pixels whose register tiles
+ * waste less that way run with swapped operands (pt_swap_*: the pixels broadcast, the output
+ * channels as vectors, the product transposed into the output). Depthwise
  * convolutions (C/G == 1) use a direct kernel: each input plane is copied once into a padded,
  * stride-phase-split buffer so that every tap is a contiguous vector load along the output
  * row. */

@@ -8,8 +8,10 @@
  * so the rounding error stays close to the direct GEMM's.
  *
  * Work is cut into blocks of tiles (sized so that V of a block stays in L2) and, when blocks
- * are fewer than threads, into ranges of output channels. A task transforms its block's input
- * straight into the packed-B layout of the GEMM micro-kernel (V[xi][panel][c][tile]), then,
+ * are fewer than threads, into ranges of output channels. A task copies each input channel's
+ * rows of its block zero-padded, transforms them (vector loads deinterleaved into even / odd
+ * columns) straight into the packed-B layout of the GEMM micro-kernel (V[xi][panel][c][tile],
+ * planes a cache line apart from a 4 KiB multiple so that they do not share L1 sets), then,
  * per chunk of output channels, runs the 16 GEMMs into a small buffer and transforms that
  * back into the output rows with the epilogue (bias, residual, activation). */
 #define PT_KERNELS_INTERNAL
