@@ -279,6 +279,13 @@ static void fixed_cases(void) {
     test_conv(1, 4, 1, 31, 4, 1, 5, 1, 2, 1, 2, 0, 4, 0, 4, 4, 11);
     test_conv(1, 3, 5, 5, 2, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0);
     test_conv(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 25);
+    /* stride-2 im2col rows long enough for the vector deinterleave, both pad sides */
+    test_conv(1, 5, 9, 100, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 5);
+    test_conv(1, 4, 7, 77, 20, 1, 5, 1, 2, 1, 2, 0, 0, 0, 5, 1, 7);
+    test_conv(1, 3, 40, 61, 8, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1, 9);
+    /* Winograd: odd sizes and asymmetric pads (row edges of the deinterleaved input rows) */
+    test_conv(1, 20, 13, 37, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 29);
+    test_conv(2, 17, 20, 45, 16, 3, 3, 1, 1, 1, 1, 0, 2, 1, 0, 1, 12);
     test_conv(1, 256, 7, 7, 512, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9);
     test_conv(1, 144, 28, 28, 144, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 144, 2);
     for (int kind = 0; kind < 32; kind++) test_conv(1, 5, 6, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, kind);

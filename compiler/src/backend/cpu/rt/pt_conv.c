@@ -2,9 +2,12 @@
  * Winograd kernel (pt_wino.c). Grouped and dense convolutions run as one GEMM per (image,
  * group): the packed weight [M/G x C/G*KH*KW] times the implicit im2col matrix, which is never
  * materialised: the GEMM's B packer reads it straight from the input (zero padding, strides,
- * dilations included), a contiguous copy per output-row run when SW == 1. Depthwise
- * convolutions (C/G == 1) go to the direct kernel in pt_dw.c, dense convolutions with few input
- * channels (the first layer) to the one in pt_conv_direct.c. */
+ * dilations included), a contiguous copy per output-row run when SW == 1 (a vector
+ * deinterleave when SW == 2). Dense convolutions with few output pixels whose register tiles
+ * waste less that way run with swapped operands (pt_swap_*: the pixels broadcast, the output
+ * channels as vectors, the product transposed into the output). Depthwise convolutions
+ * (C/G == 1) go to the direct kernel in pt_dw.c, dense convolutions with few input channels
+ * (the first layer) to the one in pt_conv_direct.c. */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
@@ -192,6 +195,33 @@ typedef struct {
     const float *x; /* first input channel of the group, image b */
 } pt_im2col;
 
+/* dst[q] = row[start + 2q] for q < n, zero where that column is outside [0, W): the stride-2
+ * gather of an im2col row, with vector deinterleaving inside the row where available. */
+static void pt_copy_stride2(float *dst, int n, const float *row, int W, int start) {
+    int q = 0;
+#ifdef PT_HAVE_DEINT
+    int lo = start >= 0 ? 0 : (1 - start) / 2;      /* first q with start + 2q >= 0 */
+    int qv = W - start > 0 ? (W - start) / 2 : 0;   /* q + PT_VL <= qv: a block's loads fit */
+    int hi = qv < n ? qv : n;
+    if (hi - lo >= PT_VL) {
+        for (q = 0; q < lo; q++) dst[q] = 0.0f;
+        for (; q + PT_VL <= hi; q += PT_VL) {
+            const float *s = row + start + 2 * q;
+            PT_VSTORE(dst + q, PT_EVEN(PT_VLOAD(s), PT_VLOAD(s + PT_VL)));
+        }
+        if (q < hi) { /* the last block, overlapping the previous one */
+            const float *s = row + start + 2 * (hi - PT_VL);
+            PT_VSTORE(dst + hi - PT_VL, PT_EVEN(PT_VLOAD(s), PT_VLOAD(s + PT_VL)));
+        }
+        q = hi;
+    }
+#endif
+    for (; q < n; q++) {
+        int c = start + 2 * q;
+        dst[q] = c >= 0 && c < W ? row[c] : 0.0f;
+    }
+}
+
 /* Writes row k of the im2col matrix, columns [n0, n0 + nc), into panels of pw columns: column n
  * goes to dst[((n - n0) / pw) * pstride + (n - n0) % pw] (dst already offset to row k). */
 static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int kw, int n0,
@@ -227,6 +257,8 @@ static void pt_im2col_row(const pt_conv2d_desc *d, const float *xc, int kh, int 
                     for (; t < hi; t++) o[t] = sr[t];
                 }
                 for (; t < len; t++) o[t] = 0.0f;
+            } else if (d->SW == 2) {
+                pt_copy_stride2(o, len, row, W, (ow + j) * 2 + off);
             } else {
                 pt_strided_copy(o, len, row, W, d->SW, (ow + j) * d->SW + off, 0.0f);
             }

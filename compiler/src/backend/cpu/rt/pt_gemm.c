@@ -5,8 +5,10 @@
  * vectors, keeping the tile in PT_MR * PT_NRV vector accumulators. Blocking: a KC-deep slice of
  * an A panel stays in L1 while the micro-kernel walks the NC-wide packed B block held in L2.
  * The epilogue (bias, residual, activation) is applied to a tile when its last K block is
- * done. Work is split over NC-wide column blocks and, when those are too few for the threads,
- * over row ranges. */
+ * done; full tiles with at most a clamp are stored straight from the accumulators. Work is
+ * split over NC-wide column blocks (with threads: blocks even in vectors) and, when those
+ * cannot go evenly to the threads, over row ranges. pt_gemm_rows is the single-thread variant
+ * for A panels of fewer rows, prefetching the next B slice (the swapped-operand convolution). */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
@@ -290,6 +292,7 @@ static void pt_ukr_n(int nrv, int kc, const float *a, const float *b, const pt_t
 
 typedef struct {
     int M, N, K, kc_max, nc, nblocks, mchunks, mpanels;
+    int even; /* column blocks split evenly in vectors (else nc wide, the last shorter) */
     const float *apacked;
     pt_pack_b_fn pack_b;
     const void *bctx;
@@ -305,6 +308,12 @@ static void pt_gemm_task(void *vctx, int task, int tid) {
     int nb = task % j->nblocks, mc = task / j->nblocks;
     int n0 = nb * j->nc;
     int nc = j->N - n0 < j->nc ? j->N - n0 : j->nc;
+    if (j->even) { /* blocks even in whole vectors: the threads get equal work */
+        long nvec = (j->N + PT_VL - 1) / PT_VL;
+        long v0 = nvec * nb / j->nblocks, v1 = nvec * (nb + 1) / j->nblocks;
+        n0 = (int)(v0 * PT_VL);
+        nc = (int)(v1 * PT_VL < j->N ? v1 * PT_VL : j->N) - n0;
+    }
     int p_lo = (int)((long)j->mpanels * mc / j->mchunks);
     int p_hi = (int)((long)j->mpanels * (mc + 1) / j->mchunks);
     if (nc <= 0 || p_lo >= p_hi) return;
@@ -477,10 +486,18 @@ void pt_gemm_run_b(int M, int N, int K, const float *apacked, pt_pack_b_fn pack_
     j.nc = per * PT_NR;
     j.nblocks = (N + j.nc - 1) / j.nc;
     j.mchunks = 1;
-    int last = N - (j.nblocks - 1) * j.nc; /* columns of the last block */
-    if (T > 1 && j.nblocks < 4 * T && (j.nblocks % T != 0 || 2 * last < j.nc)) {
-        j.mchunks = T;
-        if (j.mchunks > j.mpanels) j.mchunks = j.mpanels;
+    j.even = 0;
+    if (T > 1) {
+        /* nb blocks even in vectors (a block's short tail tile costs less than a thread
+         * idling for a panel); the rows are split too when the blocks cannot go evenly to
+         * the threads (each row chunk packs its own B block) */
+        int nvec = (N + PT_VL - 1) / PT_VL;
+        j.even = 1;
+        j.nblocks = nb < nvec ? nb : nvec;
+        if (j.nblocks < 4 * T && j.nblocks % T != 0) {
+            j.mchunks = T;
+            if (j.mchunks > j.mpanels) j.mchunks = j.mpanels;
+        }
     }
     j.apacked = apacked;
     j.pack_b = pack_b;

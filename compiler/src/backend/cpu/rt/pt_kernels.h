@@ -226,6 +226,31 @@ static inline void pt_strided_copy(float *bp, int n, const float *src, int W, in
 #define PT_VLOAD(p) (*(const pt_vfu *)(p))
 #define PT_VSTORE(p, v) (*(pt_vfu *)(p) = (v))
 
+/* PT_EVEN(a, b) / PT_ODD(a, b): the even / odd lanes of the concatenation of vectors a and b
+ * (defined, with PT_HAVE_DEINT, where the compiler has __builtin_shufflevector). */
+#if defined(__has_builtin) && PT_VL > 1
+#if __has_builtin(__builtin_shufflevector) && (PT_VL == 16 || PT_VL == 8 || PT_VL == 4)
+#define PT_HAVE_DEINT 1
+/* PT_ZIPLO(a, b) / PT_ZIPHI(a, b): a0 b0 a1 b1 ... of the low / high halves (the inverse). */
+#if PT_VL == 16
+#define PT_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define PT_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
+#define PT_ZIPLO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define PT_ZIPHI(a, b) __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#elif PT_VL == 8
+#define PT_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define PT_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#define PT_ZIPLO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define PT_ZIPHI(a, b) __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#else
+#define PT_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define PT_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#define PT_ZIPLO(a, b) __builtin_shufflevector(a, b, 0, 4, 1, 5)
+#define PT_ZIPHI(a, b) __builtin_shufflevector(a, b, 2, 6, 3, 7)
+#endif
+#endif
+#endif
+
 /* Packed A: panel p holds rows p*PT_MR.. as K steps of PT_MR floats (zero rows past M). */
 size_t pt_gemm_packed_a_floats(int M, int K);
 void pt_gemm_pack_a_into(int M, int K, const float *A, int lda, int transA, float *dst);

@@ -8,8 +8,10 @@
  * so the rounding error stays close to the direct GEMM's.
  *
  * Work is cut into blocks of tiles (sized so that V of a block stays in L2) and, when blocks
- * are fewer than threads, into ranges of output channels. A task transforms its block's input
- * straight into the packed-B layout of the GEMM micro-kernel (V[xi][panel][c][tile]), then,
+ * are fewer than threads, into ranges of output channels. A task copies each input channel's
+ * rows of its block zero-padded, transforms them (vector loads deinterleaved into even / odd
+ * columns) straight into the packed-B layout of the GEMM micro-kernel (V[xi][panel][c][tile],
+ * planes a cache line apart from a 4 KiB multiple so that they do not share L1 sets), then,
  * per chunk of output channels, runs the 16 GEMMs into a small buffer and transforms that
  * back into the output rows with the epilogue (bias, residual, activation). */
 #define PT_KERNELS_INTERNAL
@@ -23,14 +25,18 @@
 #endif
 
 /* Output channels per GEMM chunk (a multiple of PT_MR). */
+#ifndef PT_WINO_MC
 #define PT_WINO_MC (PT_MR * 8)
+#endif
 /* Fewest 2x2 output tiles per image for Winograd: with fewer, each transformed weight (16/9
  * the size of the direct one) is used too rarely and its memory traffic dominates. */
 #ifndef PT_WINO_MIN_TILES
 #define PT_WINO_MIN_TILES 40
 #endif
 /* Floats of transformed input per block aimed at (L2 share). */
+#ifndef PT_WINO_VBUDGET
 #define PT_WINO_VBUDGET (96 * 1024)
+#endif
 
 typedef struct {
     pt_conv2d_desc d;
@@ -111,33 +117,34 @@ typedef struct {
     int nblocks, mgroups; /* tile blocks; output channel groups per block */
 } pt_wino_job;
 
-/* Input transform of channel plane xc for the tiles [t0, t0 + n) of one tile row segment
- * (row th, first column tw), written at V + k for the k-th tile, `xs` floats between the
- * 16 transformed planes; `room` floats from V + 0 may be written (what lies past the n tiles
- * is rewritten later, by the next segment or the panel's tail zeroing). Each of the 4 input rows is split into even and odd columns, so that
- * the 4 columns of tile k are E[k], O[k], E[k + 1], O[k + 1]: unit-stride vector loads. */
-static void pt_wino_in(const pt_wino *p, const float *xc, int th, int tw, int n, float *V,
-                       size_t xs, int room) {
-    const pt_conv2d_desc *d = &p->d;
-    /* lanes past n + 1 of the last vector are read but never stored */
+/* Input transform of the tiles [tw, tw + n) of tile row th (n <= PT_NR) from the zero-padded
+ * input rows rows[0..3] (padded column 0 = input column -PL; wide enough for whole-vector
+ * reads past the segment), written at V + k for the k-th tile, `xs` floats between the 16
+ * transformed planes; `room` floats from V + 0 may be written (what lies past the n tiles is
+ * rewritten later, by the next segment or the panel's tail zeroing). The 4 columns of tile k
+ * are the even and odd columns at 2 (tw + k) and 2 (tw + k) + 2 of each row: deinterleaved
+ * from unit-stride vector loads where the compiler has vector shuffles. */
+static void pt_wino_in(const float *const rows[4], int tw, int n, float *V, size_t xs, int room) {
+#ifndef PT_HAVE_DEINT
     float E[4][PT_NR + 1 + PT_VL], O[4][PT_NR + 1 + PT_VL];
-    int iw0 = 2 * tw - d->PL;
-    for (int i = 0; i < 4; i++) {
-        int ih = 2 * th - d->PT + i;
-        if (ih < 0 || ih >= d->H) {
-            memset(E[i], 0, (size_t)(n + 1) * sizeof(float));
-            memset(O[i], 0, (size_t)(n + 1) * sizeof(float));
-            continue;
+    for (int i = 0; i < 4; i++)
+        for (int q = 0; q <= n; q++) {
+            E[i][q] = rows[i][2 * (tw + q)];
+            O[i][q] = rows[i][2 * (tw + q) + 1];
         }
-        const float *row = xc + (size_t)ih * (size_t)d->W;
-        pt_strided_copy(E[i], n + 1, row, d->W, 2, iw0, 0.0f);
-        pt_strided_copy(O[i], n + 1, row, d->W, 2, iw0 + 1, 0.0f);
-    }
+#endif
     for (int k = 0; k < n; k += PT_VL) {
         pt_vf u[4][4];
         for (int i = 0; i < 4; i++) { /* d B (columns) */
+#ifdef PT_HAVE_DEINT
+            const float *s = rows[i] + 2 * (tw + k);
+            pt_vf a = PT_VLOAD(s), b = PT_VLOAD(s + PT_VL);
+            pt_vf c = PT_VLOAD(s + 2), e = PT_VLOAD(s + 2 + PT_VL);
+            pt_vf e0 = PT_EVEN(a, b), o0 = PT_ODD(a, b), e1 = PT_EVEN(c, e), o1 = PT_ODD(c, e);
+#else
             pt_vf e0 = PT_VLOAD(E[i] + k), o0 = PT_VLOAD(O[i] + k);
             pt_vf e1 = PT_VLOAD(E[i] + k + 1), o1 = PT_VLOAD(O[i] + k + 1);
+#endif
             u[i][0] = e0 - e1;
             u[i][1] = o0 + e1;
             u[i][2] = e1 - o0;
@@ -162,7 +169,27 @@ static void pt_wino_in(const pt_wino *p, const float *xc, int th, int tw, int n,
 static void pt_wino_out(const pt_wino_job *j, int m, int th, int tw, int n, const float *mrow,
                         size_t ms) {
     const pt_conv2d_desc *d = &j->p->d;
-    float o[2][2 * PT_NR];
+    float o[2][2 * PT_NR + 2 * PT_VL];
+#ifdef PT_HAVE_DEINT
+    /* whole vectors of tiles (lanes past n read the next row or the plane's padding, never
+     * stored), the even and odd output columns interleaved with vector shuffles */
+    for (int k = 0; k < n; k += PT_VL) {
+        pt_vf r[2][4];
+        for (int c = 0; c < 4; c++) { /* A^T (rows) */
+            pt_vf m0 = PT_VLOAD(mrow + (size_t)(0 + c) * ms + k);
+            pt_vf m1 = PT_VLOAD(mrow + (size_t)(4 + c) * ms + k);
+            pt_vf m2 = PT_VLOAD(mrow + (size_t)(8 + c) * ms + k);
+            pt_vf m3 = PT_VLOAD(mrow + (size_t)(12 + c) * ms + k);
+            r[0][c] = m0 + m1 + m2;
+            r[1][c] = m1 - m2 - m3;
+        }
+        for (int a = 0; a < 2; a++) { /* A (columns) */
+            pt_vf ev = r[a][0] + r[a][1] + r[a][2], od = r[a][1] - r[a][2] - r[a][3];
+            PT_VSTORE(o[a] + 2 * k, PT_ZIPLO(ev, od));
+            PT_VSTORE(o[a] + 2 * k + PT_VL, PT_ZIPHI(ev, od));
+        }
+    }
+#else
     float r[2][4][PT_NR];
     for (int c = 0; c < 4; c++) { /* A^T (rows) */
         const float *m0 = mrow + (size_t)(0 + c) * ms, *m1 = mrow + (size_t)(4 + c) * ms;
@@ -177,6 +204,7 @@ static void pt_wino_out(const pt_wino_job *j, int m, int th, int tw, int n, cons
             o[a][2 * k] = r[a][0][k] + r[a][1][k] + r[a][2][k];
             o[a][2 * k + 1] = r[a][1][k] - r[a][2][k] - r[a][3][k];
         }
+#endif
     int ow0 = 2 * tw, len = 2 * n;
     if (len > d->OW - ow0) len = d->OW - ow0;
     size_t plane = (size_t)d->OH * (size_t)d->OW;
@@ -205,15 +233,34 @@ static void pt_wino_task(void *vctx, int task, int tid) {
     if (nt <= 0 || pm0 >= pm1) return;
     int C = p->C, npan = (nt + PT_NR - 1) / PT_NR;
     int ldm = npan * PT_NR;
-    size_t xs = (size_t)npan * (size_t)C * PT_NR; /* floats per V_xi */
+    /* floats per V_xi; one cache line more than the panels, so that the 16 planes written
+     * together do not fall into one L1 set (their sizes are multiples of 4 KiB) */
+    size_t xs = (size_t)npan * (size_t)C * PT_NR + 16;
     float *V = (float *)pt_workspace(tid, 2, 16 * xs * sizeof(float));
-    size_t ms = (size_t)PT_WINO_MC * (size_t)ldm; /* floats per M_xi chunk */
+    size_t ms = (size_t)PT_WINO_MC * (size_t)ldm + 16; /* floats per M_xi chunk (as xs) */
     float *Mb = (float *)pt_workspace(tid, 3, 16 * ms * sizeof(float));
     if (!V || !Mb) return;
     /* input transform: tile t0 + rel goes to panel rel / PT_NR, column rel % PT_NR */
     size_t plane = (size_t)d->H * (size_t)d->W;
+    /* zero-padded input rows of the block's tile rows: padded row r0 + i at pad + i * Wb */
+    int r0 = 2 * (t0 / p->TW), nr = 2 * ((t1 - 1) / p->TW) + 4 - r0;
+    int Wb = 2 * p->TW + 2 * PT_VL + 2;
+    float *pad = (float *)pt_workspace(tid, 0, (size_t)nr * (size_t)Wb * sizeof(float));
+    if (!pad) return;
+    int wcopy = d->W < Wb - d->PL ? d->W : Wb - d->PL;
     for (int c = 0; c < C; c++) {
         const float *xc = j->x + (size_t)c * plane;
+        for (int i = 0; i < nr; i++) {
+            float *pr = pad + (size_t)i * (size_t)Wb;
+            int ih = r0 + i - d->PT;
+            if (ih < 0 || ih >= d->H) {
+                memset(pr, 0, (size_t)Wb * sizeof(float));
+                continue;
+            }
+            memset(pr, 0, (size_t)d->PL * sizeof(float));
+            memcpy(pr + d->PL, xc + (size_t)ih * (size_t)d->W, (size_t)wcopy * sizeof(float));
+            memset(pr + d->PL + wcopy, 0, (size_t)(Wb - d->PL - wcopy) * sizeof(float));
+        }
         for (int rel = 0; rel < nt;) {
             int t = t0 + rel, th = t / p->TW, tw = t % p->TW;
             int q = rel / PT_NR, r = rel % PT_NR;
@@ -221,7 +268,9 @@ static void pt_wino_task(void *vctx, int task, int tid) {
             if (n > nt - rel) n = nt - rel;
             if (n > PT_NR - r) n = PT_NR - r;
             float *v = V + ((size_t)q * (size_t)C + (size_t)c) * PT_NR + r;
-            pt_wino_in(p, xc, th, tw, n, v, xs, PT_NR - r);
+            const float *rows[4];
+            for (int i = 0; i < 4; i++) rows[i] = pad + (size_t)(2 * th - r0 + i) * (size_t)Wb;
+            pt_wino_in(rows, tw, n, v, xs, PT_NR - r);
             rel += n;
         }
     }
