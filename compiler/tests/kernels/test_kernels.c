@@ -144,6 +144,17 @@ static void depthwise_cases(void) {
     test_conv(1, 2, 11, 13, 2, 11, 1, 1, 1, 1, 1, 5, 0, 5, 0, 2, 3);  /* tall kernel */
     test_conv(1, 96, 112, 112, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 96, 2);
     test_conv(1, 32, 112, 112, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32, 2);
+    /* channel lanes (multiplier 1, rows up to 64 wide): several groups and a short last one,
+     * batch (the last group's loads end the input), whole-plane and ring fills, bands */
+    for (int kind = 0; kind < 32; kind += 3) {
+        test_conv(2, 37, 9, 11, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 37, kind);
+        test_conv(2, 21, 28, 28, 21, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 21, kind);
+    }
+    test_conv(1, 40, 56, 56, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40, 26);
+    test_conv(1, 17, 30, 64, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 18);  /* widest lane rows */
+    test_conv(1, 17, 30, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 18);  /* per-plane again */
+    test_conv(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, 10);
+    test_conv(1, 18, 13, 31, 18, 5, 3, 2, 1, 2, 1, 4, 1, 0, 1, 18, 21); /* generic taps */
 }
 
 /* Direct dense convolution for few input channels (pt_conv_direct.c): C 1..4, rows at least two

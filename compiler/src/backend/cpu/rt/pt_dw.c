@@ -34,14 +34,26 @@ typedef struct {
     size_t rowf; /* floats per padded row: SW * Wq */
     /* channel-lane path (small planes, multiplier 1): PT_VL channels at once, one per lane */
     float *wl;   /* [ceil(C / PT_VL)][KH * KW][PT_VL], zero lanes past C; NULL: path unused */
-    int *ipos;   /* [H * W]: padded-tile pixel of each input pixel */
-    int Hp, Wp;  /* padded tile: (PT + H + PB) x (PL + W + PR) pixels */
+    int Wp;      /* pixels per padded row: PL + W + PR */
+    int LR;      /* rows in the ring (a power of two) */
+    int LB;      /* output rows per band */
+    int whole;   /* the ring holds every input row: filled at once, in blocks across rows */
 } pt_dw_plan;
 
-/* Planes whose padded tile of PT_VL channels is at most this many bytes take the channel-lane
- * path (a tile and its output stay in L1). */
-#ifndef PT_DWL_MAX_TILE
-#define PT_DWL_MAX_TILE (24 * 1024)
+/* Kernel heights / widths up to this take the channel-lane path. */
+#define PT_DWL_MAX_K 16
+/* Input rows at most this wide take the channel-lane path. */
+#ifndef PT_DWL_MAX_W
+#define PT_DWL_MAX_W 64
+#endif
+/* Planes whose ring of all input rows (PT_VL channels) is at most this many bytes are
+ * transposed whole at once. */
+#ifndef PT_DWL_WHOLE
+#define PT_DWL_WHOLE (24 * 1024)
+#endif
+/* Bytes of a band of output rows (PT_VL channels). */
+#ifndef PT_DWL_BAND
+#define PT_DWL_BAND (16 * 1024)
 #endif
 
 void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
@@ -73,15 +85,13 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     if (span < (p->OB - 1) * d->SH + 3) span = (p->OB - 1) * d->SH + 3;
     p->R = 1;
     while (p->R < span) p->R *= 2;
-    p->Hp = d->PT + d->H + d->PB;
     p->Wp = d->PL + d->W + d->PR;
-    size_t tile = (size_t)p->Hp * (size_t)p->Wp * PT_VL * sizeof(float);
-    if (PT_VL > 1 && d->M == d->C && tile <= PT_DWL_MAX_TILE) {
+    if (PT_VL > 1 && d->M == d->C && d->KH <= PT_DWL_MAX_K && d->KW <= PT_DWL_MAX_K &&
+        d->W <= PT_DWL_MAX_W) {
         int ng = (d->C + PT_VL - 1) / PT_VL, kk = d->KH * d->KW;
         size_t nl = (size_t)ng * (size_t)kk * PT_VL;
-        p->wl = (float *)aligned_alloc(64, nl * sizeof(float));
-        p->ipos = (int *)malloc((size_t)d->H * (size_t)d->W * sizeof(int));
-        if (!p->wl || !p->ipos) {
+        p->wl = (float *)aligned_alloc(64, (nl * sizeof(float) + 63) & ~(size_t)63);
+        if (!p->wl) {
             pt_dw_free(p);
             return NULL;
         }
@@ -92,9 +102,19 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
                     p->wl[((size_t)g * (size_t)kk + (size_t)t) * PT_VL + (size_t)l] =
                         c < d->C ? weight[(size_t)c * (size_t)kk + (size_t)t] : 0.0f;
                 }
-        for (int ih = 0; ih < d->H; ih++)
-            for (int iw = 0; iw < d->W; iw++)
-                p->ipos[ih * d->W + iw] = (ih + d->PT) * p->Wp + iw + d->PL;
+        p->LR = 1;
+        while (p->LR < (d->KH - 1) * d->DH + 1) p->LR *= 2;
+        /* small planes: the ring holds them whole (blocks of PT_VL pixels need not start
+         * each row, so that narrow rows do not waste the transposes' lanes) */
+        int lr = 1;
+        while (lr < d->H) lr *= 2;
+        if (lr >= p->LR && (size_t)lr * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_WHOLE) {
+            p->LR = lr;
+            p->whole = 1;
+        }
+        p->LB = (int)(PT_DWL_BAND / ((size_t)d->OW * PT_VL * sizeof(float)));
+        if (p->LB < 1) p->LB = 1;
+        if (p->LB > d->OH) p->LB = d->OH;
     }
     return p;
 }
@@ -104,7 +124,6 @@ void pt_dw_free(void *plan) {
     if (!p) return;
     free(p->w);
     free(p->wl);
-    free(p->ipos);
     free(p);
 }
 
@@ -392,11 +411,11 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
 
 /* ------------------------------------------------------------------ channel lanes */
 
-/* Small planes: PT_VL channels of one image at a time, channel c0 + l in lane l. The input
- * planes are transposed (PT_VL x PT_VL blocks of channels x pixels) into a padded tile
- * [Hp][Wp][PT_VL] whose pads stay zero; each output pixel is then KH * KW vector FMAs with
- * per-lane weights; the output tile [OH * OW][PT_VL] is transposed back into the planes, with
- * bias, residual and ReLU / Clip applied in registers. */
+/* Channel lanes: PT_VL channels of one image at a time, channel c0 + l in lane l. Input rows
+ * are transposed (PT_VL x PT_VL blocks of channels x pixels), as they are first needed, into a
+ * per-thread ring of padded rows [Wp][PT_VL] whose pads stay zero; each output pixel is then
+ * KH * KW vector FMAs with per-lane weights. A band of output rows [OW][PT_VL] is transposed
+ * back into the planes, with bias, residual and ReLU / Clip applied in registers. */
 
 #if PT_VL == 16
 #define PT_ILO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
@@ -409,11 +428,48 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
 #define PT_IHI 2, 6, 3, 7
 #endif
 
-/* Transposes the PT_VL x PT_VL matrix whose rows are r[0..PT_VL) in place: log2(PT_VL) rounds
- * of interleaving row j with row j + PT_VL / 2 (each round rotates the bits of (row, column)
- * by one, so that after log2(PT_VL) rounds they are (column, row)). */
+/* Transposes the PT_VL x PT_VL matrix whose rows are r[0..PT_VL) in place. */
 static inline __attribute__((always_inline)) void pt_dwl_transpose(pt_vf *r) {
-#if PT_VL > 1 && defined(PT_ILO)
+#if PT_VL == 16
+    /* 4x4 transposes inside each 128-bit lane (in-lane interleaves of floats, then of pairs),
+     * then two rounds of 128-bit lane shuffles */
+    pt_vf t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8,
+                                           24, 9, 25, 12, 28, 13, 29);
+        t[2 * i + 1] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 2, 18, 3, 19, 6, 22, 7,
+                                               23, 10, 26, 11, 27, 14, 30, 15, 31);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) {
+            pt_vf a = t[4 * i + h], b = t[4 * i + h + 2];
+            u[4 * i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24,
+                                                       25, 12, 13, 28, 29);
+            u[4 * i + 2 * h + 1] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10,
+                                                           11, 26, 27, 14, 15, 30, 31);
+        }
+    /* u[4 i + j], lane k: column 4 k + j of rows 4 i .. 4 i + 3 */
+    for (int j = 0; j < 4; j++) {
+        pt_vf s0 = __builtin_shufflevector(u[j], u[4 + j], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,
+                                           19, 24, 25, 26, 27);
+        pt_vf s1 = __builtin_shufflevector(u[j], u[4 + j], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
+                                           22, 23, 28, 29, 30, 31);
+        pt_vf s2 = __builtin_shufflevector(u[8 + j], u[12 + j], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
+                                           18, 19, 24, 25, 26, 27);
+        pt_vf s3 = __builtin_shufflevector(u[8 + j], u[12 + j], 4, 5, 6, 7, 12, 13, 14, 15, 20,
+                                           21, 22, 23, 28, 29, 30, 31);
+        r[j] = __builtin_shufflevector(s0, s2, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                       26, 27);
+        r[4 + j] = __builtin_shufflevector(s1, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24,
+                                           25, 26, 27);
+        r[8 + j] = __builtin_shufflevector(s0, s2, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23,
+                                           28, 29, 30, 31);
+        r[12 + j] = __builtin_shufflevector(s1, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23,
+                                            28, 29, 30, 31);
+    }
+#elif PT_VL > 1 && defined(PT_ILO)
+    /* log2(PT_VL) rounds of interleaving row j with row j + PT_VL / 2: each round rotates the
+     * bits of (row, column) by one, so that afterwards they are (column, row) */
     for (int s = 1; s < PT_VL; s *= 2) {
         pt_vf t[PT_VL];
         for (int j = 0; j < PT_VL / 2; j++) {
@@ -427,45 +483,33 @@ static inline __attribute__((always_inline)) void pt_dwl_transpose(pt_vf *r) {
 #endif
 }
 
-/* Output pixels of one channel group: out[oh * OW + ow] = sum of the taps over tile, from
- * the bias vb, clamped to [lo, hi]. KH, KW constants when inlined with them. */
+/* One output row of a channel group: o[ow] = vb + sum of the taps over the ring rows r[kh]
+ * (padded rows at the row's first tap), clamped to [lo, hi]. KH, KW, SW constants when inlined
+ * with them (stride-1 neighbours then share their loads). */
 static inline __attribute__((always_inline)) void
-pt_dwl_compute(const pt_dw_plan *p, const float *tile, const pt_vf *wv, const int KH,
-               const int KW, pt_vf vb, pt_vf lo, pt_vf hi, float *out) {
-    const pt_conv2d_desc *d = &p->d;
-    int OH = d->OH, OW = d->OW;
-    size_t rs = (size_t)p->Wp * PT_VL, ps = (size_t)d->SW * PT_VL;
-    size_t dh = (size_t)d->DH * rs, dw = (size_t)d->DW * PT_VL;
-    for (int oh = 0; oh < OH; oh++) {
-        const float *t0 = tile + (size_t)(oh * d->SH) * rs;
-        float *o = out + (size_t)oh * (size_t)OW * PT_VL;
-        int ow = 0;
-        for (; ow + 4 <= OW; ow += 4) {
-            const float *t = t0 + (size_t)ow * ps;
-            pt_vf a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-            for (int kh = 0; kh < KH; kh++)
-                for (int kw = 0; kw < KW; kw++) {
-                    const float *q = t + (size_t)kh * dh + (size_t)kw * dw;
-                    pt_vf w = wv[kh * KW + kw];
-                    a0 += *(const pt_vf *)q * w;
-                    a1 += *(const pt_vf *)(q + ps) * w;
-                    a2 += *(const pt_vf *)(q + 2 * ps) * w;
-                    a3 += *(const pt_vf *)(q + 3 * ps) * w;
-                }
-            *(pt_vf *)(o + (size_t)ow * PT_VL) = pt_vmin(pt_vmax(a0, lo), hi);
-            *(pt_vf *)(o + (size_t)(ow + 1) * PT_VL) = pt_vmin(pt_vmax(a1, lo), hi);
-            *(pt_vf *)(o + (size_t)(ow + 2) * PT_VL) = pt_vmin(pt_vmax(a2, lo), hi);
-            *(pt_vf *)(o + (size_t)(ow + 3) * PT_VL) = pt_vmin(pt_vmax(a3, lo), hi);
-        }
-        for (; ow < OW; ow++) {
-            const float *t = t0 + (size_t)ow * ps;
-            pt_vf a0 = vb;
-            for (int kh = 0; kh < KH; kh++)
-                for (int kw = 0; kw < KW; kw++)
-                    a0 += *(const pt_vf *)(t + (size_t)kh * dh + (size_t)kw * dw) * wv[kh * KW + kw];
-            *(pt_vf *)(o + (size_t)ow * PT_VL) = pt_vmin(pt_vmax(a0, lo), hi);
-        }
+pt_dwl_row(const float *const *r, const pt_vf *wv, const int KH, const int KW, const int SW,
+           int DW, int OW, pt_vf vb, pt_vf lo, pt_vf hi, float *o) {
+    size_t ps = (size_t)SW * PT_VL, dw = (size_t)DW * PT_VL;
+    int ow = 0;
+#define PT_DWL_ACC(n)                                                                          \
+    for (; ow + (n) <= OW; ow += (n)) {                                                        \
+        pt_vf a[n];                                                                            \
+        for (int i = 0; i < (n); i++) a[i] = vb;                                               \
+        for (int kh = 0; kh < KH; kh++) {                                                      \
+            const float *t = r[kh] + (size_t)ow * ps;                                          \
+            for (int kw = 0; kw < KW; kw++) {                                                  \
+                pt_vf w = wv[kh * KW + kw];                                                    \
+                for (int i = 0; i < (n); i++)                                                  \
+                    a[i] += *(const pt_vf *)(t + (size_t)i * ps + (size_t)kw * dw) * w;        \
+            }                                                                                  \
+        }                                                                                      \
+        for (int i = 0; i < (n); i++)                                                          \
+            *(pt_vf *)(o + (size_t)(ow + i) * PT_VL) = pt_vmin(pt_vmax(a[i], lo), hi);         \
     }
+    PT_DWL_ACC(8)
+    PT_DWL_ACC(4)
+    PT_DWL_ACC(1)
+#undef PT_DWL_ACC
 }
 
 typedef struct {
@@ -476,20 +520,50 @@ typedef struct {
     int per; /* channel groups per task */
 } pt_dwl_job;
 
-/* Channel group q (image q / ngroups, channels (q % ngroups) * PT_VL ...). */
-static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
-    const pt_dw_plan *p = j->p;
-    const pt_conv2d_desc *d = &p->d;
-    int C = d->C, ng = (C + PT_VL - 1) / PT_VL, KH = d->KH, KW = d->KW, kk = KH * KW;
-    int b = q / ng, g = q % ng, c0 = g * PT_VL;
-    int nc = C - c0 < PT_VL ? C - c0 : PT_VL;
-    size_t HW = (size_t)d->H * (size_t)d->W, OHW = (size_t)d->OH * (size_t)d->OW;
-    size_t total = (size_t)d->N * (size_t)C * HW;
-    size_t xo = ((size_t)b * (size_t)C + (size_t)c0) * HW;
-    /* transpose in: blocks of PT_VL pixels of the nc channels */
-    for (size_t p0 = 0; p0 < HW; p0 += PT_VL) {
+/* Per-thread buffers of the channel-lane path. */
+typedef struct {
+    float *ring; /* R padded rows of Wp * PT_VL floats */
+    float *zero; /* one zero row */
+    float *out;  /* a band of output rows, whole blocks of PT_VL pixels */
+    int *slot_ih;
+} pt_dwl_ws;
+
+/* Transposes input row ih of channels [c0, c0 + nc) of image b into ring row `dst` (the
+ * interior; the pads are left as they are). */
+static void pt_dwl_fill(const pt_dwl_job *j, int b, int c0, int nc, int ih, float *dst) {
+    const pt_conv2d_desc *d = &j->p->d;
+    size_t HW = (size_t)d->H * (size_t)d->W, total = (size_t)d->N * (size_t)d->C * HW;
+    size_t xo = ((size_t)b * (size_t)d->C + (size_t)c0) * HW + (size_t)ih * (size_t)d->W;
+    float *o = dst + (size_t)d->PL * PT_VL;
+    for (int w0 = 0; w0 < d->W; w0 += PT_VL) {
+        int np = d->W - w0 < PT_VL ? d->W - w0 : PT_VL;
         pt_vf r[PT_VL];
+        for (int l = 0; l < PT_VL; l++) {
+            size_t at = xo + (size_t)l * HW + (size_t)w0;
+            /* a short block reads on into the next row, except at the end of the input */
+            if (l >= nc) r[l] = PT_VZERO;
+            else if (at + PT_VL <= total) r[l] = PT_VLOAD(j->x + at);
+            else {
+                r[l] = PT_VZERO;
+                memcpy(&r[l], j->x + at, (size_t)np * sizeof(float));
+            }
+        }
+        pt_dwl_transpose(r);
+        for (int i = 0; i < np; i++) *(pt_vf *)(o + (size_t)(w0 + i) * PT_VL) = r[i];
+    }
+}
+
+/* Transposes the whole input plane of channels [c0, c0 + nc) of image b into the ring (row ih
+ * at slot ih, the ring as long as the plane), in blocks of PT_VL pixels across rows. */
+static void pt_dwl_fill_whole(const pt_dwl_job *j, int b, int c0, int nc, float *ring) {
+    const pt_conv2d_desc *d = &j->p->d;
+    size_t HW = (size_t)d->H * (size_t)d->W, total = (size_t)d->N * (size_t)d->C * HW;
+    size_t xo = ((size_t)b * (size_t)d->C + (size_t)c0) * HW;
+    size_t rowf = (size_t)j->p->Wp * PT_VL;
+    int ih = 0, iw = 0;
+    for (size_t p0 = 0; p0 < HW; p0 += PT_VL) {
         size_t np = HW - p0 < PT_VL ? HW - p0 : PT_VL;
+        pt_vf r[PT_VL];
         for (int l = 0; l < PT_VL; l++) {
             size_t at = xo + (size_t)l * HW + p0;
             if (l >= nc) r[l] = PT_VZERO;
@@ -500,8 +574,56 @@ static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
             }
         }
         pt_dwl_transpose(r);
-        for (size_t i = 0; i < np; i++)
-            *(pt_vf *)(tile + (size_t)p->ipos[p0 + i] * PT_VL) = r[i];
+        for (size_t i = 0; i < np; i++) {
+            *(pt_vf *)(ring + (size_t)ih * rowf + (size_t)(d->PL + iw) * PT_VL) = r[i];
+            if (++iw == d->W) iw = 0, ih++;
+        }
+    }
+}
+
+/* Transposes output pixels [q0, q1) (band buffer `out`, from pixel q0) of channels
+ * [c0, c0 + nc) back into the planes, adding the residual and clamping to [lo, hi] when res. */
+static void pt_dwl_store(const pt_dwl_job *j, const float *out, size_t yo, int nc, size_t q0,
+                         size_t q1, int res, pt_vf lo, pt_vf hi) {
+    const pt_conv2d_desc *d = &j->p->d;
+    size_t OHW = (size_t)d->OH * (size_t)d->OW;
+    for (size_t p0 = q0; p0 < q1; p0 += PT_VL) {
+        pt_vf r[PT_VL];
+        size_t np = q1 - p0 < PT_VL ? q1 - p0 : PT_VL;
+        for (int i = 0; i < PT_VL; i++)
+            r[i] = *(const pt_vf *)(out + (p0 - q0 + (size_t)i) * PT_VL);
+        pt_dwl_transpose(r);
+        for (int l = 0; l < nc; l++) {
+            size_t at = yo + (size_t)l * OHW + p0;
+            pt_vf v = r[l];
+            if (np == PT_VL) {
+                if (res) v = pt_vmin(pt_vmax(v + PT_VLOAD(j->ep->residual + at), lo), hi);
+                PT_VSTORE(j->y + at, v);
+            } else {
+                if (res) {
+                    pt_vf rv = PT_VZERO;
+                    memcpy(&rv, j->ep->residual + at, np * sizeof(float));
+                    v = pt_vmin(pt_vmax(v + rv, lo), hi);
+                }
+                memcpy(j->y + at, &v, np * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Channel group q: image q / ngroups, channels (q % ngroups) * PT_VL ... */
+static void pt_dwl_group(const pt_dwl_job *j, pt_dwl_ws *g, int q) {
+    const pt_dw_plan *p = j->p;
+    const pt_conv2d_desc *d = &p->d;
+    int C = d->C, ng = (C + PT_VL - 1) / PT_VL, KH = d->KH, KW = d->KW, kk = KH * KW;
+    int OH = d->OH, OW = d->OW;
+    int b = q / ng, gi = q % ng, c0 = gi * PT_VL;
+    int nc = C - c0 < PT_VL ? C - c0 : PT_VL;
+    size_t rowf = (size_t)p->Wp * PT_VL;
+    for (int s = 0; s < p->LR; s++) g->slot_ih[s] = -1;
+    if (p->whole) {
+        pt_dwl_fill_whole(j, b, c0, nc, g->ring);
+        for (int s = 0; s < d->H; s++) g->slot_ih[s] = s;
     }
     const pt_epilogue *ep = j->ep;
     int fused = !ep || ep->act == PT_ACT_NONE || ep->act == PT_ACT_RELU || ep->act == PT_ACT_CLIP;
@@ -510,39 +632,45 @@ static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
     if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
     pt_vf vb = PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
     if (fused && ep && ep->bias) memcpy(&vb, ep->bias + c0, (size_t)nc * sizeof(float));
-    const pt_vf *wv = (const pt_vf *)(p->wl + (size_t)g * (size_t)kk * PT_VL);
-    /* the clamp waits for the residual (added in the transpose out) */
+    const pt_vf *wv = (const pt_vf *)(p->wl + (size_t)gi * (size_t)kk * PT_VL);
+    /* with a residual the clamp waits for it (added in the transpose out) */
     int res = fused && ep && ep->residual;
     pt_vf clo = res ? PT_SPLAT(-INFINITY) : vlo, chi = res ? PT_SPLAT(INFINITY) : vhi;
-    if (KH == 3 && KW == 3) pt_dwl_compute(p, tile, wv, 3, 3, vb, clo, chi, out);
-    else pt_dwl_compute(p, tile, wv, KH, KW, vb, clo, chi, out);
-    /* transpose out: blocks of PT_VL output pixels back into the nc planes */
-    size_t yo = ((size_t)b * (size_t)C + (size_t)c0) * OHW;
-    for (size_t p0 = 0; p0 < OHW; p0 += PT_VL) {
-        pt_vf r[PT_VL];
-        size_t np = OHW - p0 < PT_VL ? OHW - p0 : PT_VL;
-        for (int i = 0; i < PT_VL; i++) r[i] = *(const pt_vf *)(out + (p0 + (size_t)i) * PT_VL);
-        pt_dwl_transpose(r);
-        for (int l = 0; l < nc; l++) {
-            size_t at = yo + (size_t)l * OHW + p0;
-            pt_vf v = r[l];
-            if (np == PT_VL) {
-                if (res) v = pt_vmin(pt_vmax(v + PT_VLOAD(ep->residual + at), vlo), vhi);
-                PT_VSTORE(j->y + at, v);
-            } else {
-                if (res) {
-                    pt_vf rv = PT_VZERO;
-                    memcpy(&rv, ep->residual + at, np * sizeof(float));
-                    v = pt_vmin(pt_vmax(v + rv, vlo), vhi);
+    size_t yo = ((size_t)b * (size_t)C + (size_t)c0) * (size_t)OH * (size_t)OW;
+    const float *r[PT_DWL_MAX_K];
+    for (int oh0 = 0; oh0 < OH; oh0 += p->LB) {
+        int oh1 = oh0 + p->LB < OH ? oh0 + p->LB : OH;
+        for (int oh = oh0; oh < oh1; oh++) {
+            for (int kh = 0; kh < KH; kh++) {
+                int ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->H) {
+                    r[kh] = g->zero;
+                    continue;
                 }
-                memcpy(j->y + at, &v, np * sizeof(float));
+                int s = ih & (p->LR - 1);
+                float *br = g->ring + (size_t)s * rowf;
+                if (g->slot_ih[s] != ih) {
+                    pt_dwl_fill(j, b, c0, nc, ih, br);
+                    g->slot_ih[s] = ih;
+                }
+                r[kh] = br;
             }
+            float *o = g->out + (size_t)(oh - oh0) * (size_t)OW * PT_VL;
+            if (KH == 3 && KW == 3 && d->SW == 1 && d->DW == 1)
+                pt_dwl_row(r, wv, 3, 3, 1, 1, OW, vb, clo, chi, o);
+            else if (KH == 3 && KW == 3 && d->SW == 2 && d->DW == 1)
+                pt_dwl_row(r, wv, 3, 3, 2, 1, OW, vb, clo, chi, o);
+            else
+                pt_dwl_row(r, wv, KH, KW, d->SW, d->DW, OW, vb, clo, chi, o);
         }
+        pt_dwl_store(j, g->out, yo, nc, (size_t)oh0 * (size_t)OW, (size_t)oh1 * (size_t)OW, res,
+                     vlo, vhi);
     }
     if (!fused)
         for (int l = 0; l < nc; l++) {
-            size_t at = yo + (size_t)l * OHW;
-            pt_epilogue_row(ep, c0 + l, j->y + at, ep->residual ? ep->residual + at : NULL, (int)OHW);
+            size_t at = yo + (size_t)l * (size_t)OH * (size_t)OW;
+            pt_epilogue_row(ep, c0 + l, j->y + at, ep->residual ? ep->residual + at : NULL,
+                            OH * OW);
         }
 }
 
@@ -550,16 +678,22 @@ static void pt_dwl_task(void *vctx, int task, int tid) {
     const pt_dwl_job *j = (const pt_dwl_job *)vctx;
     const pt_dw_plan *p = j->p;
     const pt_conv2d_desc *d = &p->d;
-    size_t tilef = (size_t)p->Hp * (size_t)p->Wp * PT_VL;
-    /* the output tile: whole blocks of PT_VL pixels (the transpose out reads them all) */
-    size_t outf = ((size_t)d->OH * (size_t)d->OW + PT_VL) * PT_VL;
-    float *tile = (float *)pt_workspace(tid, 2, (tilef + outf) * sizeof(float));
-    if (!tile) return;
-    float *out = tile + tilef;
-    memset(tile, 0, (tilef + outf) * sizeof(float)); /* pads stay zero */
+    size_t rowf = (size_t)p->Wp * PT_VL;
+    size_t ringf = (size_t)(p->LR + 1) * rowf;
+    /* the band's blocks of PT_VL pixels may read one block past it */
+    size_t outf = ((size_t)p->LB * (size_t)d->OW + PT_VL) * PT_VL;
+    char *ws = (char *)pt_workspace(tid, 2, (ringf + outf) * sizeof(float) +
+                                                (size_t)p->LR * sizeof(int));
+    if (!ws) return;
+    pt_dwl_ws g;
+    g.ring = (float *)ws;
+    g.zero = g.ring + (size_t)p->LR * rowf;
+    g.out = g.ring + ringf;
+    g.slot_ih = (int *)(ws + (ringf + outf) * sizeof(float));
+    memset(g.ring, 0, (ringf + outf) * sizeof(float)); /* pads stay zero */
     int n = d->N * ((d->C + PT_VL - 1) / PT_VL);
     int q1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
-    for (int q = task * j->per; q < q1; q++) pt_dwl_group(j, tile, out, q);
+    for (int q = task * j->per; q < q1; q++) pt_dwl_group(j, &g, q);
 }
 
 static void pt_dwl_run(const pt_dw_plan *p, const float *x, float *y, const pt_epilogue *ep) {
