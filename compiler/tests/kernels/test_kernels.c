@@ -155,6 +155,12 @@ static void depthwise_cases(void) {
     test_conv(1, 17, 30, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 18);  /* per-plane again */
     test_conv(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, 10);
     test_conv(1, 18, 13, 31, 18, 5, 3, 2, 1, 2, 1, 4, 1, 0, 1, 18, 21); /* generic taps */
+    /* stride 1 read in place (per-plane path: wide rows or a multiplier), rows of 2 vectors */
+    for (int kind = 0; kind < 32; kind += 5) test_conv(2, 5, 6, 100, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5, kind);
+    test_conv(1, 2, 5, 32, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 9);
+    test_conv(2, 2, 6, 19, 14, 3, 3, 3, 1, 1, 2, 0, 2, 0, 1, 2, 21); /* 3x3, column dilation */
+    test_conv(1, 5, 6, 2, 5, 5, 3, 2, 3, 1, 2, 2, 2, 3, 0, 5, 0);   /* last window past the pad */
+    test_conv(1, 2, 5, 33, 4, 3, 3, 1, 1, 1, 1, 0, 1, 2, 1, 2, 24);
 }
 
 /* Direct dense convolution for few input channels (pt_conv_direct.c): C 1..4, rows at least two
@@ -320,6 +326,12 @@ static void random_cases(int n) {
                   ref_randint(1, 3), ref_randint(1, 3), ref_randint(1, 2), ref_randint(1, 2),
                   ref_randint(0, KH - 1), ref_randint(0, KW - 1), ref_randint(0, KH - 1),
                   ref_randint(0, KW - 1), G, ref_randint(0, 31));
+        /* few input channels, rows wide enough for the direct kernel */
+        int DK = ref_randint(1, 7), DS = ref_randint(1, 3);
+        test_conv(ref_randint(1, 2), ref_randint(1, 4), ref_randint(1, 12), ref_randint(32, 120),
+                  ref_randint(1, 20), DK, ref_randint(1, 7), DS, ref_randint(1, 2),
+                  ref_randint(1, 2), ref_randint(1, 2), ref_randint(0, DK - 1), ref_randint(0, 3),
+                  ref_randint(0, DK - 1), ref_randint(0, 3), 1, ref_randint(0, 31));
         int PK = ref_randint(1, 4);
         test_pool(1, ref_randint(1, 3), ref_randint(PK, 20), ref_randint(PK, 40), PK,
                   ref_randint(1, 4), ref_randint(1, 3), ref_randint(1, 3), ref_randint(1, 2),

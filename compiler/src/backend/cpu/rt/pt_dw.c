@@ -20,6 +20,15 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+/* Undilated 3x3 stride-1 planes with one column of padding read the input in place (1) or
+ * through the ring of copied rows (0). */
+#ifndef PT_DW_DIRECT_S1
+#define PT_DW_DIRECT_S1 1
+#endif
+/* Bytes of input rows the 3x3 path copies ahead of reading them. */
+#ifndef PT_DW_BLOCK_BYTES
+#define PT_DW_BLOCK_BYTES (8 * 1024)
+#endif
 /* Kernel widths up to this get a tap-offset table (wider ones take the scalar path). */
 #define PT_DW_MAX_KW 32
 /* Kernel heights up to this take the vector path (row pointers on the stack). */
@@ -34,7 +43,7 @@ typedef struct {
     size_t rowf; /* floats per padded row: SW * Wq */
     /* channel-lane path (small planes, multiplier 1): PT_VL channels at once, one per lane */
     float *wl;   /* [ceil(C / PT_VL)][KH * KW][PT_VL], zero lanes past C; NULL: path unused */
-    int Wp;      /* pixels per padded row: PL + W + PR */
+    int Wp;      /* pixels per padded row: PL + W + PR, or more to cover every tap */
     int LR;      /* rows in the ring (a power of two) */
     int LB;      /* output rows per band */
     int whole;   /* the ring holds every input row: filled at once, in blocks across rows */
@@ -42,9 +51,10 @@ typedef struct {
 
 /* Kernel heights / widths up to this take the channel-lane path. */
 #define PT_DWL_MAX_K 16
-/* Input rows at most this wide take the channel-lane path. */
-#ifndef PT_DWL_MAX_W
-#define PT_DWL_MAX_W 64
+/* Planes whose ring of transposed rows (PT_VL channels) is at most this many bytes take the
+ * channel-lane path (wider rows: the per-plane path, whose rows stay in L1). */
+#ifndef PT_DWL_MAX_RING
+#define PT_DWL_MAX_RING (24 * 1024)
 #endif
 /* Planes whose ring of all input rows (PT_VL channels) is at most this many bytes are
  * transposed whole at once. */
@@ -77,17 +87,27 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     p->rowf = (size_t)d->SW * (size_t)p->Wq;
     /* the rows of four output rows at once, rounded up to a power of two (slot: ih & (R - 1)) */
     int span = (d->KH - 1) * d->DH + 1 + 3 * d->SH;
-    /* 3x3 blocks: the input rows of OB output rows (about 24 KB) are copied before any is
+    /* 3x3 blocks: the input rows of OB output rows (PT_DW_BLOCK_BYTES) are copied before any is
      * read, so that loads do not wait on the copy's fresh stores */
-    int rows = (int)((24u * 1024u) / (p->rowf * sizeof(float)));
+    int rows = (int)((size_t)PT_DW_BLOCK_BYTES / (p->rowf * sizeof(float)));
     p->OB = rows > 3 ? (rows - 3) / d->SH + 1 : 1;
     if (p->OB > d->OH) p->OB = d->OH;
     if (span < (p->OB - 1) * d->SH + 3) span = (p->OB - 1) * d->SH + 3;
     p->R = 1;
     while (p->R < span) p->R *= 2;
+    /* every input column, and every column a tap reads (the right pad may be short of the
+     * last window when the division of the output size truncates) */
     p->Wp = d->PL + d->W + d->PR;
-    if (PT_VL > 1 && d->M == d->C && d->KH <= PT_DWL_MAX_K && d->KW <= PT_DWL_MAX_K &&
-        d->W <= PT_DWL_MAX_W) {
+    if (p->Wp < (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1)
+        p->Wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+    int lr0 = 1;
+    while (lr0 < (d->KH - 1) * d->DH + 1) lr0 *= 2;
+    /* stride-1 3x3 planes at least two vectors wide are faster read in place, per plane */
+    int s1 = PT_DW_DIRECT_S1 && PT_VL > 1 && d->KH == 3 && d->KW == 3 && d->SH == 1 &&
+             d->SW == 1 && d->DH == 1 && d->DW == 1 && d->PL == 1 && d->PR == 1 &&
+             d->OW >= 2 * PT_VL;
+    if (PT_VL > 1 && d->M == d->C && !s1 && d->KH <= PT_DWL_MAX_K && d->KW <= PT_DWL_MAX_K &&
+        (size_t)lr0 * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_MAX_RING) {
         int ng = (d->C + PT_VL - 1) / PT_VL, kk = d->KH * d->KW;
         size_t nl = (size_t)ng * (size_t)kk * PT_VL;
         p->wl = (float *)aligned_alloc(64, (nl * sizeof(float) + 63) & ~(size_t)63);
@@ -102,8 +122,7 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
                     p->wl[((size_t)g * (size_t)kk + (size_t)t) * PT_VL + (size_t)l] =
                         c < d->C ? weight[(size_t)c * (size_t)kk + (size_t)t] : 0.0f;
                 }
-        p->LR = 1;
-        while (p->LR < (d->KH - 1) * d->DH + 1) p->LR *= 2;
+        p->LR = lr0;
         /* small planes: the ring holds them whole (blocks of PT_VL pixels need not start
          * each row, so that narrow rows do not waste the transposes' lanes) */
         int lr = 1;
@@ -307,6 +326,76 @@ static __attribute__((noinline)) void pt_dw3_plane(const pt_dw_plan *p, pt_dw_ri
     }
 }
 
+#if PT_VL == 16
+#define PT_SHR1 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
+#define PT_SHL1 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+#elif PT_VL == 8
+#define PT_SHR1 7, 8, 9, 10, 11, 12, 13, 14
+#define PT_SHL1 1, 2, 3, 4, 5, 6, 7, 8
+#elif PT_VL == 4
+#define PT_SHR1 3, 4, 5, 6
+#define PT_SHL1 1, 2, 3, 4
+#endif
+
+#if PT_VL > 1 && defined(PT_SHR1)
+/* Output plane yo of an undilated 3x3 stride-1 kernel with one column of padding each side
+ * (OW == W >= 2 * PT_VL), read straight from the input: interior vectors load the input rows
+ * in place; the first vector's left tap and the last vector's right tap shift a zero lane in
+ * (the last vector ends on the row's end, overlapping the one before it); rows outside the
+ * input read the zero row. Bias and [lo, hi] in registers. */
+static __attribute__((noinline)) void pt_dw3_plane_s1(const pt_dw_plan *p, const float *zero,
+                                                      const float *xp, const float *w, float *yo,
+                                                      pt_vf vb, pt_vf vlo, pt_vf vhi) {
+    const pt_conv2d_desc *d = &p->d;
+    int W = d->W, OH = d->OH;
+    pt_vf w0 = PT_SPLAT(w[0]), w1 = PT_SPLAT(w[1]), w2 = PT_SPLAT(w[2]);
+    pt_vf w3 = PT_SPLAT(w[3]), w4 = PT_SPLAT(w[4]), w5 = PT_SPLAT(w[5]);
+    pt_vf w6 = PT_SPLAT(w[6]), w7 = PT_SPLAT(w[7]), w8 = PT_SPLAT(w[8]);
+    const pt_vf z = PT_VZERO;
+    for (int oh = 0; oh < OH; oh++) {
+        int ih = oh - d->PT;
+        const float *r0 = ih >= 0 && ih < d->H ? xp + (size_t)ih * (size_t)W : zero;
+        const float *r1 = ih + 1 >= 0 && ih + 1 < d->H ? xp + (size_t)(ih + 1) * (size_t)W : zero;
+        const float *r2 = ih + 2 >= 0 && ih + 2 < d->H ? xp + (size_t)(ih + 2) * (size_t)W : zero;
+        float *y = yo + (size_t)oh * (size_t)W;
+        {
+            pt_vf a0 = PT_VLOAD(r0), a1 = PT_VLOAD(r1), a2 = PT_VLOAD(r2);
+            pt_vf v = vb + __builtin_shufflevector(z, a0, PT_SHR1) * w0 + a0 * w1 +
+                      PT_VLOAD(r0 + 1) * w2 +
+                      (__builtin_shufflevector(z, a1, PT_SHR1) * w3 + a1 * w4 + PT_VLOAD(r1 + 1) * w5) +
+                      (__builtin_shufflevector(z, a2, PT_SHR1) * w6 + a2 * w7 + PT_VLOAD(r2 + 1) * w8);
+            PT_VSTORE(y, pt_vmin(pt_vmax(v, vlo), vhi));
+        }
+        const float *q0 = r0 - 1, *q1 = r1 - 1, *q2 = r2 - 1;
+        int ow = PT_VL;
+#define PT_DWS_VEC(o)                                                                          \
+    (vb + PT_VLOAD(q0 + (o)) * w0 + PT_VLOAD(q0 + (o) + 1) * w1 + PT_VLOAD(q0 + (o) + 2) * w2 + \
+     (PT_VLOAD(q1 + (o)) * w3 + PT_VLOAD(q1 + (o) + 1) * w4 + PT_VLOAD(q1 + (o) + 2) * w5) +   \
+     (PT_VLOAD(q2 + (o)) * w6 + PT_VLOAD(q2 + (o) + 1) * w7 + PT_VLOAD(q2 + (o) + 2) * w8))
+        for (; ow + 4 * PT_VL <= W - 1; ow += 4 * PT_VL) {
+            pt_vf v0 = PT_DWS_VEC(ow), v1 = PT_DWS_VEC(ow + PT_VL);
+            pt_vf v2 = PT_DWS_VEC(ow + 2 * PT_VL), v3 = PT_DWS_VEC(ow + 3 * PT_VL);
+            PT_VSTORE(y + ow, pt_vmin(pt_vmax(v0, vlo), vhi));
+            PT_VSTORE(y + ow + PT_VL, pt_vmin(pt_vmax(v1, vlo), vhi));
+            PT_VSTORE(y + ow + 2 * PT_VL, pt_vmin(pt_vmax(v2, vlo), vhi));
+            PT_VSTORE(y + ow + 3 * PT_VL, pt_vmin(pt_vmax(v3, vlo), vhi));
+        }
+        for (; ow + PT_VL <= W - 1; ow += PT_VL)
+            PT_VSTORE(y + ow, pt_vmin(pt_vmax(PT_DWS_VEC(ow), vlo), vhi));
+#undef PT_DWS_VEC
+        {
+            int o = W - PT_VL;
+            pt_vf a0 = PT_VLOAD(r0 + o), a1 = PT_VLOAD(r1 + o), a2 = PT_VLOAD(r2 + o);
+            pt_vf v = vb + PT_VLOAD(r0 + o - 1) * w0 + a0 * w1 +
+                      __builtin_shufflevector(a0, z, PT_SHL1) * w2 +
+                      (PT_VLOAD(r1 + o - 1) * w3 + a1 * w4 + __builtin_shufflevector(a1, z, PT_SHL1) * w5) +
+                      (PT_VLOAD(r2 + o - 1) * w6 + a2 * w7 + __builtin_shufflevector(a2, z, PT_SHL1) * w8);
+            PT_VSTORE(y + o, pt_vmin(pt_vmax(v, vlo), vhi));
+        }
+    }
+}
+#endif
+
 /* Output plane `task` (= b * M + m). */
 static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
     const pt_dw_plan *p = j->p;
@@ -341,8 +430,14 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
         if (nw == 0) vec = 0; /* more taps than weight registers: scalar path */
         for (int t = 0; t < nw; t++) wv[t] = PT_SPLAT(w[t]);
     }
-    if (vec && k33 && d->SW <= 2 && OW > PT_VL) {
-        pt_dw3_plane(p, g, xp, w, yo, vb, vlo, vhi);
+    if (vec && k33 && d->DW == 1 && d->SW <= 2 && OW > PT_VL) { /* pt_dw3_plane: DW 1 */
+#if PT_VL > 1 && defined(PT_SHR1)
+        if (PT_DW_DIRECT_S1 && d->SW == 1 && d->SH == 1 && d->DW == 1 && d->PL == 1 &&
+            d->PR == 1 && OW >= 2 * PT_VL)
+            pt_dw3_plane_s1(p, g->zero, xp, w, yo, vb, vlo, vhi);
+        else
+#endif
+            pt_dw3_plane(p, g, xp, w, yo, vb, vlo, vhi);
         if (!fused)
             for (int oh = 0; oh < OH; oh++)
                 pt_epilogue_row(ep, m, yo + (size_t)oh * (size_t)OW,
