@@ -44,7 +44,7 @@ typedef struct {
     /* channel-lane path (small planes, multiplier 1): PT_VL channels at once, one per lane */
     float *wl;   /* [ceil(C / PT_VL)][KH * KW][PT_VL], zero lanes past C; NULL: path unused */
     int Wp;      /* pixels per padded row: PL + W + PR, or more to cover every tap */
-    int LR;      /* rows in the ring (a power of two) */
+    int LR;      /* rows in the ring (slot of input row ih: ih % LR) */
     int LB;      /* output rows per band */
     int whole;   /* the ring holds every input row: filled at once, in blocks across rows */
 } pt_dw_plan;
@@ -54,7 +54,7 @@ typedef struct {
 /* Planes whose ring of transposed rows (PT_VL channels) is at most this many bytes take the
  * channel-lane path (wider rows: the per-plane path, whose rows stay in L1). */
 #ifndef PT_DWL_MAX_RING
-#define PT_DWL_MAX_RING (24 * 1024)
+#define PT_DWL_MAX_RING (20 * 1024)
 #endif
 /* Planes whose ring of all input rows (PT_VL channels) is at most this many bytes are
  * transposed whole at once. */
@@ -100,8 +100,7 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     p->Wp = d->PL + d->W + d->PR;
     if (p->Wp < (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1)
         p->Wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
-    int lr0 = 1;
-    while (lr0 < (d->KH - 1) * d->DH + 1) lr0 *= 2;
+    int lr0 = (d->KH - 1) * d->DH + 1; /* the rows of one output row */
     /* stride-1 3x3 planes at least two vectors wide are faster read in place, per plane */
     int s1 = PT_DW_DIRECT_S1 && PT_VL > 1 && d->KH == 3 && d->KW == 3 && d->SH == 1 &&
              d->SW == 1 && d->DH == 1 && d->DW == 1 && d->PL == 1 && d->PR == 1 &&
@@ -125,9 +124,8 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
         p->LR = lr0;
         /* small planes: the ring holds them whole (blocks of PT_VL pixels need not start
          * each row, so that narrow rows do not waste the transposes' lanes) */
-        int lr = 1;
-        while (lr < d->H) lr *= 2;
-        if (lr >= p->LR && (size_t)lr * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_WHOLE) {
+        int lr = d->H > lr0 ? d->H : lr0;
+        if ((size_t)lr * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_WHOLE) {
             p->LR = lr;
             p->whole = 1;
         }
@@ -165,6 +163,10 @@ void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *
         float *o = br + PL;
         int i = 0;
         for (; i + PT_VL <= W; i += PT_VL) PT_VSTORE(o + i, PT_VLOAD(src + i));
+        if (i < W && W >= PT_VL) { /* the last vector overlaps the one before */
+            PT_VSTORE(o + W - PT_VL, PT_VLOAD(src + W - PT_VL));
+            i = W;
+        }
         for (; i < W; i++) o[i] = src[i];
     } else if (d->SW == 2) {
         /* input column 2k goes to phase PL % 2, index k + PL / 2; 2k + 1 to the other phase,
@@ -177,6 +179,15 @@ void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *
             pt_vf a = PT_VLOAD(src + 2 * k), b = PT_VLOAD(src + 2 * k + PT_VL);
             PT_VSTORE(ev + k, __builtin_shufflevector(a, b, PT_EVENS));
             PT_VSTORE(od + k, __builtin_shufflevector(a, b, PT_ODDS));
+        }
+        if (2 * k < W && W >= 2 * PT_VL) {
+            /* the last pair of vectors overlaps the one before (same values rewritten); an odd
+             * W leaves its last column to the scalar loop */
+            k = (W - 2 * PT_VL) / 2;
+            pt_vf a = PT_VLOAD(src + 2 * k), b = PT_VLOAD(src + 2 * k + PT_VL);
+            PT_VSTORE(ev + k, __builtin_shufflevector(a, b, PT_EVENS));
+            PT_VSTORE(od + k, __builtin_shufflevector(a, b, PT_ODDS));
+            k += PT_VL;
         }
 #endif
         for (; 2 * k < W; k++) {
@@ -742,7 +753,7 @@ static void pt_dwl_group(const pt_dwl_job *j, pt_dwl_ws *g, int q) {
                     r[kh] = g->zero;
                     continue;
                 }
-                int s = ih & (p->LR - 1);
+                int s = ih % p->LR;
                 float *br = g->ring + (size_t)s * rowf;
                 if (g->slot_ih[s] != ih) {
                     pt_dwl_fill(j, b, c0, nc, ih, br);
