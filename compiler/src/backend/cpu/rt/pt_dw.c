@@ -1,14 +1,24 @@
 /* pt_dw.c: direct depthwise convolution (one input channel per group, any channel multiplier,
- * kernel size, stride, dilation and padding), called by pt_conv.c for C / G == 1.
+ * kernel size, stride, dilation and padding), called by pt_conv.c for C / G == 1. Three paths,
+ * chosen at prepare:
  *
- * Each task takes a run of output planes (image b, output channel m). The input rows a plane
- * needs are copied, as they are first needed, into a small per-thread ring of padded,
- * stride-phase-split rows (padded column p of a row at phase p % SW, index p / SW), which stays
- * in L1; rows outside the input point at a shared zero row. Stride-2 rows are deinterleaved with
- * vector permutes. Every tap is then one contiguous vector load along the output row; the
- * weights of a 3x3 kernel sit in registers, and several output vectors (or, for planes no wider
- * than a vector, four output rows) accumulate at once. Bias and ReLU / Clip are applied in
- * registers; other epilogues (residual, other activations) after each row. */
+ * - Channel lanes (multiplier 1, rows narrow enough; the small planes of an image network's
+ *   last blocks, and stride 2 up to ~80 wide): PT_VL channels at once, one per vector lane.
+ *   Input rows are transposed into a per-thread ring of padded rows [Wp][PT_VL], each output
+ *   pixel is KH * KW FMAs with per-lane weights, and bands of output rows are transposed back.
+ *   No per-plane overhead, and no lanes idle on planes narrower than a vector.
+ * - Stride-1 3x3 in place (pad 1 each side, rows at least two vectors wide): per plane, every
+ *   tap loaded straight from the input rows; the edge taps shift a zero lane in.
+ * - Per plane otherwise: the input rows a plane needs are copied, as they are first needed,
+ *   into a small per-thread ring of padded, stride-phase-split rows (padded column p of a row at
+ *   phase p % SW, index p / SW), which stays in L1; rows outside the input point at a shared
+ *   zero row. Stride-2 rows are deinterleaved with vector permutes. Every tap is then one
+ *   contiguous vector load along the output row; the weights of a 3x3 kernel sit in registers,
+ *   and several output vectors (or, for planes no wider than a vector, four output rows)
+ *   accumulate at once.
+ *
+ * Bias and ReLU / Clip are applied in registers (the channel-lane path adds the residual there
+ * too); other epilogues after each row or plane. */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
@@ -38,7 +48,7 @@ typedef struct {
     pt_conv2d_desc d;
     float *w;    /* [M][KH * KW] */
     int Wq;      /* floats per stride phase of a padded row (a vector multiple) */
-    int R;       /* rows in the ring (a power of two) */
+    int R;       /* rows in the per-plane ring (a power of two) */
     int OB;      /* output rows per block of the 3x3 path (their input rows are copied first) */
     size_t rowf; /* floats per padded row: SW * Wq */
     /* channel-lane path (small planes, multiplier 1): PT_VL channels at once, one per lane */
