@@ -57,6 +57,7 @@ typedef struct {
     int LR;      /* rows in the ring (slot of input row ih: ih % LR) */
     int LB;      /* output rows per band */
     int whole;   /* the ring holds every input row: filled at once, in blocks across rows */
+    int *ipos;   /* whole: [H * W], the ring pixel (in vectors) of each input pixel */
 } pt_dw_plan;
 
 /* Kernel heights / widths up to this take the channel-lane path. */
@@ -138,6 +139,14 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
         if ((size_t)lr * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_WHOLE) {
             p->LR = lr;
             p->whole = 1;
+            p->ipos = (int *)malloc((size_t)d->H * (size_t)d->W * sizeof(int));
+            if (!p->ipos) {
+                pt_dw_free(p);
+                return NULL;
+            }
+            for (int ih = 0; ih < d->H; ih++)
+                for (int iw = 0; iw < d->W; iw++)
+                    p->ipos[ih * d->W + iw] = ih * p->Wp + d->PL + iw;
         }
         p->LB = (int)(PT_DWL_BAND / ((size_t)d->OW * PT_VL * sizeof(float)));
         if (p->LB < 1) p->LB = 1;
@@ -151,6 +160,7 @@ void pt_dw_free(void *plan) {
     if (!p) return;
     free(p->w);
     free(p->wl);
+    free(p->ipos);
     free(p);
 }
 
@@ -675,9 +685,10 @@ static void pt_dwl_fill_whole(const pt_dwl_job *j, int b, int c0, int nc, float 
     const pt_conv2d_desc *d = &j->p->d;
     size_t HW = (size_t)d->H * (size_t)d->W, total = (size_t)d->N * (size_t)d->C * HW;
     size_t xo = ((size_t)b * (size_t)d->C + (size_t)c0) * HW;
-    size_t rowf = (size_t)j->p->Wp * PT_VL;
-    int ih = 0, iw = 0;
+    const int *ipos = j->p->ipos;
     for (size_t p0 = 0; p0 < HW; p0 += PT_VL) {
+        /* a short last block ends on the plane's end instead (overlapping the one before) */
+        if (p0 + PT_VL > HW && HW >= PT_VL) p0 = HW - PT_VL;
         size_t np = HW - p0 < PT_VL ? HW - p0 : PT_VL;
         pt_vf r[PT_VL];
         for (int l = 0; l < PT_VL; l++) {
@@ -690,10 +701,7 @@ static void pt_dwl_fill_whole(const pt_dwl_job *j, int b, int c0, int nc, float 
             }
         }
         pt_dwl_transpose(r);
-        for (size_t i = 0; i < np; i++) {
-            *(pt_vf *)(ring + (size_t)ih * rowf + (size_t)(d->PL + iw) * PT_VL) = r[i];
-            if (++iw == d->W) iw = 0, ih++;
-        }
+        for (size_t i = 0; i < np; i++) *(pt_vf *)(ring + (size_t)ipos[p0 + i] * PT_VL) = r[i];
     }
 }
 
@@ -704,6 +712,9 @@ static void pt_dwl_store(const pt_dwl_job *j, const float *out, size_t yo, int n
     const pt_conv2d_desc *d = &j->p->d;
     size_t OHW = (size_t)d->OH * (size_t)d->OW;
     for (size_t p0 = q0; p0 < q1; p0 += PT_VL) {
+        /* a short last block ends on the band's end instead (overlapping the one before; the
+         * overlap is stored twice with the same values) */
+        if (p0 + PT_VL > q1 && q1 - q0 >= PT_VL) p0 = q1 - PT_VL;
         pt_vf r[PT_VL];
         size_t np = q1 - p0 < PT_VL ? q1 - p0 : PT_VL;
         for (int i = 0; i < PT_VL; i++)
