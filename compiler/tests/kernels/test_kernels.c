@@ -155,6 +155,10 @@ static void depthwise_cases(void) {
     test_conv(1, 17, 30, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 18);  /* per-plane again */
     test_conv(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, 10);
     test_conv(1, 18, 13, 31, 18, 5, 3, 2, 1, 2, 1, 4, 1, 0, 1, 18, 21); /* generic taps */
+    for (int kind = 1; kind < 32; kind += 6) { /* 5x5 (PP-OCR) */
+        test_conv(1, 20, 13, 23, 20, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 20, kind);
+        test_conv(2, 19, 14, 21, 19, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 19, kind);
+    }
     /* stride 1 read in place (per-plane path: wide rows or a multiplier), rows of 2 vectors */
     for (int kind = 0; kind < 32; kind += 5) test_conv(2, 5, 6, 100, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5, kind);
     test_conv(1, 2, 5, 32, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 9);

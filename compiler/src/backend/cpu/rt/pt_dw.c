@@ -787,6 +787,10 @@ static void pt_dwl_group(const pt_dwl_job *j, pt_dwl_ws *g, int q) {
                 pt_dwl_row(r, wv, 3, 3, 1, 1, OW, vb, clo, chi, o);
             else if (KH == 3 && KW == 3 && d->SW == 2 && d->DW == 1)
                 pt_dwl_row(r, wv, 3, 3, 2, 1, OW, vb, clo, chi, o);
+            else if (KH == 5 && KW == 5 && d->SW == 1 && d->DW == 1)
+                pt_dwl_row(r, wv, 5, 5, 1, 1, OW, vb, clo, chi, o);
+            else if (KH == 5 && KW == 5 && d->SW == 2 && d->DW == 1)
+                pt_dwl_row(r, wv, 5, 5, 2, 1, OW, vb, clo, chi, o);
             else
                 pt_dwl_row(r, wv, KH, KW, d->SW, d->DW, OW, vb, clo, chi, o);
         }
