@@ -1,5 +1,6 @@
 /* bench_kernels.c: micro-benchmark of the rt conv / GEMM kernels on the layer shapes of
- * resnet18 and mobilenet_v2 (batch 1, 224x224). Prints per shape the best-of-runs time,
+ * resnet18, mobilenet_v2, densenet121 (batch 1, 224x224) and the first layers of the PP-OCR
+ * det (640x640) and cls (48x192) models. Prints per shape the best-of-runs time,
  * GFLOP/s and the fraction of peak, then per network the summed time of its conv layers (each
  * shape times its multiplicity in the network).
  * Usage: bench_kernels [threads] [runs] [peak_gflops_per_core (default 175)] [filter] */
@@ -70,6 +71,17 @@ static const shape shapes[] = {
     {"densenet121", "d1 512-128 1x1 28", 12, 512, 28, 28, 128, 1, 1, 0, 1},
     {"densenet121", "d1 768-128 1x1 14", 24, 768, 14, 14, 128, 1, 1, 0, 1},
     {"densenet121", "d1 768-128 1x1 7", 16, 768, 7, 7, 128, 1, 1, 0, 1},
+    {"ppocr_det", "conv 3-16 3x3/2 640", 1, 3, 640, 640, 16, 3, 2, 1, 1},
+    {"ppocr_det", "dw 16 3x3 320", 1, 16, 320, 320, 16, 3, 1, 1, 16},
+    {"ppocr_det", "dw 32 3x3/2 320", 1, 32, 320, 320, 32, 3, 2, 1, 32},
+    {"ppocr_det", "dw 48 3x3 160", 1, 48, 160, 160, 48, 3, 1, 1, 48},
+    {"ppocr_det", "dw 48 3x3/2 160", 1, 48, 160, 160, 48, 3, 2, 1, 48},
+    {"ppocr_det", "dw 96 3x3 80", 1, 96, 80, 80, 96, 3, 1, 1, 96},
+    {"ppocr_det", "dw 96 3x3/2 80", 1, 96, 80, 80, 96, 3, 2, 1, 96},
+    {"ppocr_det", "dw 192 5x5 40", 4, 192, 40, 40, 192, 5, 1, 2, 192},
+    {"ppocr_det", "dw 192 5x5/2 40", 1, 192, 40, 40, 192, 5, 2, 2, 192},
+    {"ppocr_det", "dw 384 5x5 20", 3, 384, 20, 20, 384, 5, 1, 2, 384},
+    {"ppocr_cls", "pw 2-8 1x1 24x96", 1, 2, 24, 96, 8, 1, 1, 0, 1},
 };
 
 /* Clock of the timings: the thread's CPU time at one thread (robust on a loaded machine: time
@@ -125,8 +137,8 @@ int main(int argc, char **argv) {
     printf("threads=%d runs=%d peak=%.0f GFLOP/s (given); measured FMA loop: %.0f GFLOP/s; %s\n",
            threads, runs, peak, mpeak, threads == 1 ? "thread CPU time" : "wall time");
     printf("%-14s %-24s %9s %9s %7s %7s\n", "net", "layer", "ms", "GFLOP/s", "peak", "meas");
-    const char *nets[] = {"resnet18", "mobilenet_v2", "densenet121"};
-    double net_ms[3] = {0, 0, 0}, net_flop[3] = {0, 0, 0};
+    const char *nets[] = {"resnet18", "mobilenet_v2", "densenet121", "ppocr_det", "ppocr_cls"};
+    double net_ms[5] = {0, 0, 0, 0, 0}, net_flop[5] = {0, 0, 0, 0, 0};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const shape *h = &shapes[s];
         if (filter && !strstr(h->name, filter) && !strstr(h->net, filter)) continue;
@@ -158,13 +170,13 @@ int main(int argc, char **argv) {
         printf("%-14s %-24s %9.4f %9.1f %6.1f%% %6.1f%%\n", h->net, h->name, best * 1e3,
                flop / best * 1e-9, 100.0 * flop / best * 1e-9 / peak, 100.0 * flop / best * 1e-9 / mpeak);
         int ni = 0;
-        while (ni < 2 && strcmp(h->net, nets[ni]) != 0) ni++;
+        while (ni < 4 && strcmp(h->net, nets[ni]) != 0) ni++;
         net_ms[ni] += best * 1e3 * h->count;
         net_flop[ni] += flop * h->count;
         pt_conv2d_free(p);
         free(x), free(w), free(y), free(b);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         if (net_ms[i] > 0)
             printf("total %-12s conv layers: %8.3f ms  %7.1f GFLOP/s  %5.1f%% of given peak, %5.1f%% of "
                    "measured\n", nets[i], net_ms[i], net_flop[i] / net_ms[i] * 1e-6,

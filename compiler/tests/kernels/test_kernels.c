@@ -144,6 +144,27 @@ static void depthwise_cases(void) {
     test_conv(1, 2, 11, 13, 2, 11, 1, 1, 1, 1, 1, 5, 0, 5, 0, 2, 3);  /* tall kernel */
     test_conv(1, 96, 112, 112, 96, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 96, 2);
     test_conv(1, 32, 112, 112, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32, 2);
+    /* channel lanes (multiplier 1, rows up to 64 wide): several groups and a short last one,
+     * batch (the last group's loads end the input), whole-plane and ring fills, bands */
+    for (int kind = 0; kind < 32; kind += 3) {
+        test_conv(2, 37, 9, 11, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 37, kind);
+        test_conv(2, 21, 28, 28, 21, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 21, kind);
+    }
+    test_conv(1, 40, 56, 56, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40, 26);
+    test_conv(1, 17, 30, 64, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 18);  /* widest lane rows */
+    test_conv(1, 17, 30, 65, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 18);  /* per-plane again */
+    test_conv(1, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16, 10);
+    test_conv(1, 18, 13, 31, 18, 5, 3, 2, 1, 2, 1, 4, 1, 0, 1, 18, 21); /* generic taps */
+    for (int kind = 1; kind < 32; kind += 6) { /* 5x5 (PP-OCR) */
+        test_conv(1, 20, 13, 23, 20, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 20, kind);
+        test_conv(2, 19, 14, 21, 19, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 19, kind);
+    }
+    /* stride 1 read in place (per-plane path: wide rows or a multiplier), rows of 2 vectors */
+    for (int kind = 0; kind < 32; kind += 5) test_conv(2, 5, 6, 100, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5, kind);
+    test_conv(1, 2, 5, 32, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 9);
+    test_conv(2, 2, 6, 19, 14, 3, 3, 3, 1, 1, 2, 0, 2, 0, 1, 2, 21); /* 3x3, column dilation */
+    test_conv(1, 5, 6, 2, 5, 5, 3, 2, 3, 1, 2, 2, 2, 3, 0, 5, 0);   /* last window past the pad */
+    test_conv(1, 2, 5, 33, 4, 3, 3, 1, 1, 1, 1, 0, 1, 2, 1, 2, 24);
 }
 
 /* Direct dense convolution for few input channels (pt_conv_direct.c): C 1..4, rows at least two
@@ -328,6 +349,12 @@ static void random_cases(int n) {
                   ref_randint(1, 3), ref_randint(1, 3), ref_randint(1, 2), ref_randint(1, 2),
                   ref_randint(0, KH - 1), ref_randint(0, KW - 1), ref_randint(0, KH - 1),
                   ref_randint(0, KW - 1), G, ref_randint(0, 31));
+        /* few input channels, rows wide enough for the direct kernel */
+        int DK = ref_randint(1, 7), DS = ref_randint(1, 3);
+        test_conv(ref_randint(1, 2), ref_randint(1, 4), ref_randint(1, 12), ref_randint(32, 120),
+                  ref_randint(1, 20), DK, ref_randint(1, 7), DS, ref_randint(1, 2),
+                  ref_randint(1, 2), ref_randint(1, 2), ref_randint(0, DK - 1), ref_randint(0, 3),
+                  ref_randint(0, DK - 1), ref_randint(0, 3), 1, ref_randint(0, 31));
         int PK = ref_randint(1, 4);
         test_pool(1, ref_randint(1, 3), ref_randint(PK, 20), ref_randint(PK, 40), PK,
                   ref_randint(1, 4), ref_randint(1, 3), ref_randint(1, 3), ref_randint(1, 2),

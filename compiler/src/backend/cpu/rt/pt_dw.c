@@ -1,14 +1,24 @@
 /* pt_dw.c: direct depthwise convolution (one input channel per group, any channel multiplier,
- * kernel size, stride, dilation and padding), called by pt_conv.c for C / G == 1.
+ * kernel size, stride, dilation and padding), called by pt_conv.c for C / G == 1. Three paths,
+ * chosen at prepare:
  *
- * Each task takes a run of output planes (image b, output channel m). The input rows a plane
- * needs are copied, as they are first needed, into a small per-thread ring of padded,
- * stride-phase-split rows (padded column p of a row at phase p % SW, index p / SW), which stays
- * in L1; rows outside the input point at a shared zero row. Stride-2 rows are deinterleaved with
- * vector permutes. Every tap is then one contiguous vector load along the output row; the
- * weights of a 3x3 kernel sit in registers, and several output vectors (or, for planes no wider
- * than a vector, four output rows) accumulate at once. Bias and ReLU / Clip are applied in
- * registers; other epilogues (residual, other activations) after each row. */
+ * - Channel lanes (multiplier 1, rows narrow enough; the small planes of an image network's
+ *   last blocks, and stride 2 up to ~80 wide): PT_VL channels at once, one per vector lane.
+ *   Input rows are transposed into a per-thread ring of padded rows [Wp][PT_VL], each output
+ *   pixel is KH * KW FMAs with per-lane weights, and bands of output rows are transposed back.
+ *   No per-plane overhead, and no lanes idle on planes narrower than a vector.
+ * - Stride-1 3x3 in place (pad 1 each side, rows at least two vectors wide): per plane, every
+ *   tap loaded straight from the input rows; the edge taps shift a zero lane in.
+ * - Per plane otherwise: the input rows a plane needs are copied, as they are first needed,
+ *   into a small per-thread ring of padded, stride-phase-split rows (padded column p of a row at
+ *   phase p % SW, index p / SW), which stays in L1; rows outside the input point at a shared
+ *   zero row. Stride-2 rows are deinterleaved with vector permutes. Every tap is then one
+ *   contiguous vector load along the output row; the weights of a 3x3 kernel sit in registers,
+ *   and several output vectors (or, for planes no wider than a vector, four output rows)
+ *   accumulate at once.
+ *
+ * Bias and ReLU / Clip are applied in registers (the channel-lane path adds the residual there
+ * too); other epilogues after each row or plane. */
 #define PT_KERNELS_INTERNAL
 #include "pt_kernels.h"
 
@@ -20,6 +30,15 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 
+/* Undilated 3x3 stride-1 planes with one column of padding read the input in place (1) or
+ * through the ring of copied rows (0). */
+#ifndef PT_DW_DIRECT_S1
+#define PT_DW_DIRECT_S1 1
+#endif
+/* Bytes of input rows the 3x3 path copies ahead of reading them. */
+#ifndef PT_DW_BLOCK_BYTES
+#define PT_DW_BLOCK_BYTES (8 * 1024)
+#endif
 /* Kernel widths up to this get a tap-offset table (wider ones take the scalar path). */
 #define PT_DW_MAX_KW 32
 /* Kernel heights up to this take the vector path (row pointers on the stack). */
@@ -29,19 +48,33 @@ typedef struct {
     pt_conv2d_desc d;
     float *w;    /* [M][KH * KW] */
     int Wq;      /* floats per stride phase of a padded row (a vector multiple) */
-    int R;       /* rows in the ring (a power of two) */
+    int R;       /* rows in the per-plane ring (a power of two) */
     int OB;      /* output rows per block of the 3x3 path (their input rows are copied first) */
     size_t rowf; /* floats per padded row: SW * Wq */
     /* channel-lane path (small planes, multiplier 1): PT_VL channels at once, one per lane */
     float *wl;   /* [ceil(C / PT_VL)][KH * KW][PT_VL], zero lanes past C; NULL: path unused */
-    int *ipos;   /* [H * W]: padded-tile pixel of each input pixel */
-    int Hp, Wp;  /* padded tile: (PT + H + PB) x (PL + W + PR) pixels */
+    int Wp;      /* pixels per padded row: PL + W + PR, or more to cover every tap */
+    int LR;      /* rows in the ring (slot of input row ih: ih % LR) */
+    int LB;      /* output rows per band */
+    int whole;   /* the ring holds every input row: filled at once, in blocks across rows */
+    int *ipos;   /* whole: [H * W], the ring pixel (in vectors) of each input pixel */
 } pt_dw_plan;
 
-/* Planes whose padded tile of PT_VL channels is at most this many bytes take the channel-lane
- * path (a tile and its output stay in L1). */
-#ifndef PT_DWL_MAX_TILE
-#define PT_DWL_MAX_TILE (24 * 1024)
+/* Kernel heights / widths up to this take the channel-lane path. */
+#define PT_DWL_MAX_K 16
+/* Planes whose ring of transposed rows (PT_VL channels) is at most this many bytes take the
+ * channel-lane path (wider rows: the per-plane path, whose rows stay in L1). */
+#ifndef PT_DWL_MAX_RING
+#define PT_DWL_MAX_RING (20 * 1024)
+#endif
+/* Planes whose ring of all input rows (PT_VL channels) is at most this many bytes are
+ * transposed whole at once. */
+#ifndef PT_DWL_WHOLE
+#define PT_DWL_WHOLE (24 * 1024)
+#endif
+/* Bytes of a band of output rows (PT_VL channels). */
+#ifndef PT_DWL_BAND
+#define PT_DWL_BAND (16 * 1024)
 #endif
 
 void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
@@ -65,23 +98,30 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
     p->rowf = (size_t)d->SW * (size_t)p->Wq;
     /* the rows of four output rows at once, rounded up to a power of two (slot: ih & (R - 1)) */
     int span = (d->KH - 1) * d->DH + 1 + 3 * d->SH;
-    /* 3x3 blocks: the input rows of OB output rows (about 24 KB) are copied before any is
+    /* 3x3 blocks: the input rows of OB output rows (PT_DW_BLOCK_BYTES) are copied before any is
      * read, so that loads do not wait on the copy's fresh stores */
-    int rows = (int)((24u * 1024u) / (p->rowf * sizeof(float)));
+    int rows = (int)((size_t)PT_DW_BLOCK_BYTES / (p->rowf * sizeof(float)));
     p->OB = rows > 3 ? (rows - 3) / d->SH + 1 : 1;
     if (p->OB > d->OH) p->OB = d->OH;
     if (span < (p->OB - 1) * d->SH + 3) span = (p->OB - 1) * d->SH + 3;
     p->R = 1;
     while (p->R < span) p->R *= 2;
-    p->Hp = d->PT + d->H + d->PB;
+    /* every input column, and every column a tap reads (the right pad may be short of the
+     * last window when the division of the output size truncates) */
     p->Wp = d->PL + d->W + d->PR;
-    size_t tile = (size_t)p->Hp * (size_t)p->Wp * PT_VL * sizeof(float);
-    if (PT_VL > 1 && d->M == d->C && tile <= PT_DWL_MAX_TILE) {
+    if (p->Wp < (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1)
+        p->Wp = (d->OW - 1) * d->SW + (d->KW - 1) * d->DW + 1;
+    int lr0 = (d->KH - 1) * d->DH + 1; /* the rows of one output row */
+    /* stride-1 3x3 planes at least two vectors wide are faster read in place, per plane */
+    int s1 = PT_DW_DIRECT_S1 && PT_VL > 1 && d->KH == 3 && d->KW == 3 && d->SH == 1 &&
+             d->SW == 1 && d->DH == 1 && d->DW == 1 && d->PL == 1 && d->PR == 1 &&
+             d->OW >= 2 * PT_VL;
+    if (PT_VL > 1 && d->M == d->C && !s1 && d->KH <= PT_DWL_MAX_K && d->KW <= PT_DWL_MAX_K &&
+        (size_t)lr0 * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_MAX_RING) {
         int ng = (d->C + PT_VL - 1) / PT_VL, kk = d->KH * d->KW;
         size_t nl = (size_t)ng * (size_t)kk * PT_VL;
-        p->wl = (float *)aligned_alloc(64, nl * sizeof(float));
-        p->ipos = (int *)malloc((size_t)d->H * (size_t)d->W * sizeof(int));
-        if (!p->wl || !p->ipos) {
+        p->wl = (float *)aligned_alloc(64, (nl * sizeof(float) + 63) & ~(size_t)63);
+        if (!p->wl) {
             pt_dw_free(p);
             return NULL;
         }
@@ -92,9 +132,25 @@ void *pt_dw_prepare(const pt_conv2d_desc *d, const float *weight) {
                     p->wl[((size_t)g * (size_t)kk + (size_t)t) * PT_VL + (size_t)l] =
                         c < d->C ? weight[(size_t)c * (size_t)kk + (size_t)t] : 0.0f;
                 }
-        for (int ih = 0; ih < d->H; ih++)
-            for (int iw = 0; iw < d->W; iw++)
-                p->ipos[ih * d->W + iw] = (ih + d->PT) * p->Wp + iw + d->PL;
+        p->LR = lr0;
+        /* small planes: the ring holds them whole (blocks of PT_VL pixels need not start
+         * each row, so that narrow rows do not waste the transposes' lanes) */
+        int lr = d->H > lr0 ? d->H : lr0;
+        if ((size_t)lr * (size_t)p->Wp * PT_VL * sizeof(float) <= PT_DWL_WHOLE) {
+            p->LR = lr;
+            p->whole = 1;
+            p->ipos = (int *)malloc((size_t)d->H * (size_t)d->W * sizeof(int));
+            if (!p->ipos) {
+                pt_dw_free(p);
+                return NULL;
+            }
+            for (int ih = 0; ih < d->H; ih++)
+                for (int iw = 0; iw < d->W; iw++)
+                    p->ipos[ih * d->W + iw] = ih * p->Wp + d->PL + iw;
+        }
+        p->LB = (int)(PT_DWL_BAND / ((size_t)d->OW * PT_VL * sizeof(float)));
+        if (p->LB < 1) p->LB = 1;
+        if (p->LB > d->OH) p->LB = d->OH;
     }
     return p;
 }
@@ -127,6 +183,10 @@ void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *
         float *o = br + PL;
         int i = 0;
         for (; i + PT_VL <= W; i += PT_VL) PT_VSTORE(o + i, PT_VLOAD(src + i));
+        if (i < W && W >= PT_VL) { /* the last vector overlaps the one before */
+            PT_VSTORE(o + W - PT_VL, PT_VLOAD(src + W - PT_VL));
+            i = W;
+        }
         for (; i < W; i++) o[i] = src[i];
     } else if (d->SW == 2) {
         /* input column 2k goes to phase PL % 2, index k + PL / 2; 2k + 1 to the other phase,
@@ -139,6 +199,15 @@ void pt_conv_fill_row(const pt_conv2d_desc *d, int Wq, const float *src, float *
             pt_vf a = PT_VLOAD(src + 2 * k), b = PT_VLOAD(src + 2 * k + PT_VL);
             PT_VSTORE(ev + k, __builtin_shufflevector(a, b, PT_EVENS));
             PT_VSTORE(od + k, __builtin_shufflevector(a, b, PT_ODDS));
+        }
+        if (2 * k < W && W >= 2 * PT_VL) {
+            /* the last pair of vectors overlaps the one before (same values rewritten); an odd
+             * W leaves its last column to the scalar loop */
+            k = (W - 2 * PT_VL) / 2;
+            pt_vf a = PT_VLOAD(src + 2 * k), b = PT_VLOAD(src + 2 * k + PT_VL);
+            PT_VSTORE(ev + k, __builtin_shufflevector(a, b, PT_EVENS));
+            PT_VSTORE(od + k, __builtin_shufflevector(a, b, PT_ODDS));
+            k += PT_VL;
         }
 #endif
         for (; 2 * k < W; k++) {
@@ -288,6 +357,76 @@ static __attribute__((noinline)) void pt_dw3_plane(const pt_dw_plan *p, pt_dw_ri
     }
 }
 
+#if PT_VL == 16
+#define PT_SHR1 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30
+#define PT_SHL1 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+#elif PT_VL == 8
+#define PT_SHR1 7, 8, 9, 10, 11, 12, 13, 14
+#define PT_SHL1 1, 2, 3, 4, 5, 6, 7, 8
+#elif PT_VL == 4
+#define PT_SHR1 3, 4, 5, 6
+#define PT_SHL1 1, 2, 3, 4
+#endif
+
+#if PT_VL > 1 && defined(PT_SHR1)
+/* Output plane yo of an undilated 3x3 stride-1 kernel with one column of padding each side
+ * (OW == W >= 2 * PT_VL), read straight from the input: interior vectors load the input rows
+ * in place; the first vector's left tap and the last vector's right tap shift a zero lane in
+ * (the last vector ends on the row's end, overlapping the one before it); rows outside the
+ * input read the zero row. Bias and [lo, hi] in registers. */
+static __attribute__((noinline)) void pt_dw3_plane_s1(const pt_dw_plan *p, const float *zero,
+                                                      const float *xp, const float *w, float *yo,
+                                                      pt_vf vb, pt_vf vlo, pt_vf vhi) {
+    const pt_conv2d_desc *d = &p->d;
+    int W = d->W, OH = d->OH;
+    pt_vf w0 = PT_SPLAT(w[0]), w1 = PT_SPLAT(w[1]), w2 = PT_SPLAT(w[2]);
+    pt_vf w3 = PT_SPLAT(w[3]), w4 = PT_SPLAT(w[4]), w5 = PT_SPLAT(w[5]);
+    pt_vf w6 = PT_SPLAT(w[6]), w7 = PT_SPLAT(w[7]), w8 = PT_SPLAT(w[8]);
+    const pt_vf z = PT_VZERO;
+    for (int oh = 0; oh < OH; oh++) {
+        int ih = oh - d->PT;
+        const float *r0 = ih >= 0 && ih < d->H ? xp + (size_t)ih * (size_t)W : zero;
+        const float *r1 = ih + 1 >= 0 && ih + 1 < d->H ? xp + (size_t)(ih + 1) * (size_t)W : zero;
+        const float *r2 = ih + 2 >= 0 && ih + 2 < d->H ? xp + (size_t)(ih + 2) * (size_t)W : zero;
+        float *y = yo + (size_t)oh * (size_t)W;
+        {
+            pt_vf a0 = PT_VLOAD(r0), a1 = PT_VLOAD(r1), a2 = PT_VLOAD(r2);
+            pt_vf v = vb + __builtin_shufflevector(z, a0, PT_SHR1) * w0 + a0 * w1 +
+                      PT_VLOAD(r0 + 1) * w2 +
+                      (__builtin_shufflevector(z, a1, PT_SHR1) * w3 + a1 * w4 + PT_VLOAD(r1 + 1) * w5) +
+                      (__builtin_shufflevector(z, a2, PT_SHR1) * w6 + a2 * w7 + PT_VLOAD(r2 + 1) * w8);
+            PT_VSTORE(y, pt_vmin(pt_vmax(v, vlo), vhi));
+        }
+        const float *q0 = r0 - 1, *q1 = r1 - 1, *q2 = r2 - 1;
+        int ow = PT_VL;
+#define PT_DWS_VEC(o)                                                                          \
+    (vb + PT_VLOAD(q0 + (o)) * w0 + PT_VLOAD(q0 + (o) + 1) * w1 + PT_VLOAD(q0 + (o) + 2) * w2 + \
+     (PT_VLOAD(q1 + (o)) * w3 + PT_VLOAD(q1 + (o) + 1) * w4 + PT_VLOAD(q1 + (o) + 2) * w5) +   \
+     (PT_VLOAD(q2 + (o)) * w6 + PT_VLOAD(q2 + (o) + 1) * w7 + PT_VLOAD(q2 + (o) + 2) * w8))
+        for (; ow + 4 * PT_VL <= W - 1; ow += 4 * PT_VL) {
+            pt_vf v0 = PT_DWS_VEC(ow), v1 = PT_DWS_VEC(ow + PT_VL);
+            pt_vf v2 = PT_DWS_VEC(ow + 2 * PT_VL), v3 = PT_DWS_VEC(ow + 3 * PT_VL);
+            PT_VSTORE(y + ow, pt_vmin(pt_vmax(v0, vlo), vhi));
+            PT_VSTORE(y + ow + PT_VL, pt_vmin(pt_vmax(v1, vlo), vhi));
+            PT_VSTORE(y + ow + 2 * PT_VL, pt_vmin(pt_vmax(v2, vlo), vhi));
+            PT_VSTORE(y + ow + 3 * PT_VL, pt_vmin(pt_vmax(v3, vlo), vhi));
+        }
+        for (; ow + PT_VL <= W - 1; ow += PT_VL)
+            PT_VSTORE(y + ow, pt_vmin(pt_vmax(PT_DWS_VEC(ow), vlo), vhi));
+#undef PT_DWS_VEC
+        {
+            int o = W - PT_VL;
+            pt_vf a0 = PT_VLOAD(r0 + o), a1 = PT_VLOAD(r1 + o), a2 = PT_VLOAD(r2 + o);
+            pt_vf v = vb + PT_VLOAD(r0 + o - 1) * w0 + a0 * w1 +
+                      __builtin_shufflevector(a0, z, PT_SHL1) * w2 +
+                      (PT_VLOAD(r1 + o - 1) * w3 + a1 * w4 + __builtin_shufflevector(a1, z, PT_SHL1) * w5) +
+                      (PT_VLOAD(r2 + o - 1) * w6 + a2 * w7 + __builtin_shufflevector(a2, z, PT_SHL1) * w8);
+            PT_VSTORE(y + o, pt_vmin(pt_vmax(v, vlo), vhi));
+        }
+    }
+}
+#endif
+
 /* Output plane `task` (= b * M + m). */
 static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
     const pt_dw_plan *p = j->p;
@@ -322,8 +461,14 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
         if (nw == 0) vec = 0; /* more taps than weight registers: scalar path */
         for (int t = 0; t < nw; t++) wv[t] = PT_SPLAT(w[t]);
     }
-    if (vec && k33 && d->SW <= 2 && OW > PT_VL) {
-        pt_dw3_plane(p, g, xp, w, yo, vb, vlo, vhi);
+    if (vec && k33 && d->DW == 1 && d->SW <= 2 && OW > PT_VL) { /* pt_dw3_plane: DW 1 */
+#if PT_VL > 1 && defined(PT_SHR1)
+        if (PT_DW_DIRECT_S1 && d->SW == 1 && d->SH == 1 && d->DW == 1 && d->PL == 1 &&
+            d->PR == 1 && OW >= 2 * PT_VL)
+            pt_dw3_plane_s1(p, g->zero, xp, w, yo, vb, vlo, vhi);
+        else
+#endif
+            pt_dw3_plane(p, g, xp, w, yo, vb, vlo, vhi);
         if (!fused)
             for (int oh = 0; oh < OH; oh++)
                 pt_epilogue_row(ep, m, yo + (size_t)oh * (size_t)OW,
@@ -392,11 +537,11 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
 
 /* ------------------------------------------------------------------ channel lanes */
 
-/* Small planes: PT_VL channels of one image at a time, channel c0 + l in lane l. The input
- * planes are transposed (PT_VL x PT_VL blocks of channels x pixels) into a padded tile
- * [Hp][Wp][PT_VL] whose pads stay zero; each output pixel is then KH * KW vector FMAs with
- * per-lane weights; the output tile [OH * OW][PT_VL] is transposed back into the planes, with
- * bias, residual and ReLU / Clip applied in registers. */
+/* Channel lanes: PT_VL channels of one image at a time, channel c0 + l in lane l. Input rows
+ * are transposed (PT_VL x PT_VL blocks of channels x pixels), as they are first needed, into a
+ * per-thread ring of padded rows [Wp][PT_VL] whose pads stay zero; each output pixel is then
+ * KH * KW vector FMAs with per-lane weights. A band of output rows [OW][PT_VL] is transposed
+ * back into the planes, with bias, residual and ReLU / Clip applied in registers. */
 
 #if PT_VL == 16
 #define PT_ILO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
@@ -409,11 +554,48 @@ static void pt_dw_plane(const pt_dw_job *j, pt_dw_ring *g, int task) {
 #define PT_IHI 2, 6, 3, 7
 #endif
 
-/* Transposes the PT_VL x PT_VL matrix whose rows are r[0..PT_VL) in place: log2(PT_VL) rounds
- * of interleaving row j with row j + PT_VL / 2 (each round rotates the bits of (row, column)
- * by one, so that after log2(PT_VL) rounds they are (column, row)). */
+/* Transposes the PT_VL x PT_VL matrix whose rows are r[0..PT_VL) in place. */
 static inline __attribute__((always_inline)) void pt_dwl_transpose(pt_vf *r) {
-#if PT_VL > 1 && defined(PT_ILO)
+#if PT_VL == 16
+    /* 4x4 transposes inside each 128-bit lane (in-lane interleaves of floats, then of pairs),
+     * then two rounds of 128-bit lane shuffles */
+    pt_vf t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 0, 16, 1, 17, 4, 20, 5, 21, 8,
+                                           24, 9, 25, 12, 28, 13, 29);
+        t[2 * i + 1] = __builtin_shufflevector(r[2 * i], r[2 * i + 1], 2, 18, 3, 19, 6, 22, 7,
+                                               23, 10, 26, 11, 27, 14, 30, 15, 31);
+    }
+    for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) {
+            pt_vf a = t[4 * i + h], b = t[4 * i + h + 2];
+            u[4 * i + 2 * h] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24,
+                                                       25, 12, 13, 28, 29);
+            u[4 * i + 2 * h + 1] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10,
+                                                           11, 26, 27, 14, 15, 30, 31);
+        }
+    /* u[4 i + j], lane k: column 4 k + j of rows 4 i .. 4 i + 3 */
+    for (int j = 0; j < 4; j++) {
+        pt_vf s0 = __builtin_shufflevector(u[j], u[4 + j], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18,
+                                           19, 24, 25, 26, 27);
+        pt_vf s1 = __builtin_shufflevector(u[j], u[4 + j], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
+                                           22, 23, 28, 29, 30, 31);
+        pt_vf s2 = __builtin_shufflevector(u[8 + j], u[12 + j], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
+                                           18, 19, 24, 25, 26, 27);
+        pt_vf s3 = __builtin_shufflevector(u[8 + j], u[12 + j], 4, 5, 6, 7, 12, 13, 14, 15, 20,
+                                           21, 22, 23, 28, 29, 30, 31);
+        r[j] = __builtin_shufflevector(s0, s2, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25,
+                                       26, 27);
+        r[4 + j] = __builtin_shufflevector(s1, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24,
+                                           25, 26, 27);
+        r[8 + j] = __builtin_shufflevector(s0, s2, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23,
+                                           28, 29, 30, 31);
+        r[12 + j] = __builtin_shufflevector(s1, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23,
+                                            28, 29, 30, 31);
+    }
+#elif PT_VL > 1 && defined(PT_ILO)
+    /* log2(PT_VL) rounds of interleaving row j with row j + PT_VL / 2: each round rotates the
+     * bits of (row, column) by one, so that afterwards they are (column, row) */
     for (int s = 1; s < PT_VL; s *= 2) {
         pt_vf t[PT_VL];
         for (int j = 0; j < PT_VL / 2; j++) {
@@ -427,45 +609,33 @@ static inline __attribute__((always_inline)) void pt_dwl_transpose(pt_vf *r) {
 #endif
 }
 
-/* Output pixels of one channel group: out[oh * OW + ow] = sum of the taps over tile, from
- * the bias vb, clamped to [lo, hi]. KH, KW constants when inlined with them. */
+/* One output row of a channel group: o[ow] = vb + sum of the taps over the ring rows r[kh]
+ * (padded rows at the row's first tap), clamped to [lo, hi]. KH, KW, SW constants when inlined
+ * with them (stride-1 neighbours then share their loads). */
 static inline __attribute__((always_inline)) void
-pt_dwl_compute(const pt_dw_plan *p, const float *tile, const pt_vf *wv, const int KH,
-               const int KW, pt_vf vb, pt_vf lo, pt_vf hi, float *out) {
-    const pt_conv2d_desc *d = &p->d;
-    int OH = d->OH, OW = d->OW;
-    size_t rs = (size_t)p->Wp * PT_VL, ps = (size_t)d->SW * PT_VL;
-    size_t dh = (size_t)d->DH * rs, dw = (size_t)d->DW * PT_VL;
-    for (int oh = 0; oh < OH; oh++) {
-        const float *t0 = tile + (size_t)(oh * d->SH) * rs;
-        float *o = out + (size_t)oh * (size_t)OW * PT_VL;
-        int ow = 0;
-        for (; ow + 4 <= OW; ow += 4) {
-            const float *t = t0 + (size_t)ow * ps;
-            pt_vf a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-            for (int kh = 0; kh < KH; kh++)
-                for (int kw = 0; kw < KW; kw++) {
-                    const float *q = t + (size_t)kh * dh + (size_t)kw * dw;
-                    pt_vf w = wv[kh * KW + kw];
-                    a0 += *(const pt_vf *)q * w;
-                    a1 += *(const pt_vf *)(q + ps) * w;
-                    a2 += *(const pt_vf *)(q + 2 * ps) * w;
-                    a3 += *(const pt_vf *)(q + 3 * ps) * w;
-                }
-            *(pt_vf *)(o + (size_t)ow * PT_VL) = pt_vmin(pt_vmax(a0, lo), hi);
-            *(pt_vf *)(o + (size_t)(ow + 1) * PT_VL) = pt_vmin(pt_vmax(a1, lo), hi);
-            *(pt_vf *)(o + (size_t)(ow + 2) * PT_VL) = pt_vmin(pt_vmax(a2, lo), hi);
-            *(pt_vf *)(o + (size_t)(ow + 3) * PT_VL) = pt_vmin(pt_vmax(a3, lo), hi);
-        }
-        for (; ow < OW; ow++) {
-            const float *t = t0 + (size_t)ow * ps;
-            pt_vf a0 = vb;
-            for (int kh = 0; kh < KH; kh++)
-                for (int kw = 0; kw < KW; kw++)
-                    a0 += *(const pt_vf *)(t + (size_t)kh * dh + (size_t)kw * dw) * wv[kh * KW + kw];
-            *(pt_vf *)(o + (size_t)ow * PT_VL) = pt_vmin(pt_vmax(a0, lo), hi);
-        }
+pt_dwl_row(const float *const *r, const pt_vf *wv, const int KH, const int KW, const int SW,
+           int DW, int OW, pt_vf vb, pt_vf lo, pt_vf hi, float *o) {
+    size_t ps = (size_t)SW * PT_VL, dw = (size_t)DW * PT_VL;
+    int ow = 0;
+#define PT_DWL_ACC(n)                                                                          \
+    for (; ow + (n) <= OW; ow += (n)) {                                                        \
+        pt_vf a[n];                                                                            \
+        for (int i = 0; i < (n); i++) a[i] = vb;                                               \
+        for (int kh = 0; kh < KH; kh++) {                                                      \
+            const float *t = r[kh] + (size_t)ow * ps;                                          \
+            for (int kw = 0; kw < KW; kw++) {                                                  \
+                pt_vf w = wv[kh * KW + kw];                                                    \
+                for (int i = 0; i < (n); i++)                                                  \
+                    a[i] += *(const pt_vf *)(t + (size_t)i * ps + (size_t)kw * dw) * w;        \
+            }                                                                                  \
+        }                                                                                      \
+        for (int i = 0; i < (n); i++)                                                          \
+            *(pt_vf *)(o + (size_t)(ow + i) * PT_VL) = pt_vmin(pt_vmax(a[i], lo), hi);         \
     }
+    PT_DWL_ACC(8)
+    PT_DWL_ACC(4)
+    PT_DWL_ACC(1)
+#undef PT_DWL_ACC
 }
 
 typedef struct {
@@ -476,20 +646,51 @@ typedef struct {
     int per; /* channel groups per task */
 } pt_dwl_job;
 
-/* Channel group q (image q / ngroups, channels (q % ngroups) * PT_VL ...). */
-static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
-    const pt_dw_plan *p = j->p;
-    const pt_conv2d_desc *d = &p->d;
-    int C = d->C, ng = (C + PT_VL - 1) / PT_VL, KH = d->KH, KW = d->KW, kk = KH * KW;
-    int b = q / ng, g = q % ng, c0 = g * PT_VL;
-    int nc = C - c0 < PT_VL ? C - c0 : PT_VL;
-    size_t HW = (size_t)d->H * (size_t)d->W, OHW = (size_t)d->OH * (size_t)d->OW;
-    size_t total = (size_t)d->N * (size_t)C * HW;
-    size_t xo = ((size_t)b * (size_t)C + (size_t)c0) * HW;
-    /* transpose in: blocks of PT_VL pixels of the nc channels */
-    for (size_t p0 = 0; p0 < HW; p0 += PT_VL) {
+/* Per-thread buffers of the channel-lane path. */
+typedef struct {
+    float *ring; /* R padded rows of Wp * PT_VL floats */
+    float *zero; /* one zero row */
+    float *out;  /* a band of output rows, whole blocks of PT_VL pixels */
+    int *slot_ih;
+} pt_dwl_ws;
+
+/* Transposes input row ih of channels [c0, c0 + nc) of image b into ring row `dst` (the
+ * interior; the pads are left as they are). */
+static void pt_dwl_fill(const pt_dwl_job *j, int b, int c0, int nc, int ih, float *dst) {
+    const pt_conv2d_desc *d = &j->p->d;
+    size_t HW = (size_t)d->H * (size_t)d->W, total = (size_t)d->N * (size_t)d->C * HW;
+    size_t xo = ((size_t)b * (size_t)d->C + (size_t)c0) * HW + (size_t)ih * (size_t)d->W;
+    float *o = dst + (size_t)d->PL * PT_VL;
+    for (int w0 = 0; w0 < d->W; w0 += PT_VL) {
+        int np = d->W - w0 < PT_VL ? d->W - w0 : PT_VL;
         pt_vf r[PT_VL];
+        for (int l = 0; l < PT_VL; l++) {
+            size_t at = xo + (size_t)l * HW + (size_t)w0;
+            /* a short block reads on into the next row, except at the end of the input */
+            if (l >= nc) r[l] = PT_VZERO;
+            else if (at + PT_VL <= total) r[l] = PT_VLOAD(j->x + at);
+            else {
+                r[l] = PT_VZERO;
+                memcpy(&r[l], j->x + at, (size_t)np * sizeof(float));
+            }
+        }
+        pt_dwl_transpose(r);
+        for (int i = 0; i < np; i++) *(pt_vf *)(o + (size_t)(w0 + i) * PT_VL) = r[i];
+    }
+}
+
+/* Transposes the whole input plane of channels [c0, c0 + nc) of image b into the ring (row ih
+ * at slot ih, the ring as long as the plane), in blocks of PT_VL pixels across rows. */
+static void pt_dwl_fill_whole(const pt_dwl_job *j, int b, int c0, int nc, float *ring) {
+    const pt_conv2d_desc *d = &j->p->d;
+    size_t HW = (size_t)d->H * (size_t)d->W, total = (size_t)d->N * (size_t)d->C * HW;
+    size_t xo = ((size_t)b * (size_t)d->C + (size_t)c0) * HW;
+    const int *ipos = j->p->ipos;
+    for (size_t p0 = 0; p0 < HW; p0 += PT_VL) {
+        /* a short last block ends on the plane's end instead (overlapping the one before) */
+        if (p0 + PT_VL > HW && HW >= PT_VL) p0 = HW - PT_VL;
         size_t np = HW - p0 < PT_VL ? HW - p0 : PT_VL;
+        pt_vf r[PT_VL];
         for (int l = 0; l < PT_VL; l++) {
             size_t at = xo + (size_t)l * HW + p0;
             if (l >= nc) r[l] = PT_VZERO;
@@ -500,8 +701,56 @@ static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
             }
         }
         pt_dwl_transpose(r);
-        for (size_t i = 0; i < np; i++)
-            *(pt_vf *)(tile + (size_t)p->ipos[p0 + i] * PT_VL) = r[i];
+        for (size_t i = 0; i < np; i++) *(pt_vf *)(ring + (size_t)ipos[p0 + i] * PT_VL) = r[i];
+    }
+}
+
+/* Transposes output pixels [q0, q1) (band buffer `out`, from pixel q0) of channels
+ * [c0, c0 + nc) back into the planes, adding the residual and clamping to [lo, hi] when res. */
+static void pt_dwl_store(const pt_dwl_job *j, const float *out, size_t yo, int nc, size_t q0,
+                         size_t q1, int res, pt_vf lo, pt_vf hi) {
+    const pt_conv2d_desc *d = &j->p->d;
+    size_t OHW = (size_t)d->OH * (size_t)d->OW;
+    for (size_t p0 = q0; p0 < q1; p0 += PT_VL) {
+        /* a short last block ends on the band's end instead (overlapping the one before; the
+         * overlap is stored twice with the same values) */
+        if (p0 + PT_VL > q1 && q1 - q0 >= PT_VL) p0 = q1 - PT_VL;
+        pt_vf r[PT_VL];
+        size_t np = q1 - p0 < PT_VL ? q1 - p0 : PT_VL;
+        for (int i = 0; i < PT_VL; i++)
+            r[i] = *(const pt_vf *)(out + (p0 - q0 + (size_t)i) * PT_VL);
+        pt_dwl_transpose(r);
+        for (int l = 0; l < nc; l++) {
+            size_t at = yo + (size_t)l * OHW + p0;
+            pt_vf v = r[l];
+            if (np == PT_VL) {
+                if (res) v = pt_vmin(pt_vmax(v + PT_VLOAD(j->ep->residual + at), lo), hi);
+                PT_VSTORE(j->y + at, v);
+            } else {
+                if (res) {
+                    pt_vf rv = PT_VZERO;
+                    memcpy(&rv, j->ep->residual + at, np * sizeof(float));
+                    v = pt_vmin(pt_vmax(v + rv, lo), hi);
+                }
+                memcpy(j->y + at, &v, np * sizeof(float));
+            }
+        }
+    }
+}
+
+/* Channel group q: image q / ngroups, channels (q % ngroups) * PT_VL ... */
+static void pt_dwl_group(const pt_dwl_job *j, pt_dwl_ws *g, int q) {
+    const pt_dw_plan *p = j->p;
+    const pt_conv2d_desc *d = &p->d;
+    int C = d->C, ng = (C + PT_VL - 1) / PT_VL, KH = d->KH, KW = d->KW, kk = KH * KW;
+    int OH = d->OH, OW = d->OW;
+    int b = q / ng, gi = q % ng, c0 = gi * PT_VL;
+    int nc = C - c0 < PT_VL ? C - c0 : PT_VL;
+    size_t rowf = (size_t)p->Wp * PT_VL;
+    for (int s = 0; s < p->LR; s++) g->slot_ih[s] = -1;
+    if (p->whole) {
+        pt_dwl_fill_whole(j, b, c0, nc, g->ring);
+        for (int s = 0; s < d->H; s++) g->slot_ih[s] = s;
     }
     const pt_epilogue *ep = j->ep;
     int fused = !ep || ep->act == PT_ACT_NONE || ep->act == PT_ACT_RELU || ep->act == PT_ACT_CLIP;
@@ -510,39 +759,49 @@ static void pt_dwl_group(const pt_dwl_job *j, float *tile, float *out, int q) {
     if (fused && ep && ep->act == PT_ACT_CLIP) flo = ep->lo, fhi = ep->hi;
     pt_vf vb = PT_VZERO, vlo = PT_SPLAT(flo), vhi = PT_SPLAT(fhi);
     if (fused && ep && ep->bias) memcpy(&vb, ep->bias + c0, (size_t)nc * sizeof(float));
-    const pt_vf *wv = (const pt_vf *)(p->wl + (size_t)g * (size_t)kk * PT_VL);
-    /* the clamp waits for the residual (added in the transpose out) */
+    const pt_vf *wv = (const pt_vf *)(p->wl + (size_t)gi * (size_t)kk * PT_VL);
+    /* with a residual the clamp waits for it (added in the transpose out) */
     int res = fused && ep && ep->residual;
     pt_vf clo = res ? PT_SPLAT(-INFINITY) : vlo, chi = res ? PT_SPLAT(INFINITY) : vhi;
-    if (KH == 3 && KW == 3) pt_dwl_compute(p, tile, wv, 3, 3, vb, clo, chi, out);
-    else pt_dwl_compute(p, tile, wv, KH, KW, vb, clo, chi, out);
-    /* transpose out: blocks of PT_VL output pixels back into the nc planes */
-    size_t yo = ((size_t)b * (size_t)C + (size_t)c0) * OHW;
-    for (size_t p0 = 0; p0 < OHW; p0 += PT_VL) {
-        pt_vf r[PT_VL];
-        size_t np = OHW - p0 < PT_VL ? OHW - p0 : PT_VL;
-        for (int i = 0; i < PT_VL; i++) r[i] = *(const pt_vf *)(out + (p0 + (size_t)i) * PT_VL);
-        pt_dwl_transpose(r);
-        for (int l = 0; l < nc; l++) {
-            size_t at = yo + (size_t)l * OHW + p0;
-            pt_vf v = r[l];
-            if (np == PT_VL) {
-                if (res) v = pt_vmin(pt_vmax(v + PT_VLOAD(ep->residual + at), vlo), vhi);
-                PT_VSTORE(j->y + at, v);
-            } else {
-                if (res) {
-                    pt_vf rv = PT_VZERO;
-                    memcpy(&rv, ep->residual + at, np * sizeof(float));
-                    v = pt_vmin(pt_vmax(v + rv, vlo), vhi);
+    size_t yo = ((size_t)b * (size_t)C + (size_t)c0) * (size_t)OH * (size_t)OW;
+    const float *r[PT_DWL_MAX_K];
+    for (int oh0 = 0; oh0 < OH; oh0 += p->LB) {
+        int oh1 = oh0 + p->LB < OH ? oh0 + p->LB : OH;
+        for (int oh = oh0; oh < oh1; oh++) {
+            for (int kh = 0; kh < KH; kh++) {
+                int ih = oh * d->SH - d->PT + kh * d->DH;
+                if (ih < 0 || ih >= d->H) {
+                    r[kh] = g->zero;
+                    continue;
                 }
-                memcpy(j->y + at, &v, np * sizeof(float));
+                int s = ih % p->LR;
+                float *br = g->ring + (size_t)s * rowf;
+                if (g->slot_ih[s] != ih) {
+                    pt_dwl_fill(j, b, c0, nc, ih, br);
+                    g->slot_ih[s] = ih;
+                }
+                r[kh] = br;
             }
+            float *o = g->out + (size_t)(oh - oh0) * (size_t)OW * PT_VL;
+            if (KH == 3 && KW == 3 && d->SW == 1 && d->DW == 1)
+                pt_dwl_row(r, wv, 3, 3, 1, 1, OW, vb, clo, chi, o);
+            else if (KH == 3 && KW == 3 && d->SW == 2 && d->DW == 1)
+                pt_dwl_row(r, wv, 3, 3, 2, 1, OW, vb, clo, chi, o);
+            else if (KH == 5 && KW == 5 && d->SW == 1 && d->DW == 1)
+                pt_dwl_row(r, wv, 5, 5, 1, 1, OW, vb, clo, chi, o);
+            else if (KH == 5 && KW == 5 && d->SW == 2 && d->DW == 1)
+                pt_dwl_row(r, wv, 5, 5, 2, 1, OW, vb, clo, chi, o);
+            else
+                pt_dwl_row(r, wv, KH, KW, d->SW, d->DW, OW, vb, clo, chi, o);
         }
+        pt_dwl_store(j, g->out, yo, nc, (size_t)oh0 * (size_t)OW, (size_t)oh1 * (size_t)OW, res,
+                     vlo, vhi);
     }
     if (!fused)
         for (int l = 0; l < nc; l++) {
-            size_t at = yo + (size_t)l * OHW;
-            pt_epilogue_row(ep, c0 + l, j->y + at, ep->residual ? ep->residual + at : NULL, (int)OHW);
+            size_t at = yo + (size_t)l * (size_t)OH * (size_t)OW;
+            pt_epilogue_row(ep, c0 + l, j->y + at, ep->residual ? ep->residual + at : NULL,
+                            OH * OW);
         }
 }
 
@@ -550,16 +809,22 @@ static void pt_dwl_task(void *vctx, int task, int tid) {
     const pt_dwl_job *j = (const pt_dwl_job *)vctx;
     const pt_dw_plan *p = j->p;
     const pt_conv2d_desc *d = &p->d;
-    size_t tilef = (size_t)p->Hp * (size_t)p->Wp * PT_VL;
-    /* the output tile: whole blocks of PT_VL pixels (the transpose out reads them all) */
-    size_t outf = ((size_t)d->OH * (size_t)d->OW + PT_VL) * PT_VL;
-    float *tile = (float *)pt_workspace(tid, 2, (tilef + outf) * sizeof(float));
-    if (!tile) return;
-    float *out = tile + tilef;
-    memset(tile, 0, (tilef + outf) * sizeof(float)); /* pads stay zero */
+    size_t rowf = (size_t)p->Wp * PT_VL;
+    size_t ringf = (size_t)(p->LR + 1) * rowf;
+    /* the band's blocks of PT_VL pixels may read one block past it */
+    size_t outf = ((size_t)p->LB * (size_t)d->OW + PT_VL) * PT_VL;
+    char *ws = (char *)pt_workspace(tid, 2, (ringf + outf) * sizeof(float) +
+                                                (size_t)p->LR * sizeof(int));
+    if (!ws) return;
+    pt_dwl_ws g;
+    g.ring = (float *)ws;
+    g.zero = g.ring + (size_t)p->LR * rowf;
+    g.out = g.ring + ringf;
+    g.slot_ih = (int *)(ws + (ringf + outf) * sizeof(float));
+    memset(g.ring, 0, (ringf + outf) * sizeof(float)); /* pads stay zero */
     int n = d->N * ((d->C + PT_VL - 1) / PT_VL);
     int q1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
-    for (int q = task * j->per; q < q1; q++) pt_dwl_group(j, tile, out, q);
+    for (int q = task * j->per; q < q1; q++) pt_dwl_group(j, &g, q);
 }
 
 static void pt_dwl_run(const pt_dw_plan *p, const float *x, float *y, const pt_epilogue *ep) {

@@ -7,8 +7,9 @@
  * once during warm-up so that the timed runs do not allocate).
  *
  * Implementation files: pt_gemm.c (packed, cache-blocked micro-kernel GEMM and the shared GEMM
- * driver), pt_conv.c (convolution: implicit-im2col GEMM, direct depthwise), pt_pool.c (max /
- * average / global pooling), pt_threads.c (the pthread pool). C11 with GCC/Clang vector
+ * driver), pt_conv.c (convolution: implicit-im2col GEMM, dispatch), pt_wino.c (Winograd),
+ * pt_dw.c (direct depthwise), pt_conv_direct.c (direct conv for few input channels), pt_pool.c
+ * (max / average / global pooling), pt_threads.c (the pthread pool). C11 with GCC/Clang vector
  * extensions; define PT_SCALAR to force the scalar fallback. */
 #ifndef PT_KERNELS_H
 #define PT_KERNELS_H
