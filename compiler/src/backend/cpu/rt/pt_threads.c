@@ -3,8 +3,9 @@
  * The caller's thread is thread 0 and works too; threads 1..n-1 are started on the first
  * parallel call. A job is published by bumping a generation counter; workers spin briefly on
  * it (kernels follow each other closely) and then sleep on a condition variable. Tasks are
- * handed out by a compare-and-swap on one 64-bit word holding (generation << 32 | next task),
- * so a late worker can never claim a task of a newer job with an older job's parameters. At
+ * handed out by a compare-and-swap on one 64-bit word holding (generation << 32 | next task);
+ * a finished job is marked exhausted before the next one's fields are written, so a late
+ * worker can never claim a task of a newer job with an older job's generation. At
  * one thread nothing is started and fn runs inline. */
 #define _POSIX_C_SOURCE 200809L
 #include "pt_kernels.h"
@@ -17,6 +18,8 @@
 #define PT_MAX_THREADS 256
 #define PT_WS_SLOTS 4
 #define PT_SPIN 20000
+/* Task index of a finished job: no worker claims from it. */
+#define PT_EXHAUSTED 0xffffffffu
 
 typedef struct {
     void *ptr;
@@ -53,7 +56,7 @@ typedef struct {
     atomic_ullong job;   /* generation << 32 | next task index */
     atomic_int done;     /* tasks finished */
     atomic_int stop;
-    int n;
+    atomic_int n;        /* tasks of the current job */
     pt_task_fn fn;
     void *ctx;
     int started; /* worker threads running */
@@ -65,19 +68,22 @@ static int g_threads = 1;
 static _Thread_local int t_in_pool = 0;
 static _Thread_local int t_tid = 0;
 
-/* Claims and runs tasks of generation `gen` until none is left. */
+/* Claims and runs tasks of generation `gen` until none is left. A task index is claimed by
+ * a CAS that also checks the generation; the job's function and context are read only after a
+ * successful claim (they cannot change before that task is done), and the caller marks a
+ * finished job exhausted (index PT_EXHAUSTED) before it writes the next job's fields, so a
+ * late worker never runs a task of a newer job under an older generation. */
 static void pt_run_tasks(unsigned gen, int tid) {
     pt_pool *p = &g_pool;
-    int n = p->n;
-    pt_task_fn fn = p->fn;
-    void *ctx = p->ctx;
     unsigned long long v = atomic_load_explicit(&p->job, memory_order_acquire);
     for (;;) {
-        if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= n) break;
+        unsigned idx = (unsigned)(v & 0xffffffffu);
+        if ((unsigned)(v >> 32) != gen || idx == PT_EXHAUSTED) break;
+        if (idx >= (unsigned)atomic_load_explicit(&p->n, memory_order_relaxed)) break;
         if (!atomic_compare_exchange_weak_explicit(&p->job, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;
-        fn(ctx, (int)(v & 0xffffffffu), tid);
+        p->fn(p->ctx, (int)idx, tid);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
         v = atomic_load_explicit(&p->job, memory_order_acquire);
     }
@@ -159,7 +165,7 @@ void pt_parallel_for_tid(int n, pt_task_fn fn, void *ctx) {
         return;
     }
     pt_pool *p = &g_pool;
-    p->n = n;
+    atomic_store_explicit(&p->n, n, memory_order_relaxed);
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
@@ -172,6 +178,8 @@ void pt_parallel_for_tid(int n, pt_task_fn fn, void *ctx) {
     pt_run_tasks(gen, 0);
     t_in_pool = 0;
     while (atomic_load_explicit(&p->done, memory_order_acquire) < n) pt_cpu_relax();
+    atomic_store_explicit(&p->job, ((unsigned long long)gen << 32) | PT_EXHAUSTED,
+                          memory_order_release);
 }
 
 /* pt_rt.h's loop on the same pool. */
