@@ -229,3 +229,58 @@ fn changing_the_device_reprices_without_reloading() {
         .contains("no-such-device"));
     assert_eq!(s.device, "apple-m2");
 }
+
+#[test]
+fn the_window_keeps_drawing_while_a_big_model_loads() {
+    let mut h = harness(load("demo-cnn"), (1600.0, 900.0));
+    h.run_steps(1);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(&ctx, "afm-server-ptmoe");
+    let t0 = std::time::Instant::now();
+    let mut frames = 0usize;
+    let mut slowest = 0f64;
+    let mut saw_progress = false;
+    while h.state().is_loading() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "load finished");
+        let t = std::time::Instant::now();
+        h.step();
+        slowest = slowest.max(t.elapsed().as_secs_f64());
+        frames += 1;
+        saw_progress |= h
+            .query_all_by_label_contains("afm-server-ptmoe:")
+            .next()
+            .is_some();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.run_steps(2);
+    println!(
+        "afm-server-ptmoe loaded in {:.2} s while the UI drew {frames} frames (slowest {:.1} ms)",
+        t0.elapsed().as_secs_f64(),
+        slowest * 1e3
+    );
+    assert!(
+        saw_progress,
+        "the progress (model name and stage) was shown"
+    );
+    assert!(frames >= 3, "frames kept coming: {frames}");
+    let d = h.state().session.doc.as_ref().expect("doc");
+    assert_eq!(d.title, "afm-server-ptmoe");
+    assert!(d.ops.len() > 10_000);
+}
+
+#[test]
+fn cancel_keeps_the_previous_model_without_an_error() {
+    let mut h = harness(load("demo-cnn"), (1600.0, 900.0));
+    h.run_steps(1);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(&ctx, "afm-server-ptmoe");
+    h.step();
+    h.get_by_label("Cancel").click();
+    wait_loaded(&mut h, Duration::from_secs(120));
+    let s = h.state();
+    assert_eq!(
+        s.session.doc.as_ref().map(|d| d.title.as_str()),
+        Some("demo-cnn")
+    );
+    assert!(s.session.error.is_none(), "{:?}", s.session.error);
+}
