@@ -3,7 +3,7 @@
 //! what-if options, device choice, plots, compare and export.
 //!
 //! Modules: [`doc`] (the open model), [`loader`] (loading off the UI thread), [`app`] (the
-//! eframe app and its [`app::Session`]), [`table`], [`details`], [`search`], [`recent`];
+//! eframe app and its [`app::Session`]), [`graph`] (layered layout and the graph view), [`table`], [`details`], [`search`], [`recent`];
 //! analysis widgets on the compiler's types: [`whatif`], [`device`], [`plots`], [`compare`],
 //! [`export`].
 
@@ -13,6 +13,7 @@ pub mod details;
 pub mod device;
 pub mod doc;
 pub mod export;
+pub mod graph;
 pub mod loader;
 pub mod plots;
 pub mod recent;

@@ -1,0 +1,159 @@
+//! Layout invariants: edges go down in rank, boxes in a rank do not overlap, output is
+//! deterministic, chains stay straight and narrow, cycles are broken.
+
+use egui::vec2;
+use petasos_viewer::graph::hierarchy::Hierarchy;
+use petasos_viewer::graph::layout::{layout, LayoutInput};
+use petasos_viewer::graph::{build_scene, synth, GraphData};
+
+fn input_of(g: &GraphData) -> LayoutInput {
+    LayoutInput {
+        sizes: g
+            .nodes
+            .iter()
+            .map(|n| vec2(40.0 + 3.0 * n.label.len() as f32, 30.0))
+            .collect(),
+        edges: g.edges.iter().map(|e| (e.from, e.to)).collect(),
+    }
+}
+
+fn check_invariants(g: &GraphData) {
+    let inp = input_of(g);
+    let l = layout(&inp, &|_| {});
+    assert_eq!(l.rects.len(), g.nodes.len());
+    // Every (non-reversed) edge goes strictly downwards in rank, and its path starts at the
+    // source box and ends at the target box.
+    for (e, &(a, b)) in inp.edges.iter().enumerate() {
+        assert!(!l.reversed[e], "acyclic input: no edge reversed");
+        assert!(
+            l.rank[a] < l.rank[b],
+            "edge {a}->{b}: rank {} !< {}",
+            l.rank[a],
+            l.rank[b]
+        );
+        let p = l.edge_path(e);
+        assert!(p.len() >= 2);
+        assert!((p[0].y - l.rects[a].bottom()).abs() < 1e-3);
+        assert!((p[p.len() - 1].y - l.rects[b].top()).abs() < 1e-3);
+        for w in p.windows(2) {
+            assert!(w[1].y >= w[0].y - 1e-3, "edge {e} path goes up");
+        }
+    }
+    // No two boxes of a rank overlap (and boxes of different ranks do not overlap in y).
+    let mut by_rank: Vec<Vec<usize>> = vec![Vec::new(); l.rank_top.len()];
+    for (i, &r) in l.rank.iter().enumerate() {
+        by_rank[r as usize].push(i);
+    }
+    for row in &by_rank {
+        let mut xs: Vec<(f32, f32)> = row
+            .iter()
+            .map(|&i| (l.rects[i].min.x, l.rects[i].max.x))
+            .collect();
+        xs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in xs.windows(2) {
+            assert!(w[0].1 <= w[1].0 + 1e-3, "overlap in a rank: {w:?}");
+        }
+    }
+    for i in 0..l.rects.len() {
+        let j = (i * 7 + 3) % l.rects.len();
+        if l.rank[i] != l.rank[j] {
+            assert!(!l.rects[i].intersects(l.rects[j]) || l.rects[i] == l.rects[j]);
+        }
+    }
+}
+
+#[test]
+fn residual_chain_invariants() {
+    check_invariants(&synth::residual_chain(2000));
+}
+
+#[test]
+fn transformer_invariants() {
+    check_invariants(&synth::transformer(3000, 4));
+}
+
+#[test]
+fn deterministic() {
+    let g = synth::transformer(2000, 3);
+    let a = layout(&input_of(&g), &|_| {});
+    let b = layout(&input_of(&g), &|_| {});
+    assert_eq!(a.rects, b.rects);
+    assert_eq!(a.rank, b.rank);
+    assert_eq!(a.edge_points, b.edge_points);
+}
+
+#[test]
+fn chain_is_straight_and_narrow() {
+    let g = synth::residual_chain(4000);
+    let l = layout(&input_of(&g), &|_| {});
+    let widest = l.rects.iter().map(|r| r.width()).fold(0.0, f32::max);
+    // The main chain: consecutive nodes aligned.
+    let aligned = (1..g.nodes.len())
+        .filter(|&i| (l.rects[i].center().x - l.rects[i - 1].center().x).abs() < 1.0)
+        .count();
+    eprintln!(
+        "bounds {:?}, aligned {aligned}/{}",
+        l.bounds,
+        g.nodes.len() - 1
+    );
+    assert!(
+        l.bounds.width() < 4.0 * widest,
+        "chain drifts: width {}",
+        l.bounds.width()
+    );
+    assert!(
+        aligned * 10 >= (g.nodes.len() - 1) * 9,
+        "only {aligned} aligned"
+    );
+}
+
+#[test]
+fn cycles_are_broken() {
+    // 0 -> 1 -> 2 -> 0 plus 2 -> 3: one edge reversed, the rest go down.
+    let inp = LayoutInput {
+        sizes: vec![vec2(50.0, 30.0); 4],
+        edges: vec![(0, 1), (1, 2), (2, 0), (2, 3), (3, 3), (9, 1)],
+    };
+    let l = layout(&inp, &|_| {});
+    assert_eq!(l.reversed.iter().filter(|&&r| r).count(), 1);
+    for (e, &(a, b)) in inp.edges.iter().enumerate().take(4) {
+        let (ra, rb) = (l.rank[a], l.rank[b]);
+        if l.reversed[e] {
+            assert!(rb < ra);
+        } else {
+            assert!(ra < rb);
+        }
+    }
+    // Self-loops and out-of-range edges are ignored (empty paths).
+    assert!(l.edge_path(4).is_empty());
+    assert!(l.edge_path(5).is_empty());
+}
+
+#[test]
+fn layout_is_fast_enough_for_50k() {
+    // The acceptance bound is 2 s for 50,000 nodes; the test uses a loose bound of 10 s so a
+    // loaded machine does not make it flaky, and prints the figure.
+    let g = synth::transformer(50_000, 8);
+    let mut h = Hierarchy::new(&g);
+    h.expand_all();
+    let t0 = std::time::Instant::now();
+    let s = build_scene(&g, &h, &|_| {});
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!("50k-node transformer scene built in {secs:.3} s");
+    assert_eq!(s.layout.rects.len(), g.nodes.len());
+    assert!(secs < 10.0);
+}
+
+#[test]
+fn transformer_does_not_drift() {
+    let g = synth::transformer(20_000, 8);
+    let l = layout(&input_of(&g), &|_| {});
+    let widest = l.rects.iter().map(|r| r.width()).fold(0.0, f32::max);
+    eprintln!("transformer bounds {:?}", l.bounds);
+    // One block is at most ~ (3 + 8 heads + a few dummies) boxes wide; no cumulative drift.
+    assert!(
+        l.bounds.width() < 30.0 * (widest + 20.0),
+        "width {}",
+        l.bounds.width()
+    );
+}
