@@ -1,10 +1,11 @@
 //! The open model: the IR graph, one [`OpEntry`] per top-level op (names, shapes, attributes,
-//! provenance, weight statistics), the plain node/edge lists the graph view draws, and the
+//! provenance, weight statistics), the [`GraphData`] the graph view draws, and the
 //! cost model's [`Estimator`] with the mapping from op index to estimator row.
 //!
 //! [`Document::load`] does the whole job (import or build, estimate, statistics) and reports
 //! progress; it runs on the loader's worker thread and checks a cancel flag between stages.
 
+use crate::graph::{GEdge, GNode, GraphData};
 use petasos_compiler::cost::{work, DeviceProfile, EstimateOptions, Estimator, WhatIf};
 use petasos_ir::graph::Graph;
 use petasos_ir::op::Attr;
@@ -116,30 +117,6 @@ pub struct OpEntry {
     pub weights: Vec<WeightStats>,
 }
 
-/// A node of the drawable graph (same fields as the graph view's `GNode`).
-#[derive(Clone, Debug)]
-pub struct PlainNode {
-    pub label: String,
-    pub op_type: String,
-    pub path: String,
-}
-
-/// An edge of the drawable graph (same fields as the graph view's `GEdge`).
-#[derive(Clone, Debug)]
-pub struct PlainEdge {
-    pub from: usize,
-    pub to: usize,
-    /// e.g. `float32[1,64,56,56]`.
-    pub label: String,
-}
-
-/// The ops as a plain graph: node `i` is op `i`; edges carry the value type.
-#[derive(Clone, Debug, Default)]
-pub struct PlainGraph {
-    pub nodes: Vec<PlainNode>,
-    pub edges: Vec<PlainEdge>,
-}
-
 /// An open model.
 pub struct Document {
     /// Short name for the title bar (file stem or preset name).
@@ -151,7 +128,7 @@ pub struct Document {
     pub graph: Graph,
     pub ops: Vec<OpEntry>,
     /// The ops as nodes and edges, in the same order as `ops`.
-    pub graph_data: Arc<PlainGraph>,
+    pub graph_data: Arc<GraphData>,
     pub estimator: Estimator,
     /// Op index -> index into `estimator.work.ops` (matched by node name).
     pub row_of_op: Vec<Option<usize>>,
@@ -277,7 +254,7 @@ impl Document {
             ops.push(op_entry(&graph, n, sample));
         }
         progress(0.95, "building the graph");
-        let graph_data = Arc::new(plain_graph(&graph, &ops));
+        let graph_data = Arc::new(graph_data(&graph, &ops));
         let row_of_op = match_rows(&ops, &estimator);
         let mut op_of_row = vec![None; estimator.work.ops.len()];
         for (op, r) in row_of_op.iter().enumerate() {
@@ -587,12 +564,12 @@ pub fn weight_stats(
 }
 
 /// Node `i` per op; an edge per (producer op, consumer op, value) pair.
-fn plain_graph(g: &Graph, ops: &[OpEntry]) -> PlainGraph {
+fn graph_data(g: &Graph, ops: &[OpEntry]) -> GraphData {
     let index: HashMap<NodeIndex, usize> =
         ops.iter().enumerate().map(|(i, o)| (o.node, i)).collect();
     let nodes = ops
         .iter()
-        .map(|o| PlainNode {
+        .map(|o| GNode {
             label: o.name.clone(),
             op_type: o.op_type.clone(),
             path: o.layer.clone(),
@@ -609,11 +586,11 @@ fn plain_graph(g: &Graph, ops: &[OpEntry]) -> PlainGraph {
                     },
                     None => String::new(),
                 };
-                edges.push(PlainEdge { from, to, label });
+                edges.push(GEdge { from, to, label });
             }
         }
     }
-    PlainGraph { nodes, edges }
+    GraphData { nodes, edges }
 }
 
 /// Op -> estimator row by node name; repeated names are matched in execution order.

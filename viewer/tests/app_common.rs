@@ -64,3 +64,24 @@ impl egui::DroppedFile for Dropped {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
 }
+
+/// Waits for the graph's pending layout and draws a few frames.
+pub fn settle(h: &mut H) {
+    for _ in 0..3 {
+        if let Some(g) = h.state_mut().graph_mut() {
+            g.wait_for_layout();
+        }
+        h.run_steps(2);
+    }
+}
+
+/// Whether the graph shows op `op` inside its view (its box or its collapsed group's).
+pub fn graph_shows(h: &H, op: usize) -> bool {
+    let Some(g) = h.state().graph() else {
+        return false;
+    };
+    match (g.node_screen_rect(op), g.view_rect()) {
+        (Some(r), Some(v)) => v.contains(r.center()),
+        _ => false,
+    }
+}

@@ -36,14 +36,25 @@ fn clicking_a_row_selects_that_op() {
         let k = 4;
         let name = doc.ops[k].name.clone();
         let mut h = harness(doc, (1600.0, 900.0));
-        h.run_steps(3);
+        common::settle(&mut h);
         assert_eq!(h.state().session.selection, None);
         h.get_by_label(&name).click();
-        h.run_steps(3);
+        common::settle(&mut h);
         assert_eq!(
             h.state().session.selection,
             Some(k),
             "{src}: clicked {name}"
+        );
+        // The graph follows: it centres the op (expanding its group if collapsed).
+        assert!(common::graph_shows(&h, k), "{src}: graph shows op {k}");
+        let g = h.state().graph().expect("graph");
+        let (r, v) = (
+            g.node_screen_rect(k).expect("rect"),
+            g.view_rect().expect("view"),
+        );
+        assert!(
+            (r.center() - v.center()).length() < 40.0,
+            "{src}: centred: {r:?} in {v:?}"
         );
         // The details panel shows it (heading = name, so the label now appears twice).
         assert!(h.query_all_by_label(&name).count() >= 2);
@@ -80,6 +91,10 @@ fn search_conv_highlights_matches() {
     assert!(!s.matches.is_empty());
     assert_eq!(s.matches, expected);
     assert_eq!(s.highlight.iter().filter(|&&b| b).count(), expected.len());
+    // The graph is drawn with the same highlights.
+    let hl = &h.state().node_style().highlight;
+    let lit: Vec<usize> = (0..hl.len()).filter(|&i| hl[i]).collect();
+    assert_eq!(lit, expected, "graph highlights = matches");
     // type: search finds exactly the Conv ops.
     let d = h.state().session.doc.as_ref().expect("doc");
     assert_eq!(search::find(&d.ops, "type:conv").len(), convs);
@@ -283,4 +298,49 @@ fn cancel_keeps_the_previous_model_without_an_error() {
         Some("demo-cnn")
     );
     assert!(s.session.error.is_none(), "{:?}", s.session.error);
+}
+
+#[test]
+fn clicking_a_graph_node_selects_its_table_row() {
+    let doc = load("resnet18");
+    let n = doc.ops.len();
+    let mut h = harness(doc, (1600.0, 900.0));
+    common::settle(&mut h);
+    // Expand everything so each op has its own box, then bring one far down the table into view.
+    if let Some(g) = h.state_mut().graph_mut() {
+        g.expand_all();
+    }
+    common::settle(&mut h);
+    let target = n - 3;
+    h.state_mut().graph_mut().expect("graph").focus(target);
+    common::settle(&mut h);
+    assert_eq!(
+        h.state().session.selection,
+        None,
+        "focus alone selects nothing"
+    );
+    let r = h
+        .state()
+        .graph()
+        .and_then(|g| g.node_screen_rect(target))
+        .expect("node on screen");
+    h.hover_at(r.center());
+    h.step();
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: r.center(),
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+    h.run_steps(3);
+    assert_eq!(h.state().session.selection, Some(target));
+    // The table scrolled to it: its row is drawn (rows are virtualised), besides the details
+    // heading.
+    let name = h.state().session.doc.as_ref().expect("doc").ops[target]
+        .name
+        .clone();
+    assert!(h.query_all_by_label(&name).count() >= 2, "row {name} drawn");
 }
