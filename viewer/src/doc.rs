@@ -635,6 +635,33 @@ mod tests {
     }
 
     #[test]
+    fn large_stored_tensors_are_sampled_in_aligned_chunks() {
+        // 3 * 2^20 f32 values 0, 1, 2, ... held as bytes: the sample reads 64 chunks spread
+        // over the tensor, each a run of consecutive values.
+        let n = STATS_SAMPLE * 3;
+        let bytes: Vec<u8> = (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let c = ConstTensor {
+            dtype: petasos_ir::DType::F32,
+            shape: vec![n],
+            storage: Storage::Owned(bytes.into()),
+        };
+        let vals = sample_values(&c, STATS_SAMPLE).unwrap();
+        let chunk = STATS_SAMPLE / 64;
+        assert_eq!(vals.len(), 64 * chunk);
+        assert_eq!(vals[0], 0.0);
+        let step = (n / 64) as f64;
+        for (k, run) in vals.chunks(chunk).enumerate() {
+            assert_eq!(run[0], k as f64 * step, "chunk {k} starts at its offset");
+            assert!(
+                run.windows(2).all(|w| w[1] == w[0] + 1.0),
+                "chunk {k} contiguous"
+            );
+        }
+        let s = weight_stats(&c, 0, "ramp", STATS_SAMPLE).unwrap();
+        assert!(s.sampled() && s.max > 0.9 * n as f64);
+    }
+
+    #[test]
     fn large_synthetic_tensors_are_sampled() {
         let c = ConstTensor::synthetic(petasos_ir::DType::F32, vec![STATS_SAMPLE * 3], 7, 0.5);
         let s = weight_stats(&c, 0, "big", STATS_SAMPLE).unwrap();

@@ -344,3 +344,52 @@ fn clicking_a_graph_node_selects_its_table_row() {
         .clone();
     assert!(h.query_all_by_label(&name).count() >= 2, "row {name} drawn");
 }
+
+#[test]
+fn f_fits_the_graph_after_a_focus() {
+    let doc = load("resnet18");
+    let far = doc.ops.len() - 2;
+    let mut h = harness(doc, (1600.0, 900.0));
+    common::settle(&mut h);
+    let fitted = h.state().graph().expect("graph").camera().zoom;
+    h.state_mut().select(Some(far));
+    common::settle(&mut h);
+    h.state_mut()
+        .graph_mut()
+        .expect("graph")
+        .set_camera(petasos_viewer::graph::Camera {
+            center: egui::pos2(0.0, 0.0),
+            zoom: fitted * 4.0,
+        });
+    h.run_steps(2);
+    h.key_press(egui::Key::F);
+    common::settle(&mut h);
+    let z = h.state().graph().expect("graph").camera().zoom;
+    assert!(
+        (z - fitted).abs() < fitted * 0.05,
+        "F fitted again: {z} vs {fitted}"
+    );
+}
+
+#[test]
+fn recent_files_are_saved_through_eframe_storage() {
+    #[derive(Default)]
+    struct Mem(std::collections::HashMap<String, String>);
+    impl eframe::Storage for Mem {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+    let mut app = petasos_viewer::app::ViewerApp::with_document(load("demo-cnn"));
+    let mut st = Mem::default();
+    eframe::App::save(&mut app, &mut st);
+    let back = petasos_viewer::recent::RecentFiles::load(Some(&st));
+    assert_eq!(back.items(), ["demo-cnn".to_string()]);
+}
