@@ -228,7 +228,7 @@ impl TableState {
                 .type_filter
                 .clone()
                 .unwrap_or_else(|| "all types".into());
-            egui::ComboBox::from_label("op type")
+            egui::ComboBox::from_label("type filter")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.type_filter, None, "all types");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{harness, model_source, wait_loaded, Dropped};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use petasos_viewer::doc::Document;
 use petasos_viewer::search;
 use petasos_viewer::table::{value, Col};
@@ -392,4 +392,40 @@ fn recent_files_are_saved_through_eframe_storage() {
     eframe::App::save(&mut app, &mut st);
     let back = petasos_viewer::recent::RecentFiles::load(Some(&st));
     assert_eq!(back.items(), ["demo-cnn".to_string()]);
+}
+
+#[test]
+fn table_filters_by_op_type_and_text() {
+    let doc = load("resnet18");
+    let convs: Vec<usize> = (0..doc.ops.len())
+        .filter(|&i| doc.ops[i].op_type == "Conv")
+        .collect();
+    let layer4: Vec<usize> = (0..doc.ops.len())
+        .filter(|&i| {
+            let o = &doc.ops[i];
+            o.op_type == "Conv" && o.layer.to_lowercase().contains("layer4")
+        })
+        .collect();
+    assert!(!layer4.is_empty() && layer4.len() < convs.len());
+    let n = doc.ops.len();
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    // The op-type combo.
+    h.get_by_label("type filter").click();
+    h.run_steps(2);
+    // The combo's entries are buttons; the table's "Conv" cells are labels.
+    h.get_all_by_label("Conv")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("Conv in the combo")
+        .click();
+    h.run_steps(3);
+    assert_eq!(h.state().session.table.type_filter.as_deref(), Some("Conv"));
+    assert_eq!(h.state().session.table.order(), &convs[..]);
+    assert!(h
+        .query_by_label(&format!("{} of {n} ops", convs.len()))
+        .is_some());
+    // Text on top of the type.
+    h.state_mut().session.table.filter = "LAYER4".into();
+    h.run_steps(2);
+    assert_eq!(h.state().session.table.order(), &layer4[..]);
 }
