@@ -303,7 +303,10 @@ impl ViewerApp {
                 let source = l.source.clone();
                 self.loader = None;
                 match r {
-                    Ok(doc) => self.set_document(doc),
+                    Ok(doc) => {
+                        let doc = self.on_picked_unit(doc);
+                        self.set_document(doc)
+                    }
                     Err(e) => {
                         if !matches!(e, crate::doc::DocError::Cancelled { .. }) {
                             self.session.error = Some(e.to_string());
@@ -326,11 +329,23 @@ impl ViewerApp {
             if let Some(r) = l.poll() {
                 self.compare_loader = None;
                 match r {
-                    Ok(doc) => self.session.compare = Some(doc),
+                    Ok(doc) => self.session.compare = Some(self.on_picked_unit(doc)),
                     Err(e) => self.session.error = Some(format!("compare: {e}")),
                 }
             }
         }
+    }
+
+    /// `doc` priced on the unit chosen in the device picker (loads use the default unit).
+    fn on_picked_unit(&mut self, mut doc: Document) -> Document {
+        if let (Some(p), Some(u)) = (self.picker.profile(), self.picker.unit()) {
+            if doc.estimator.unit != u {
+                if let Err(e) = doc.reprice_with(p, Some(u), &self.device) {
+                    self.session.error = Some(e.to_string());
+                }
+            }
+        }
+        doc
     }
 
     fn open_dialog(&mut self, ctx: &egui::Context) {

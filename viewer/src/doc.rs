@@ -158,11 +158,7 @@ impl Document {
             model: source.to_string(),
         };
         progress(0.0, &format!("reading {source}"));
-        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
-            device: device.to_string(),
-            cause: e.to_string(),
-            known: petasos_compiler::cost::profile::builtin_names().join(", "),
-        })?;
+        let profile = load_profile(device)?;
         let graph = load_graph(source)?;
         if cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
@@ -172,11 +168,7 @@ impl Document {
 
     /// A document of an already loaded `graph` (named `source`) priced on `device`.
     pub fn from_graph(graph: Graph, source: &str, device: &str) -> Result<Document, DocError> {
-        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
-            device: device.to_string(),
-            cause: e.to_string(),
-            known: petasos_compiler::cost::profile::builtin_names().join(", "),
-        })?;
+        let profile = load_profile(device)?;
         Document::build(
             graph,
             source,
@@ -284,11 +276,7 @@ impl Document {
     /// Re-prices the same work on built-in or file profile `device`, keeping the what-if
     /// options. The graph is not reloaded.
     pub fn reprice(&mut self, device: &str) -> Result<(), DocError> {
-        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
-            device: device.to_string(),
-            cause: e.to_string(),
-            known: petasos_compiler::cost::profile::builtin_names().join(", "),
-        })?;
+        let profile = load_profile(device)?;
         self.reprice_with(&profile, None, device)
     }
 
@@ -326,6 +314,22 @@ impl Document {
     pub fn row(&self, op: usize) -> Option<usize> {
         self.row_of_op.get(op).copied().flatten()
     }
+}
+
+/// Device profile `device`: a built-in name, or a profile file (TOML, or JSON by extension).
+fn load_profile(device: &str) -> Result<DeviceProfile, DocError> {
+    let r = if petasos_compiler::cost::profile::builtin_names().contains(&device)
+        || !Path::new(device).is_file()
+    {
+        DeviceProfile::load(device)
+    } else {
+        crate::device::load_profile_file(device)
+    };
+    r.map_err(|e| DocError::Device {
+        device: device.to_string(),
+        cause: e.to_string(),
+        known: petasos_compiler::cost::profile::builtin_names().join(", "),
+    })
 }
 
 /// The graph of `source`: a built-in preset (unless a file of that name exists) or an ONNX file.
@@ -659,6 +663,30 @@ mod tests {
         }
         let s = weight_stats(&c, 0, "ramp", STATS_SAMPLE).unwrap();
         assert!(s.sampled() && s.max > 0.9 * n as f64);
+    }
+
+    #[test]
+    fn device_profiles_by_name_or_file_and_errors_name_the_cause() {
+        let (name, text) = petasos_compiler::cost::profile::BUILTIN[1];
+        let dir = std::env::temp_dir().join(format!("petasos-viewer-doc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dev.toml");
+        std::fs::write(&path, text).unwrap();
+        let by_name = Document::load_sync("demo-cnn", name).unwrap();
+        let by_file = Document::load_sync("demo-cnn", &path.to_string_lossy()).unwrap();
+        assert_eq!(by_name.estimator.device, by_file.estimator.device);
+        assert_eq!(
+            by_name.estimator.sums().latency_s,
+            by_file.estimator.sums().latency_s
+        );
+        let e = Document::load_sync("demo-cnn", "no-such-device")
+            .err()
+            .unwrap();
+        assert!(matches!(e, DocError::Device { .. }), "{e}");
+        assert!(e.to_string().contains("no-such-device"), "{e}");
+        let e = Document::load_sync("no-such-model", name).err().unwrap();
+        assert!(e.to_string().contains("not a built-in model"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
