@@ -15,7 +15,7 @@ use crate::graph::{GraphView, NodeStyle};
 use crate::loader::Loader;
 use crate::recent::RecentFiles;
 use crate::search::Search;
-use crate::table::{self, Col, TableState};
+use crate::table::{ColourBy, TableState};
 use crate::tabs::Tabs;
 use egui::{Color32, Key, KeyboardShortcut, Modifiers, RichText};
 use petasos_compiler::cost::report::{joules, seconds};
@@ -37,8 +37,8 @@ pub struct Session {
     pub est_gen: u64,
     /// The last load error, shown until dismissed or the next successful load.
     pub error: Option<String>,
-    /// Metric the graph colours nodes by.
-    pub colour_metric: Option<Col>,
+    /// What the graph colours nodes by (latency by default).
+    pub colour_by: ColourBy,
     /// A second model for the compare tab.
     pub compare: Option<Document>,
 }
@@ -78,7 +78,7 @@ pub struct ViewerApp {
     /// Fill and highlight per node, passed to the graph view.
     style: NodeStyle,
     /// What `style.fill` was computed for: (document, estimator generation, metric).
-    style_key: Option<(u64, u64, Option<Col>)>,
+    style_key: Option<(u64, u64, ColourBy)>,
     title_for: u64,
 }
 
@@ -168,9 +168,6 @@ impl ViewerApp {
             s.search.update(&d.ops, true);
             self.graph = Some(GraphView::new(d.graph_data.clone()));
         }
-        if s.colour_metric.is_none() {
-            s.colour_metric = Some(Col::Latency);
-        }
         self.style_key = None;
         self.fit_request = true;
     }
@@ -205,17 +202,15 @@ impl ViewerApp {
     fn refresh_style(&mut self) {
         let s = &self.session;
         let Some(d) = &s.doc else { return };
-        let key = (s.doc_id, s.est_gen, s.colour_metric);
+        let key = (s.doc_id, s.est_gen, s.colour_by);
         if self.style_key != Some(key) {
-            let values: Option<Vec<f64>> = s
-                .colour_metric
-                .map(|c| (0..d.ops.len()).map(|i| table::value(d, i, c)).collect());
+            let values = s.colour_by.values(d);
             self.style.fill = match &values {
-                Some(v) => metric_colours_scaled(v, true),
+                Some(v) => metric_colours_scaled(v, s.colour_by.log_scale()),
                 None => Vec::new(),
             };
-            if let (Some(g), Some(c), Some(v)) = (&mut self.graph, s.colour_metric, values) {
-                g.set_metric(c.title(), v);
+            if let (Some(g), Some(v)) = (&mut self.graph, values) {
+                g.set_metric(s.colour_by.title(), v);
             }
             self.style_key = Some(key);
         }
@@ -587,16 +582,17 @@ impl ViewerApp {
             return;
         }
         ui.horizontal(|ui| {
-            let m = &mut self.session.colour_metric;
+            let m = &mut self.session.colour_by;
             egui::ComboBox::from_label("colour by")
-                .selected_text(m.map_or("none", |c| c.title()))
+                .selected_text(m.title())
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(m, None, "none");
-                    for c in Col::ALL.into_iter().filter(|c| c.numeric()) {
-                        ui.selectable_value(m, Some(c), c.title());
+                    for c in ColourBy::all() {
+                        ui.selectable_value(m, c, c.title());
                     }
                 });
-            ui.weak("(log scale)");
+            if m.log_scale() {
+                ui.weak("(log scale)");
+            }
         });
         self.refresh_style();
         let Some(g) = &mut self.graph else { return };
