@@ -8,12 +8,19 @@ use petasos_viewer::doc::Document;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Writes `line` to stderr past the test harness's output capture (a plain `cargo test`
+/// shows it).
+pub fn loud(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// The shared models folder, or `None` (after a loud NOT RUN line) when unset.
 pub fn shared_models(test: &str) -> Option<PathBuf> {
     match std::env::var_os("PETASOS_SHARED") {
         Some(s) => Some(PathBuf::from(s).join("models")),
         None => {
-            println!("NOT RUN ({test}): PETASOS_SHARED unset");
+            loud(&format!("NOT RUN: PETASOS_SHARED unset ({test})"));
             None
         }
     }

@@ -28,7 +28,7 @@ fn snapshot(doc: Document, select: usize, name: &str, results: &mut SnapshotResu
     }
     common::settle(&mut h);
     if let Err(e) = h.render() {
-        println!("NOT RUN ({name}): no wgpu adapter ({e})");
+        common::loud(&format!("NOT RUN: no wgpu adapter ({name}: {e})"));
         return false;
     }
     h.snapshot(name);

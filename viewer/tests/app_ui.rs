@@ -23,7 +23,7 @@ fn sources() -> Vec<String> {
     if shared != "resnet18" {
         v.push(shared);
     } else {
-        println!("NOT RUN (shared resnet18.onnx): PETASOS_SHARED unset; the preset ran");
+        common::loud("NOT RUN: PETASOS_SHARED unset (shared resnet18.onnx; the preset ran)");
     }
     v
 }
@@ -268,11 +268,11 @@ fn the_window_keeps_drawing_while_a_big_model_loads() {
         std::thread::sleep(Duration::from_millis(5));
     }
     h.run_steps(2);
-    println!(
+    common::loud(&format!(
         "afm-server-ptmoe loaded in {:.2} s while the UI drew {frames} frames (slowest {:.1} ms)",
         t0.elapsed().as_secs_f64(),
         slowest * 1e3
-    );
+    ));
     assert!(
         saw_progress,
         "the progress (model name and stage) was shown"
