@@ -10,10 +10,12 @@ use crate::details;
 use crate::device::{DevicePicker, ProfileSource};
 use crate::doc::Document;
 use crate::export;
+use crate::graph::colour::metric_colours_scaled;
+use crate::graph::{GraphView, NodeStyle};
 use crate::loader::Loader;
 use crate::recent::RecentFiles;
 use crate::search::Search;
-use crate::table::{Col, TableState};
+use crate::table::{ColourBy, TableState};
 use crate::tabs::Tabs;
 use egui::{Color32, Key, KeyboardShortcut, Modifiers, RichText};
 use petasos_compiler::cost::report::{joules, seconds};
@@ -35,8 +37,8 @@ pub struct Session {
     pub est_gen: u64,
     /// The last load error, shown until dismissed or the next successful load.
     pub error: Option<String>,
-    /// Metric the graph colours nodes by.
-    pub colour_metric: Option<Col>,
+    /// What the graph colours nodes by (latency by default).
+    pub colour_by: ColourBy,
     /// A second model for the compare tab.
     pub compare: Option<Document>,
 }
@@ -71,6 +73,12 @@ pub struct ViewerApp {
     /// Op to scroll the table to / focus in the graph on the next frame.
     reveal: Option<usize>,
     fit_request: bool,
+    /// The graph view of the open document (layout on its own worker).
+    graph: Option<GraphView>,
+    /// Fill and highlight per node, passed to the graph view.
+    style: NodeStyle,
+    /// What `style.fill` was computed for: (document, estimator generation, metric).
+    style_key: Option<(u64, u64, ColourBy)>,
     title_for: u64,
 }
 
@@ -91,6 +99,9 @@ impl ViewerApp {
             focus_search: false,
             reveal: None,
             fit_request: false,
+            graph: None,
+            style: NodeStyle::default(),
+            style_key: None,
             title_for: u64::MAX,
         }
     }
@@ -155,7 +166,9 @@ impl ViewerApp {
             .reset_for(s.doc.as_ref().map_or(0, |d| d.ops.len()));
         if let Some(d) = &s.doc {
             s.search.update(&d.ops, true);
+            self.graph = Some(GraphView::new(d.graph_data.clone()));
         }
+        self.style_key = None;
         self.fit_request = true;
     }
 
@@ -164,6 +177,44 @@ impl ViewerApp {
         let n = self.session.doc.as_ref().map_or(0, |d| d.ops.len());
         self.session.selection = op.filter(|&i| i < n);
         self.reveal = self.session.selection;
+        if let (Some(g), Some(op)) = (&mut self.graph, self.session.selection) {
+            g.focus(op);
+        }
+    }
+
+    /// The graph view of the open model.
+    pub fn graph(&self) -> Option<&GraphView> {
+        self.graph.as_ref()
+    }
+
+    /// The graph view, mutable (tests wait for its layout).
+    pub fn graph_mut(&mut self) -> Option<&mut GraphView> {
+        self.graph.as_mut()
+    }
+
+    /// The node style the graph is drawn with.
+    pub fn node_style(&self) -> &NodeStyle {
+        &self.style
+    }
+
+    /// Recomputes the node fills if the model, the prices or the metric changed, and copies
+    /// the search highlights.
+    fn refresh_style(&mut self) {
+        let s = &self.session;
+        let Some(d) = &s.doc else { return };
+        let key = (s.doc_id, s.est_gen, s.colour_by);
+        if self.style_key != Some(key) {
+            let values = s.colour_by.values(d);
+            self.style.fill = match &values {
+                Some(v) => metric_colours_scaled(v, s.colour_by.log_scale()),
+                None => Vec::new(),
+            };
+            if let (Some(g), Some(v)) = (&mut self.graph, values) {
+                g.set_metric(s.colour_by.title(), v);
+            }
+            self.style_key = Some(key);
+        }
+        self.style.highlight.clone_from(&s.search.highlight);
     }
 
     /// Prices the open model (and the compared one) on `device`; later loads use it too.
@@ -247,7 +298,10 @@ impl ViewerApp {
                 let source = l.source.clone();
                 self.loader = None;
                 match r {
-                    Ok(doc) => self.set_document(doc),
+                    Ok(doc) => {
+                        let doc = self.on_picked_unit(doc);
+                        self.set_document(doc)
+                    }
                     Err(e) => {
                         if !matches!(e, crate::doc::DocError::Cancelled { .. }) {
                             self.session.error = Some(e.to_string());
@@ -270,11 +324,23 @@ impl ViewerApp {
             if let Some(r) = l.poll() {
                 self.compare_loader = None;
                 match r {
-                    Ok(doc) => self.session.compare = Some(doc),
+                    Ok(doc) => self.session.compare = Some(self.on_picked_unit(doc)),
                     Err(e) => self.session.error = Some(format!("compare: {e}")),
                 }
             }
         }
+    }
+
+    /// `doc` priced on the unit chosen in the device picker (loads use the default unit).
+    fn on_picked_unit(&mut self, mut doc: Document) -> Document {
+        if let (Some(p), Some(u)) = (self.picker.profile(), self.picker.unit()) {
+            if doc.estimator.unit != u {
+                if let Err(e) = doc.reprice_with(p, Some(u), &self.device) {
+                    self.session.error = Some(e.to_string());
+                }
+            }
+        }
+        doc
     }
 
     fn open_dialog(&mut self, ctx: &egui::Context) {
@@ -504,9 +570,9 @@ impl ViewerApp {
         });
     }
 
-    /// The graph view. V1's `GraphView` draws here (node = op index, selection shared).
+    /// The graph view (node = op index; the selection is shared with the table).
     fn graph_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(d) = &self.session.doc else {
+        if self.session.doc.is_none() {
             ui.centered_and_justified(|ui| {
                 match &self.loader {
                     Some(l) => ui.label(format!("Loading {}…", l.source)),
@@ -514,18 +580,30 @@ impl ViewerApp {
                 };
             });
             return;
-        };
-        let g = &d.graph_data;
-        ui.label(format!(
-            "Graph of {}: {} nodes, {} edges",
-            d.title,
-            g.nodes.len(),
-            g.edges.len()
-        ));
-        if let Some(n) = self.session.selection.and_then(|i| g.nodes.get(i)) {
-            ui.label(format!("selected: {} ({}) {}", n.label, n.op_type, n.path));
         }
-        self.fit_request = false;
+        ui.horizontal(|ui| {
+            let m = &mut self.session.colour_by;
+            egui::ComboBox::from_label("colour by")
+                .selected_text(m.title())
+                .show_ui(ui, |ui| {
+                    for c in ColourBy::all() {
+                        ui.selectable_value(m, c, c.title());
+                    }
+                });
+            if m.log_scale() {
+                ui.weak("(log scale)");
+            }
+        });
+        self.refresh_style();
+        let Some(g) = &mut self.graph else { return };
+        if std::mem::take(&mut self.fit_request) {
+            g.fit();
+        }
+        let before = self.session.selection;
+        g.show(ui, &self.style, &mut self.session.selection);
+        if self.session.selection != before {
+            self.reveal = self.session.selection;
+        }
     }
 }
 
@@ -581,7 +659,8 @@ impl eframe::App for ViewerApp {
             .default_size(700.0)
             .max_size(ui.available_width() * 0.75)
             .show(ui, |ui| {
-                let reveal = self.reveal;
+                // Taken here: a reveal set later in this frame (graph click) scrolls next frame.
+                let reveal = self.reveal.take();
                 let Session {
                     doc,
                     table,
@@ -593,6 +672,9 @@ impl eframe::App for ViewerApp {
                     Some(d) => {
                         if let Some(op) = table.show(ui, d, *selection, &search.highlight, reveal) {
                             *selection = Some(op);
+                            if let Some(g) = &mut self.graph {
+                                g.focus(op);
+                            }
                         }
                     }
                     None => {
@@ -601,7 +683,6 @@ impl eframe::App for ViewerApp {
                 }
             });
         egui::CentralPanel::default().show(ui, |ui| self.graph_ui(ui));
-        self.reveal = None;
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

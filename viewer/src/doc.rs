@@ -1,10 +1,11 @@
 //! The open model: the IR graph, one [`OpEntry`] per top-level op (names, shapes, attributes,
-//! provenance, weight statistics), the plain node/edge lists the graph view draws, and the
+//! provenance, weight statistics), the [`GraphData`] the graph view draws, and the
 //! cost model's [`Estimator`] with the mapping from op index to estimator row.
 //!
 //! [`Document::load`] does the whole job (import or build, estimate, statistics) and reports
 //! progress; it runs on the loader's worker thread and checks a cancel flag between stages.
 
+use crate::graph::{GEdge, GNode, GraphData};
 use petasos_compiler::cost::{work, DeviceProfile, EstimateOptions, Estimator, WhatIf};
 use petasos_ir::graph::Graph;
 use petasos_ir::op::Attr;
@@ -116,30 +117,6 @@ pub struct OpEntry {
     pub weights: Vec<WeightStats>,
 }
 
-/// A node of the drawable graph (same fields as the graph view's `GNode`).
-#[derive(Clone, Debug)]
-pub struct PlainNode {
-    pub label: String,
-    pub op_type: String,
-    pub path: String,
-}
-
-/// An edge of the drawable graph (same fields as the graph view's `GEdge`).
-#[derive(Clone, Debug)]
-pub struct PlainEdge {
-    pub from: usize,
-    pub to: usize,
-    /// e.g. `float32[1,64,56,56]`.
-    pub label: String,
-}
-
-/// The ops as a plain graph: node `i` is op `i`; edges carry the value type.
-#[derive(Clone, Debug, Default)]
-pub struct PlainGraph {
-    pub nodes: Vec<PlainNode>,
-    pub edges: Vec<PlainEdge>,
-}
-
 /// An open model.
 pub struct Document {
     /// Short name for the title bar (file stem or preset name).
@@ -151,7 +128,7 @@ pub struct Document {
     pub graph: Graph,
     pub ops: Vec<OpEntry>,
     /// The ops as nodes and edges, in the same order as `ops`.
-    pub graph_data: Arc<PlainGraph>,
+    pub graph_data: Arc<GraphData>,
     pub estimator: Estimator,
     /// Op index -> index into `estimator.work.ops` (matched by node name).
     pub row_of_op: Vec<Option<usize>>,
@@ -181,11 +158,7 @@ impl Document {
             model: source.to_string(),
         };
         progress(0.0, &format!("reading {source}"));
-        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
-            device: device.to_string(),
-            cause: e.to_string(),
-            known: petasos_compiler::cost::profile::builtin_names().join(", "),
-        })?;
+        let profile = load_profile(device)?;
         let graph = load_graph(source)?;
         if cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
@@ -195,11 +168,7 @@ impl Document {
 
     /// A document of an already loaded `graph` (named `source`) priced on `device`.
     pub fn from_graph(graph: Graph, source: &str, device: &str) -> Result<Document, DocError> {
-        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
-            device: device.to_string(),
-            cause: e.to_string(),
-            known: petasos_compiler::cost::profile::builtin_names().join(", "),
-        })?;
+        let profile = load_profile(device)?;
         Document::build(
             graph,
             source,
@@ -277,7 +246,7 @@ impl Document {
             ops.push(op_entry(&graph, n, sample));
         }
         progress(0.95, "building the graph");
-        let graph_data = Arc::new(plain_graph(&graph, &ops));
+        let graph_data = Arc::new(graph_data(&graph, &ops));
         let row_of_op = match_rows(&ops, &estimator);
         let mut op_of_row = vec![None; estimator.work.ops.len()];
         for (op, r) in row_of_op.iter().enumerate() {
@@ -307,11 +276,7 @@ impl Document {
     /// Re-prices the same work on built-in or file profile `device`, keeping the what-if
     /// options. The graph is not reloaded.
     pub fn reprice(&mut self, device: &str) -> Result<(), DocError> {
-        let profile = DeviceProfile::load(device).map_err(|e| DocError::Device {
-            device: device.to_string(),
-            cause: e.to_string(),
-            known: petasos_compiler::cost::profile::builtin_names().join(", "),
-        })?;
+        let profile = load_profile(device)?;
         self.reprice_with(&profile, None, device)
     }
 
@@ -349,6 +314,22 @@ impl Document {
     pub fn row(&self, op: usize) -> Option<usize> {
         self.row_of_op.get(op).copied().flatten()
     }
+}
+
+/// Device profile `device`: a built-in name, or a profile file (TOML, or JSON by extension).
+fn load_profile(device: &str) -> Result<DeviceProfile, DocError> {
+    let r = if petasos_compiler::cost::profile::builtin_names().contains(&device)
+        || !Path::new(device).is_file()
+    {
+        DeviceProfile::load(device)
+    } else {
+        crate::device::load_profile_file(device)
+    };
+    r.map_err(|e| DocError::Device {
+        device: device.to_string(),
+        cause: e.to_string(),
+        known: petasos_compiler::cost::profile::builtin_names().join(", "),
+    })
 }
 
 /// The graph of `source`: a built-in preset (unless a file of that name exists) or an ONNX file.
@@ -587,12 +568,12 @@ pub fn weight_stats(
 }
 
 /// Node `i` per op; an edge per (producer op, consumer op, value) pair.
-fn plain_graph(g: &Graph, ops: &[OpEntry]) -> PlainGraph {
+fn graph_data(g: &Graph, ops: &[OpEntry]) -> GraphData {
     let index: HashMap<NodeIndex, usize> =
         ops.iter().enumerate().map(|(i, o)| (o.node, i)).collect();
     let nodes = ops
         .iter()
-        .map(|o| PlainNode {
+        .map(|o| GNode {
             label: o.name.clone(),
             op_type: o.op_type.clone(),
             path: o.layer.clone(),
@@ -609,11 +590,11 @@ fn plain_graph(g: &Graph, ops: &[OpEntry]) -> PlainGraph {
                     },
                     None => String::new(),
                 };
-                edges.push(PlainEdge { from, to, label });
+                edges.push(GEdge { from, to, label });
             }
         }
     }
-    PlainGraph { nodes, edges }
+    GraphData { nodes, edges }
 }
 
 /// Op -> estimator row by node name; repeated names are matched in execution order.
@@ -655,6 +636,57 @@ mod tests {
         assert_eq!(s.hist[0], 1);
         assert_eq!(s.hist[HIST_BINS - 1], 1);
         assert!(!s.sampled());
+    }
+
+    #[test]
+    fn large_stored_tensors_are_sampled_in_aligned_chunks() {
+        // 3 * 2^20 f32 values 0, 1, 2, ... held as bytes: the sample reads 64 chunks spread
+        // over the tensor, each a run of consecutive values.
+        let n = STATS_SAMPLE * 3;
+        let bytes: Vec<u8> = (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let c = ConstTensor {
+            dtype: petasos_ir::DType::F32,
+            shape: vec![n],
+            storage: Storage::Owned(bytes.into()),
+        };
+        let vals = sample_values(&c, STATS_SAMPLE).unwrap();
+        let chunk = STATS_SAMPLE / 64;
+        assert_eq!(vals.len(), 64 * chunk);
+        assert_eq!(vals[0], 0.0);
+        let step = (n / 64) as f64;
+        for (k, run) in vals.chunks(chunk).enumerate() {
+            assert_eq!(run[0], k as f64 * step, "chunk {k} starts at its offset");
+            assert!(
+                run.windows(2).all(|w| w[1] == w[0] + 1.0),
+                "chunk {k} contiguous"
+            );
+        }
+        let s = weight_stats(&c, 0, "ramp", STATS_SAMPLE).unwrap();
+        assert!(s.sampled() && s.max > 0.9 * n as f64);
+    }
+
+    #[test]
+    fn device_profiles_by_name_or_file_and_errors_name_the_cause() {
+        let (name, text) = petasos_compiler::cost::profile::BUILTIN[1];
+        let dir = std::env::temp_dir().join(format!("petasos-viewer-doc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dev.toml");
+        std::fs::write(&path, text).unwrap();
+        let by_name = Document::load_sync("demo-cnn", name).unwrap();
+        let by_file = Document::load_sync("demo-cnn", &path.to_string_lossy()).unwrap();
+        assert_eq!(by_name.estimator.device, by_file.estimator.device);
+        assert_eq!(
+            by_name.estimator.sums().latency_s,
+            by_file.estimator.sums().latency_s
+        );
+        let e = Document::load_sync("demo-cnn", "no-such-device")
+            .err()
+            .unwrap();
+        assert!(matches!(e, DocError::Device { .. }), "{e}");
+        assert!(e.to_string().contains("no-such-device"), "{e}");
+        let e = Document::load_sync("no-such-model", name).err().unwrap();
+        assert!(e.to_string().contains("not a built-in model"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -91,6 +91,82 @@ pub fn value(doc: &Document, op: usize, col: Col) -> f64 {
     }
 }
 
+/// Bits per stored weight element that op `op` reads under the current options (what a
+/// weight-bits what-if changes); NaN when it reads no weights or has no estimate.
+pub fn weight_bits(doc: &Document, op: usize) -> f64 {
+    let Some(row) = doc.row(op) else {
+        return f64::NAN;
+    };
+    let (Some(w), Some(c)) = (
+        doc.estimator.work.ops.get(row),
+        doc.estimator.costs().get(row),
+    ) else {
+        return f64::NAN;
+    };
+    let r = &w.weights_read;
+    let elems = r.matrix.elems + r.embedding.elems + r.fixed.elems;
+    if elems == 0 {
+        f64::NAN
+    } else {
+        c.weight_bytes * 8.0 / elems as f64
+    }
+}
+
+/// What the graph colours its nodes by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColourBy {
+    None,
+    /// A numeric column's value.
+    Column(Col),
+    /// [`weight_bits`].
+    WeightBits,
+}
+
+impl Default for ColourBy {
+    fn default() -> Self {
+        ColourBy::Column(Col::Latency)
+    }
+}
+
+impl ColourBy {
+    /// Every choice, in menu order.
+    pub fn all() -> Vec<ColourBy> {
+        let mut v = vec![ColourBy::None];
+        v.extend(
+            Col::ALL
+                .into_iter()
+                .filter(|c| c.numeric())
+                .map(ColourBy::Column),
+        );
+        v.push(ColourBy::WeightBits);
+        v
+    }
+
+    /// Menu text.
+    pub fn title(self) -> &'static str {
+        match self {
+            ColourBy::None => "none",
+            ColourBy::Column(c) => c.title(),
+            ColourBy::WeightBits => "weight bits",
+        }
+    }
+
+    /// The value per op (`None` for [`ColourBy::None`]).
+    pub fn values(self, doc: &Document) -> Option<Vec<f64>> {
+        let n = doc.ops.len();
+        match self {
+            ColourBy::None => None,
+            ColourBy::Column(c) => Some((0..n).map(|i| value(doc, i, c)).collect()),
+            ColourBy::WeightBits => Some((0..n).map(|i| weight_bits(doc, i)).collect()),
+        }
+    }
+
+    /// Whether a log scale suits it (values spanning decades).
+    pub fn log_scale(self) -> bool {
+        matches!(self, ColourBy::Column(_))
+    }
+}
+
 /// The cell text of `col` for op `op`.
 pub fn text(doc: &Document, op: usize, col: Col) -> String {
     let Some(o) = doc.ops.get(op) else {
@@ -228,7 +304,7 @@ impl TableState {
                 .type_filter
                 .clone()
                 .unwrap_or_else(|| "all types".into());
-            egui::ComboBox::from_label("op type")
+            egui::ComboBox::from_label("type filter")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.type_filter, None, "all types");

@@ -11,7 +11,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use petasos_compiler::cost::Width;
 use petasos_viewer::app::Tab;
 use petasos_viewer::doc::Document;
-use petasos_viewer::table::{text, value, Col};
+use petasos_viewer::table::{text, value, weight_bits, Col, ColourBy};
 use std::time::Duration;
 
 fn load(source: &str) -> Document {
@@ -40,8 +40,11 @@ fn whole_model_what_if_changes_totals_and_table() {
         .expect("a conv");
     let before_w = doc.estimator.sums().weight_bytes;
     let before_cell = text(&doc, conv, Col::WeightBytes);
+    let bits_before = weight_bits(&doc, conv);
     let mut h = harness(doc, (1600.0, 900.0));
+    h.state_mut().session.colour_by = ColourBy::WeightBits;
     h.run_steps(2);
+    let fill_before = h.state().node_style().fill.get(conv).copied().flatten();
     let gen0 = h.state().session.est_gen;
     open_tab(&mut h, "What-if");
     pick(&mut h, "Weight bits", "4 bit");
@@ -55,6 +58,14 @@ fn whole_model_what_if_changes_totals_and_table() {
     assert!(after_w < before_w / 7.0, "{before_w} -> {after_w}");
     assert_ne!(s.session.est_gen, gen0, "the table was told");
     assert_ne!(text(d, conv, Col::WeightBytes), before_cell);
+    // Coloured by weight bits: the conv went from 32 to ~4 bits (its fp32 bias stays), and
+    // the graph's fill was recomputed.
+    assert_eq!(bits_before, 32.0);
+    let bits = weight_bits(d, conv);
+    assert!((4.0..4.5).contains(&bits), "{bits}");
+    let fill_after = s.node_style().fill.get(conv).copied().flatten();
+    assert!(fill_after.is_some());
+    assert_ne!(fill_before, fill_after);
     // The options survive a device change (re-priced, not reset).
     h.state_mut().set_device("apple-m2");
     h.run_steps(2);

@@ -8,12 +8,19 @@ use petasos_viewer::doc::Document;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Writes `line` to stderr past the test harness's output capture (a plain `cargo test`
+/// shows it).
+pub fn loud(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// The shared models folder, or `None` (after a loud NOT RUN line) when unset.
 pub fn shared_models(test: &str) -> Option<PathBuf> {
     match std::env::var_os("PETASOS_SHARED") {
         Some(s) => Some(PathBuf::from(s).join("models")),
         None => {
-            println!("NOT RUN ({test}): PETASOS_SHARED unset");
+            loud(&format!("NOT RUN: PETASOS_SHARED unset ({test})"));
             None
         }
     }
@@ -62,5 +69,26 @@ impl egui::DroppedFile for Dropped {
     }
     fn bytes(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Waits for the graph's pending layout and draws a few frames.
+pub fn settle(h: &mut H) {
+    for _ in 0..3 {
+        if let Some(g) = h.state_mut().graph_mut() {
+            g.wait_for_layout();
+        }
+        h.run_steps(2);
+    }
+}
+
+/// Whether the graph shows op `op` inside its view (its box or its collapsed group's).
+pub fn graph_shows(h: &H, op: usize) -> bool {
+    let Some(g) = h.state().graph() else {
+        return false;
+    };
+    match (g.node_screen_rect(op), g.view_rect()) {
+        (Some(r), Some(v)) => v.contains(r.center()),
+        _ => false,
     }
 }

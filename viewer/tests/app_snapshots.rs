@@ -1,4 +1,5 @@
-//! Screenshots of the app (table + graph + details) rendered with wgpu and compared with the
+//! Screenshots of the app (table, the fitted graph coloured by latency, details of the
+//! slowest op) rendered with wgpu and compared with the
 //! golden images in `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them). Needs a wgpu
 //! adapter (lavapipe from `mesa-vulkan-drivers` on a headless machine); without one the test
 //! prints `NOT RUN: no wgpu adapter`.
@@ -17,10 +18,17 @@ fn snapshot(doc: Document, select: usize, name: &str, results: &mut SnapshotResu
         .with_size(egui::vec2(1600.0, 900.0))
         .wgpu()
         .build_eframe(move |_cc| ViewerApp::with_document(doc));
+    common::settle(&mut h);
     h.state_mut().select(Some(select));
-    h.run_steps(4);
+    // The whole graph (fitted) and the table, plots tab closed.
+    h.state_mut().tabs.tab = petasos_viewer::app::Tab::Hidden;
+    common::settle(&mut h);
+    if let Some(g) = h.state_mut().graph_mut() {
+        g.fit();
+    }
+    common::settle(&mut h);
     if let Err(e) = h.render() {
-        println!("NOT RUN ({name}): no wgpu adapter ({e})");
+        common::loud(&format!("NOT RUN: no wgpu adapter ({name}: {e})"));
         return false;
     }
     h.snapshot(name);

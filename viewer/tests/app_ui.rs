@@ -5,7 +5,7 @@
 mod common;
 
 use common::{harness, model_source, wait_loaded, Dropped};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use petasos_viewer::doc::Document;
 use petasos_viewer::search;
 use petasos_viewer::table::{value, Col};
@@ -23,7 +23,7 @@ fn sources() -> Vec<String> {
     if shared != "resnet18" {
         v.push(shared);
     } else {
-        println!("NOT RUN (shared resnet18.onnx): PETASOS_SHARED unset; the preset ran");
+        common::loud("NOT RUN: PETASOS_SHARED unset (shared resnet18.onnx; the preset ran)");
     }
     v
 }
@@ -36,14 +36,25 @@ fn clicking_a_row_selects_that_op() {
         let k = 4;
         let name = doc.ops[k].name.clone();
         let mut h = harness(doc, (1600.0, 900.0));
-        h.run_steps(3);
+        common::settle(&mut h);
         assert_eq!(h.state().session.selection, None);
         h.get_by_label(&name).click();
-        h.run_steps(3);
+        common::settle(&mut h);
         assert_eq!(
             h.state().session.selection,
             Some(k),
             "{src}: clicked {name}"
+        );
+        // The graph follows: it centres the op (expanding its group if collapsed).
+        assert!(common::graph_shows(&h, k), "{src}: graph shows op {k}");
+        let g = h.state().graph().expect("graph");
+        let (r, v) = (
+            g.node_screen_rect(k).expect("rect"),
+            g.view_rect().expect("view"),
+        );
+        assert!(
+            (r.center() - v.center()).length() < 40.0,
+            "{src}: centred: {r:?} in {v:?}"
         );
         // The details panel shows it (heading = name, so the label now appears twice).
         assert!(h.query_all_by_label(&name).count() >= 2);
@@ -80,6 +91,10 @@ fn search_conv_highlights_matches() {
     assert!(!s.matches.is_empty());
     assert_eq!(s.matches, expected);
     assert_eq!(s.highlight.iter().filter(|&&b| b).count(), expected.len());
+    // The graph is drawn with the same highlights.
+    let hl = &h.state().node_style().highlight;
+    let lit: Vec<usize> = (0..hl.len()).filter(|&i| hl[i]).collect();
+    assert_eq!(lit, expected, "graph highlights = matches");
     // type: search finds exactly the Conv ops.
     let d = h.state().session.doc.as_ref().expect("doc");
     assert_eq!(search::find(&d.ops, "type:conv").len(), convs);
@@ -228,4 +243,189 @@ fn changing_the_device_reprices_without_reloading() {
         .unwrap_or("")
         .contains("no-such-device"));
     assert_eq!(s.device, "apple-m2");
+}
+
+#[test]
+fn the_window_keeps_drawing_while_a_big_model_loads() {
+    let mut h = harness(load("demo-cnn"), (1600.0, 900.0));
+    h.run_steps(1);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(&ctx, "afm-server-ptmoe");
+    let t0 = std::time::Instant::now();
+    let mut frames = 0usize;
+    let mut slowest = 0f64;
+    let mut saw_progress = false;
+    while h.state().is_loading() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "load finished");
+        let t = std::time::Instant::now();
+        h.step();
+        slowest = slowest.max(t.elapsed().as_secs_f64());
+        frames += 1;
+        saw_progress |= h
+            .query_all_by_label_contains("afm-server-ptmoe:")
+            .next()
+            .is_some();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.run_steps(2);
+    common::loud(&format!(
+        "afm-server-ptmoe loaded in {:.2} s while the UI drew {frames} frames (slowest {:.1} ms)",
+        t0.elapsed().as_secs_f64(),
+        slowest * 1e3
+    ));
+    assert!(
+        saw_progress,
+        "the progress (model name and stage) was shown"
+    );
+    assert!(frames >= 3, "frames kept coming: {frames}");
+    let d = h.state().session.doc.as_ref().expect("doc");
+    assert_eq!(d.title, "afm-server-ptmoe");
+    assert!(d.ops.len() > 10_000);
+}
+
+#[test]
+fn cancel_keeps_the_previous_model_without_an_error() {
+    let mut h = harness(load("demo-cnn"), (1600.0, 900.0));
+    h.run_steps(1);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(&ctx, "afm-server-ptmoe");
+    h.step();
+    h.get_by_label("Cancel").click();
+    wait_loaded(&mut h, Duration::from_secs(120));
+    let s = h.state();
+    assert_eq!(
+        s.session.doc.as_ref().map(|d| d.title.as_str()),
+        Some("demo-cnn")
+    );
+    assert!(s.session.error.is_none(), "{:?}", s.session.error);
+}
+
+#[test]
+fn clicking_a_graph_node_selects_its_table_row() {
+    let doc = load("resnet18");
+    let n = doc.ops.len();
+    let mut h = harness(doc, (1600.0, 900.0));
+    common::settle(&mut h);
+    // Expand everything so each op has its own box, then bring one far down the table into view.
+    if let Some(g) = h.state_mut().graph_mut() {
+        g.expand_all();
+    }
+    common::settle(&mut h);
+    let target = n - 3;
+    h.state_mut().graph_mut().expect("graph").focus(target);
+    common::settle(&mut h);
+    assert_eq!(
+        h.state().session.selection,
+        None,
+        "focus alone selects nothing"
+    );
+    let r = h
+        .state()
+        .graph()
+        .and_then(|g| g.node_screen_rect(target))
+        .expect("node on screen");
+    h.hover_at(r.center());
+    h.step();
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: r.center(),
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+        h.step();
+    }
+    h.run_steps(3);
+    assert_eq!(h.state().session.selection, Some(target));
+    // The table scrolled to it: its row is drawn (rows are virtualised), besides the details
+    // heading.
+    let name = h.state().session.doc.as_ref().expect("doc").ops[target]
+        .name
+        .clone();
+    assert!(h.query_all_by_label(&name).count() >= 2, "row {name} drawn");
+}
+
+#[test]
+fn f_fits_the_graph_after_a_focus() {
+    let doc = load("resnet18");
+    let far = doc.ops.len() - 2;
+    let mut h = harness(doc, (1600.0, 900.0));
+    common::settle(&mut h);
+    let fitted = h.state().graph().expect("graph").camera().zoom;
+    h.state_mut().select(Some(far));
+    common::settle(&mut h);
+    h.state_mut()
+        .graph_mut()
+        .expect("graph")
+        .set_camera(petasos_viewer::graph::Camera {
+            center: egui::pos2(0.0, 0.0),
+            zoom: fitted * 4.0,
+        });
+    h.run_steps(2);
+    h.key_press(egui::Key::F);
+    common::settle(&mut h);
+    let z = h.state().graph().expect("graph").camera().zoom;
+    assert!(
+        (z - fitted).abs() < fitted * 0.05,
+        "F fitted again: {z} vs {fitted}"
+    );
+}
+
+#[test]
+fn recent_files_are_saved_through_eframe_storage() {
+    #[derive(Default)]
+    struct Mem(std::collections::HashMap<String, String>);
+    impl eframe::Storage for Mem {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+    let mut app = petasos_viewer::app::ViewerApp::with_document(load("demo-cnn"));
+    let mut st = Mem::default();
+    eframe::App::save(&mut app, &mut st);
+    let back = petasos_viewer::recent::RecentFiles::load(Some(&st));
+    assert_eq!(back.items(), ["demo-cnn".to_string()]);
+}
+
+#[test]
+fn table_filters_by_op_type_and_text() {
+    let doc = load("resnet18");
+    let convs: Vec<usize> = (0..doc.ops.len())
+        .filter(|&i| doc.ops[i].op_type == "Conv")
+        .collect();
+    let layer4: Vec<usize> = (0..doc.ops.len())
+        .filter(|&i| {
+            let o = &doc.ops[i];
+            o.op_type == "Conv" && o.layer.to_lowercase().contains("layer4")
+        })
+        .collect();
+    assert!(!layer4.is_empty() && layer4.len() < convs.len());
+    let n = doc.ops.len();
+    let mut h = harness(doc, (1600.0, 900.0));
+    h.run_steps(2);
+    // The op-type combo.
+    h.get_by_label("type filter").click();
+    h.run_steps(2);
+    // The combo's entries are buttons; the table's "Conv" cells are labels.
+    h.get_all_by_label("Conv")
+        .find(|n| n.accesskit_node().role() != egui::accesskit::Role::Label)
+        .expect("Conv in the combo")
+        .click();
+    h.run_steps(3);
+    assert_eq!(h.state().session.table.type_filter.as_deref(), Some("Conv"));
+    assert_eq!(h.state().session.table.order(), &convs[..]);
+    assert!(h
+        .query_by_label(&format!("{} of {n} ops", convs.len()))
+        .is_some());
+    // Text on top of the type.
+    h.state_mut().session.table.filter = "LAYER4".into();
+    h.run_steps(2);
+    assert_eq!(h.state().session.table.order(), &layer4[..]);
 }
