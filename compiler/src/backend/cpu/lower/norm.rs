@@ -245,29 +245,21 @@ fn lower_lp_norm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     }
     let a = norm_axis(cx, op.axis, x.rank())?;
     let mask: Vec<bool> = (0..x.rank()).map(|i| i == a).collect();
-    if x.numel() == 0 {
-        return Ok(());
-    }
-    let nest = Nest::new(&x.shape, &mask, &[contiguous(&x.shape)]);
-    let xi = nest.off_all(0);
-    let v = load_f64(&x, &xi);
-    let outer = nest.open(cx, Part::Outer);
-    cx.line("double nrm = 0.0;");
-    let c = nest.open(cx, Part::Inner);
-    cx.line(format!("const double v = {v};"));
-    cx.line(if op.p == 1 {
+    let acc = if op.p == 1 {
         "nrm += fabs(v);"
     } else {
         "nrm += v * v;"
+    };
+    let mid = |_| {
+        if op.p == 2 {
+            vec!["nrm = sqrt(nrm);".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    emit_two_pass(cx, &(x, y), &mask, "double nrm = 0.0;", &[acc], mid, |v| {
+        format!("nrm == 0.0 ? 0.0 : {v} / nrm")
     });
-    Nest::close(cx, c);
-    if op.p == 2 {
-        cx.line("nrm = sqrt(nrm);");
-    }
-    let c = nest.open(cx, Part::Inner);
-    cx.line(y.store(&xi, &format!("nrm == 0.0 ? 0.0 : {v} / nrm")));
-    Nest::close(cx, c);
-    Nest::close(cx, outer);
     Ok(())
 }
 
@@ -276,28 +268,60 @@ fn lower_mvn(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let op = cx.op::<MeanVarianceNormalization>()?.clone();
     let (x, y) = float_io(cx)?;
     let mask = axes_mask(cx, &op.axes, x.rank())?;
+    let mid = |n| {
+        vec![
+            format!("const double m = s / (double){n};"),
+            format!("const double m2 = s2 / (double){n};"),
+            "const double sd = sqrt(fmax(m2 - m * m, 0.0));".to_string(),
+        ]
+    };
+    emit_two_pass(
+        cx,
+        &(x, y),
+        &mask,
+        "double s = 0.0, s2 = 0.0;",
+        &["s += v;", "s2 += v * v;"],
+        mid,
+        |v| format!("({v} - m) / (sd + 1e-9)"),
+    );
+    Ok(())
+}
+
+/// Emits a two-pass normalisation of `x` into `y` (`io`) over the axes where `mask` is set,
+/// per position of the other axes: `init`; then, for every element of the axes, `const
+/// double v = X;` and the `acc` statements; then `mid(n)` (n: the elements per position);
+/// then, for every element again, `y = out(X)`. Nothing for an empty `x`.
+fn emit_two_pass(
+    cx: &mut LowerCx<'_>,
+    io: &(CTensor, CTensor),
+    mask: &[bool],
+    init: &str,
+    acc: &[&str],
+    mid: impl FnOnce(usize) -> Vec<String>,
+    out: impl FnOnce(&str) -> String,
+) {
+    let (x, y) = io;
     if x.numel() == 0 {
-        return Ok(());
+        return;
     }
-    let nest = Nest::new(&x.shape, &mask, &[contiguous(&x.shape)]);
-    let n = nest.len(Part::Inner);
+    let nest = Nest::new(&x.shape, mask, &[contiguous(&x.shape)]);
     let xi = nest.off_all(0);
-    let v = load_f64(&x, &xi);
+    let v = load_f64(x, &xi);
     let outer = nest.open(cx, Part::Outer);
-    cx.line("double s = 0.0, s2 = 0.0;");
+    cx.line(init);
     let c = nest.open(cx, Part::Inner);
     cx.line(format!("const double v = {v};"));
-    cx.line("s += v;");
-    cx.line("s2 += v * v;");
+    for l in acc {
+        cx.line(l);
+    }
     Nest::close(cx, c);
-    cx.line(format!("const double m = s / (double){n};"));
-    cx.line(format!("const double m2 = s2 / (double){n};"));
-    cx.line("const double sd = sqrt(fmax(m2 - m * m, 0.0));");
+    for l in mid(nest.len(Part::Inner)) {
+        cx.line(l);
+    }
     let c = nest.open(cx, Part::Inner);
-    cx.line(y.store(&xi, &format!("({v} - m) / (sd + 1e-9)")));
+    cx.line(y.store(&xi, &out(&v)));
     Nest::close(cx, c);
     Nest::close(cx, outer);
-    Ok(())
 }
 
 /// `LRN` across the channels of `(N, C, ...)`.

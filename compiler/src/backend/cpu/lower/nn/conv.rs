@@ -19,6 +19,25 @@ type ConvDims = (usize, usize, usize, Vec<usize>, Vec<usize>);
 /// (strides, dilations, begin pads, output padding) of a transposed convolution.
 type TransposedGeom = (Vec<usize>, Vec<usize>, Vec<i64>, Vec<i64>);
 
+/// A checked convolution: input, weight, optional bias, the fused epilogue (whose `out` is
+/// the output), window and group count.
+struct ConvJob {
+    x: CTensor,
+    w: CTensor,
+    bias: Option<CTensor>,
+    ep: Epilogue,
+    win: Win,
+    group: usize,
+}
+
+impl ConvJob {
+    /// (N, C, M, C per group, M per group): batch, input and output channels.
+    fn channels(&self) -> (usize, usize, usize, usize, usize) {
+        let (n, c, m) = (self.x.shape[0], self.x.shape[1], self.ep.out.shape[1]);
+        (n, c, m, c / self.group, m / self.group)
+    }
+}
+
 /// Checks `x` / `w` shapes and dtypes of a convolution and returns its dims.
 fn conv_dims(cx: &LowerCx<'_>, x: &CTensor, w: &CTensor) -> Result<ConvDims, LowerError> {
     if x.rank() < 3 || w.rank() != x.rank() {
@@ -84,10 +103,19 @@ pub fn lower_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             return Err(cx.invalid(format!("bias of shape {:?}", b.shape)));
         }
     }
-    if x.dtype == DType::F32 && w.is_const && inp.len() <= 2 && fits_formula(&win) {
-        return conv_fast(cx, &x, &w, bias.as_ref(), &ep, &win, group);
+    let fast = x.dtype == DType::F32 && w.is_const && inp.len() <= 2 && fits_formula(&win);
+    let job = ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    };
+    if fast {
+        return conv_fast(cx, &job);
     }
-    conv_loops(cx, &x, &w, bias.as_ref(), &ep, &win, group, false)
+    conv_loops(cx, &job, false)
 }
 
 /// Whether the window's output sizes follow the floor formula `pt_conv2d` checks.
@@ -128,22 +156,22 @@ fn desc2d(win: &Win, n: usize, c: usize, m: usize, group: usize) -> String {
 }
 
 /// f32 conv on `pt_conv2d_*`: weight packed at init, epilogue fused.
-fn conv_fast(
-    cx: &mut LowerCx<'_>,
-    x: &CTensor,
-    w: &CTensor,
-    bias: Option<&CTensor>,
-    ep: &Epilogue,
-    win: &Win,
-    group: usize,
-) -> Result<(), LowerError> {
+fn conv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
+    let ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    } = job;
     need_kernels(cx);
-    let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
+    let (n, c, m, _, _) = job.channels();
     let prep = cx.fresh("conv");
     let desc = cx.fresh("desc");
     cx.global(format!(
         "static const pt_conv2d_desc {desc} = {};\nstatic void *{prep};",
-        desc2d(win, n, c, m, group)
+        desc2d(win, n, c, m, *group)
     ));
     cx.init_line(format!("{prep} = pt_conv2d_prepare(&{desc}, {});", w.addr));
     cx.init_line(format!(
@@ -151,7 +179,7 @@ fn conv_fast(
         cx.fn_name
     ));
     cx.free_line(format!("pt_conv2d_free({prep});\n{prep} = NULL;"));
-    let b = bias.map_or("NULL".to_string(), |b| b.expr.clone());
+    let b = bias.as_ref().map_or("NULL".to_string(), |b| b.expr.clone());
     let r = ep
         .residual
         .as_ref()
@@ -166,28 +194,26 @@ fn conv_fast(
 
 /// Generated loop nest for a (transposed when `transposed`) convolution of any float dtype.
 /// Forward: weight `[M, C/G, k...]`; transposed: weight `[C, M/G, k...]`.
-#[allow(clippy::too_many_arguments)]
-fn conv_loops(
-    cx: &mut LowerCx<'_>,
-    x: &CTensor,
-    w: &CTensor,
-    bias: Option<&CTensor>,
-    ep: &Epilogue,
-    win: &Win,
-    group: usize,
-    transposed: bool,
-) -> Result<(), LowerError> {
+fn conv_loops(cx: &mut LowerCx<'_>, job: &ConvJob, transposed: bool) -> Result<(), LowerError> {
+    let ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        ..
+    } = job;
     need_act_helpers(cx);
-    let (n, c) = (x.shape[0], x.shape[1]);
-    let m = ep.out.shape[1];
-    let (cg, mg) = (c / group, m / group);
+    let (n, c, m, cg, mg) = job.channels();
     let (iv, ov, kv) = (win.in_vol(), win.out_vol(), win.k_vol());
     cx.line(format!("for (long b = 0; b < {n}; b++) {{"));
     cx.line(format!("for (long m = 0; m < {m}; m++) {{"));
     cx.line(format!("const long g = m / {mg}, mi = m % {mg};"));
     cx.line("(void)mi;");
     let lo = open_loops(cx, "o", &win.out);
-    let init = bias.map_or("0.0".to_string(), |b| format!("(double){}", b.load("m")));
+    let init = bias
+        .as_ref()
+        .map_or("0.0".to_string(), |b| format!("(double){}", b.load("m")));
     cx.line(format!("double acc = {init};"));
     cx.line(format!("for (long ci = 0; ci < {cg}; ci++) {{"));
     cx.line(format!("const long ch = g * {cg} + ci;"));
@@ -313,29 +339,36 @@ pub fn lower_conv_transpose(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         pb,
         pe: Vec::new(),
     };
-    if x.dtype == DType::F32 && w.is_const {
-        return deconv_fast(cx, &x, &w, bias.as_ref(), &ep, &win, group);
+    let fast = x.dtype == DType::F32 && w.is_const;
+    let job = ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    };
+    if fast {
+        return deconv_fast(cx, &job);
     }
-    conv_loops(cx, &x, &w, bias.as_ref(), &ep, &win, group, true)
+    conv_loops(cx, &job, true)
 }
 
 /// f32 transposed conv: per image and group, `cols[Mg*KV x IV] = W_g^T x X_g` (pt_sgemm),
 /// then each output is its bias plus the column entries that land on it (col2im), with the
 /// epilogue applied on the way out.
-fn deconv_fast(
-    cx: &mut LowerCx<'_>,
-    x: &CTensor,
-    w: &CTensor,
-    bias: Option<&CTensor>,
-    ep: &Epilogue,
-    win: &Win,
-    group: usize,
-) -> Result<(), LowerError> {
+fn deconv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
+    let ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    } = job;
     need_kernels(cx);
     need_act_helpers(cx);
-    let (n, c) = (x.shape[0], x.shape[1]);
-    let m = ep.out.shape[1];
-    let (cg, mg) = (c / group, m / group);
+    let (n, c, m, cg, mg) = job.channels();
     let (iv, ov, kv) = (win.in_vol(), win.out_vol(), win.k_vol());
     let rows = mg * kv;
     let cols = cx.scratch((rows * iv * 4) as u64);
@@ -355,7 +388,7 @@ fn deconv_fast(
         "float *y = {} + (size_t)(b * {m} + m) * {ov};",
         ep.out.expr
     ));
-    let init = bias.map_or("0.0f".to_string(), |b| b.load("m"));
+    let init = bias.as_ref().map_or("0.0f".to_string(), |b| b.load("m"));
     cx.line(format!("for (long i = 0; i < {ov}; i++) y[i] = {init};"));
     // Scatter-add the columns: column (mi, k..) at input p.. lands on o = p*s + k*d - pb.
     let nd = win.rank();
