@@ -238,8 +238,7 @@ fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
     cx.line(format!("const {} fv = {v};", y.compute_type()));
     cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
     cx.line(y.store("i", "fv"));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
 }
 
 /// The fill value of a constant Pad: the attribute, the optional value input (read at run

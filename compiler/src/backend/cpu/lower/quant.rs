@@ -406,9 +406,7 @@ fn emit_int_matmul(
     for l in finish {
         cx.line(l);
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 
@@ -586,17 +584,12 @@ fn emit_int_conv(
     cx.line(format!(
         "acc += ((int64_t)({xv}) - zx) * ((int64_t)({wv}) - zw);"
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     cx.line("const size_t o = ((b * M + mo) * OH + oh) * OW + ow;");
     for l in finish {
         cx.line(l);
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(4);
     Ok(())
 }
 

@@ -56,8 +56,7 @@ fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
     cx.line(format!("const {} fv = {v};", y.compute_type()));
     cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
     cx.line(y.store("i", "fv"));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
 }
 
 fn lower_constant_of_shape(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
@@ -149,8 +148,7 @@ fn lower_eye_like(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         &format!("i * {c} + j"),
         &format!("(j - i == {k}) ? {one} : {zero}"),
     ));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -188,9 +186,7 @@ fn lower_trilu(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "{}[f] = (j - i {cmp} k) ? {}[f] : 0;",
         y.expr, x.expr
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 
@@ -234,8 +230,6 @@ fn lower_one_hot(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "{}[(o * {depth} + (size_t)d) * {inner} + p] = (v == d) ? {}[1] : {}[0];",
         y.expr, vals.expr, vals.expr
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

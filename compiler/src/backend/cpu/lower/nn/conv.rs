@@ -8,7 +8,7 @@
 
 use super::super::fuse::{round, Epilogue};
 use super::super::{CTensor, LowerCx, LowerError};
-use super::loops::{close, flat, open_loops, open_taps, open_taps_transposed, Win};
+use super::loops::{flat, open_loops, open_taps, open_taps_transposed, Win};
 use super::{need_act_helpers, need_kernels};
 use petasos_ir::ops::nn::conv::{Conv, ConvTranspose};
 use petasos_ir::DType;
@@ -98,12 +98,6 @@ pub fn lower_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             ep.out.shape
         )));
     }
-    if let Some(b) = &bias {
-        if b.numel() != m || b.dtype != x.dtype {
-            return Err(cx.invalid(format!("bias of shape {:?}", b.shape)));
-        }
-    }
-    let fast = x.dtype == DType::F32 && w.is_const && inp.len() <= 2 && fits_formula(&win);
     let job = ConvJob {
         x,
         w,
@@ -112,10 +106,27 @@ pub fn lower_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         win,
         group,
     };
-    if fast {
-        return conv_fast(cx, &job);
+    emit_conv(cx, &job, false)
+}
+
+/// Checks the bias (M values of the input's dtype) and emits the (transposed when
+/// `transposed`) convolution `job`: f32 with a constant weight on the kernels ([`conv_fast`]
+/// where `pt_conv2d` takes the window, [`deconv_fast`]), else as generated loops.
+fn emit_conv(cx: &mut LowerCx<'_>, job: &ConvJob, transposed: bool) -> Result<(), LowerError> {
+    let (_, _, m, _, _) = job.channels();
+    if let Some(b) = &job.bias {
+        if b.numel() != m || b.dtype != job.x.dtype {
+            return Err(cx.invalid(format!("bias of shape {:?}", b.shape)));
+        }
     }
-    conv_loops(cx, &job, false)
+    let f32_const = job.x.dtype == DType::F32 && job.w.is_const;
+    if f32_const && transposed {
+        deconv_fast(cx, job)
+    } else if f32_const && job.win.rank() <= 2 && fits_formula(&job.win) {
+        conv_fast(cx, job)
+    } else {
+        conv_loops(cx, job, transposed)
+    }
 }
 
 /// Whether the window's output sizes follow the floor formula `pt_conv2d` checks.
@@ -233,7 +244,7 @@ fn conv_loops(cx: &mut LowerCx<'_>, job: &ConvJob, transposed: bool) -> Result<(
         x.load(&xi),
         w.load(&wi)
     ));
-    close(cx, lt);
+    cx.close(lt);
     cx.line("}");
     cx.line(format!(
         "const size_t yi = (size_t)(b * {m} + m) * {ov} + {};",
@@ -241,9 +252,8 @@ fn conv_loops(cx: &mut LowerCx<'_>, job: &ConvJob, transposed: bool) -> Result<(
     ));
     let v = round(ep.out.dtype, "acc");
     cx.line(ep.out.store("yi", &ep.apply(&v, "yi")));
-    close(cx, lo);
-    cx.line("}");
-    cx.line("}");
+    cx.close(lo);
+    cx.close(2);
     Ok(())
 }
 
@@ -325,11 +335,6 @@ pub fn lower_conv_transpose(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     if ep.out.shape.len() != x.rank() || ep.out.shape[0] != n || ep.out.shape[1] != m {
         return Err(cx.invalid(format!("output shape {:?}", ep.out.shape)));
     }
-    if let Some(b) = &bias {
-        if b.numel() != m || b.dtype != x.dtype {
-            return Err(cx.invalid(format!("bias of shape {:?}", b.shape)));
-        }
-    }
     let win = Win {
         inp,
         out,
@@ -339,7 +344,6 @@ pub fn lower_conv_transpose(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         pb,
         pe: Vec::new(),
     };
-    let fast = x.dtype == DType::F32 && w.is_const;
     let job = ConvJob {
         x,
         w,
@@ -348,10 +352,7 @@ pub fn lower_conv_transpose(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         win,
         group,
     };
-    if fast {
-        return deconv_fast(cx, &job);
-    }
-    conv_loops(cx, &job, true)
+    emit_conv(cx, &job, true)
 }
 
 /// f32 transposed conv: per image and group, `cols[Mg*KV x IV] = W_g^T x X_g` (pt_sgemm),
@@ -418,7 +419,7 @@ fn deconv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
         flat("o", &win.out),
         flat("p", &win.inp)
     ));
-    close(cx, 2 * nd);
+    cx.close(2 * nd);
     if !ep.is_empty() {
         cx.line(format!("for (long i = 0; i < {ov}; i++) {{"));
         cx.line(format!(
@@ -427,8 +428,6 @@ fn deconv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
         cx.line(ep.out.store("yi", &ep.apply("y[i]", "yi")));
         cx.line("}");
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

@@ -63,13 +63,6 @@ pub fn open_loops(cx: &mut LowerCx<'_>, var: &str, dims: &[usize]) -> usize {
     dims.len()
 }
 
-/// Closes `n` loops.
-pub fn close(cx: &mut LowerCx<'_>, n: usize) {
-    for _ in 0..n {
-        cx.line("}");
-    }
-}
-
 /// Opens the kernel-tap loops of a forward window (conv / pool) at output `o..`: `p{j}` is
 /// the input coordinate; taps outside the input are skipped. Returns loops to close.
 pub fn open_taps(cx: &mut LowerCx<'_>, w: &Win) -> usize {

@@ -9,7 +9,7 @@
 
 use super::super::fuse::round;
 use super::super::{CTensor, LowerCx, LowerError};
-use super::loops::{close, flat, open_loops, open_taps, padded_count, Win};
+use super::loops::{flat, open_loops, open_taps, padded_count, Win};
 use super::need_kernels;
 use petasos_ir::ops::nn::geom::WinAttrs;
 use petasos_ir::ops::nn::pool::{AveragePool, MaxPool};
@@ -116,7 +116,7 @@ pub fn lower_max_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         x.load(&format!("b * {iv} + off"))
     ));
     cx.line("if (bi < 0 || v > best) { best = v; bi = off; }");
-    close(cx, lt);
+    cx.close(lt);
     cx.line(format!(
         "const size_t yi = (size_t)b * {ov} + {};",
         flat("o", &w.out)
@@ -152,7 +152,7 @@ pub fn lower_max_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         };
         cx.line(format!("{}[yi] = (int64_t)b * {iv} + {off};", ix.expr));
     }
-    close(cx, lo);
+    cx.close(lo);
     cx.line("}");
     Ok(())
 }
@@ -189,14 +189,14 @@ pub fn lower_average_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "acc += (double){}; cnt++;",
         x.load(&format!("b * {iv} + {}", flat("p", &w.inp)))
     ));
-    close(cx, lt);
+    cx.close(lt);
     cx.line(format!(
         "const size_t yi = (size_t)b * {ov} + {};",
         flat("o", &w.out)
     ));
     let div = if op.count_include_pad { "pc" } else { "cnt" };
     cx.line(y.store("yi", &format!("acc / (double){div}")));
-    close(cx, lo);
+    cx.close(lo);
     cx.line("}");
     Ok(())
 }
