@@ -1,5 +1,6 @@
 //! Operand helpers shared by the shape/data-movement lowerings: compile-time values of
-//! constant operands (axes, pads, starts...), axis normalisation, and C literals per dtype.
+//! constant operands (axes, pads, starts...), axis normalisation, C literals per dtype and
+//! filling a tensor with one value.
 
 use super::{CTensor, LowerCx, LowerError};
 use petasos_ir::{DType, Tensor};
@@ -43,6 +44,19 @@ fn const_values<T>(
     values(c)
         .map(Some)
         .map_err(|e| cx.invalid(format!("{what}: {e}")))
+}
+
+/// Emits `for i in 0..numel(y): y[i] = v` (in a block of its own) with `v` a C expression in
+/// `y`'s compute type; nothing for an empty `y`.
+pub fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
+    if y.numel() == 0 {
+        return;
+    }
+    cx.line("{");
+    cx.line(format!("const {} fv = {v};", y.compute_type()));
+    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
+    cx.line(y.store("i", "fv"));
+    cx.close(2);
 }
 
 /// Normalises `axis` (negative counts from the end) against `rank`.

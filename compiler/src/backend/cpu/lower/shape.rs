@@ -1,7 +1,7 @@
 //! Generator lowerings: Shape and Size (compile-time constants of the static shapes),
 //! ConstantOfShape, Range, EyeLike, Trilu and OneHot.
 
-use super::operand::{ctype, int_literal, literal, norm_axis};
+use super::operand::{ctype, fill, int_literal, literal, norm_axis};
 use super::{CTensor, LowerCx, LowerError, Registry};
 use petasos_ir::ops::shape_ops::generate::{ConstantOfShape, EyeLike, OneHot, Trilu};
 use petasos_ir::ops::shape_ops::reshape::Shape;
@@ -45,18 +45,6 @@ fn lower_shape(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
 fn lower_size(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let (x, y) = (cx.input(0)?.clone(), cx.output(0)?.clone());
     store_ints(cx, &y, &[x.numel() as i64])
-}
-
-/// Emits `for i in 0..numel(y): y[i] = v` with `v` a C expression in `y`'s compute type.
-fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
-    if y.numel() == 0 {
-        return;
-    }
-    cx.line("{");
-    cx.line(format!("const {} fv = {v};", y.compute_type()));
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    cx.line(y.store("i", "fv"));
-    cx.close(2);
 }
 
 fn lower_constant_of_shape(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {

@@ -140,57 +140,37 @@ fn fits_formula(w: &Win) -> bool {
 
 /// `{a, b, ...}` of a 2-D view of the window (1-D: H = 1).
 fn desc2d(win: &Win, n: usize, c: usize, m: usize, group: usize) -> String {
-    let two = |v: &[usize], one: usize| -> (usize, usize) {
-        if v.len() == 1 {
-            (one, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let twoi = |v: &[i64]| -> (i64, i64) {
-        if v.len() == 1 {
-            (0, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let (h, wd) = two(&win.inp, 1);
-    let (kh, kw) = two(&win.k, 1);
-    let (sh, sw) = two(&win.s, 1);
-    let (dh, dw) = two(&win.d, 1);
-    let (pt, pl) = twoi(&win.pb);
-    let (pbm, pr) = twoi(&win.pe);
-    let (oh, ow) = two(&win.out, 1);
+    let ((h, wd), (oh, ow)) = (win.in_2d(), win.out_2d());
     format!(
-        "{{{n}, {c}, {h}, {wd}, {m}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pt}, {pl}, {pbm}, {pr}, {group}, {oh}, {ow}}}"
+        "{{{n}, {c}, {h}, {wd}, {m}, {}, {group}, {oh}, {ow}}}",
+        win.taps_2d()
     )
 }
 
 /// f32 conv on `pt_conv2d_*`: weight packed at init, epilogue fused.
 fn conv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
-    let ConvJob {
-        x,
-        w,
-        bias,
-        ep,
-        win,
-        group,
-    } = job;
+    let ep = &job.ep;
     need_kernels(cx);
     let (n, c, m, _, _) = job.channels();
     let prep = cx.fresh("conv");
     let desc = cx.fresh("desc");
     cx.global(format!(
         "static const pt_conv2d_desc {desc} = {};\nstatic void *{prep};",
-        desc2d(win, n, c, m, *group)
+        desc2d(&job.win, n, c, m, job.group)
     ));
-    cx.init_line(format!("{prep} = pt_conv2d_prepare(&{desc}, {});", w.addr));
+    cx.init_line(format!(
+        "{prep} = pt_conv2d_prepare(&{desc}, {});",
+        job.w.addr
+    ));
     cx.init_line(format!(
         "if (!{prep}) {{ pt_set_error(\"{}: cannot prepare the convolution\"); return 1; }}",
         cx.fn_name
     ));
     cx.free_line(format!("pt_conv2d_free({prep});\n{prep} = NULL;"));
-    let b = bias.as_ref().map_or("NULL".to_string(), |b| b.expr.clone());
+    let b = job
+        .bias
+        .as_ref()
+        .map_or("NULL".to_string(), |b| b.expr.clone());
     let r = ep
         .residual
         .as_ref()
@@ -198,7 +178,7 @@ fn conv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
     cx.line(ep.pt_struct("ep", &b, &r));
     cx.line(format!(
         "pt_conv2d_run({prep}, {}, {}, &ep, NULL);",
-        x.expr, ep.out.expr
+        job.x.expr, ep.out.expr
     ));
     Ok(())
 }

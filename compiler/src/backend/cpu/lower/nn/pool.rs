@@ -51,29 +51,10 @@ fn pool_win(
 
 /// `pt_pool2d_desc` initialiser of a 1-D / 2-D window.
 fn pool_desc(w: &Win, n: usize, c: usize, include_pad: bool) -> String {
-    let two = |v: &[usize]| -> (usize, usize) {
-        if v.len() == 1 {
-            (1, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let twoi = |v: &[i64]| -> (i64, i64) {
-        if v.len() == 1 {
-            (0, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let (h, wd) = two(&w.inp);
-    let (kh, kw) = two(&w.k);
-    let (sh, sw) = two(&w.s);
-    let (dh, dw) = two(&w.d);
-    let (pt, pl) = twoi(&w.pb);
-    let (pb, pr) = twoi(&w.pe);
-    let (oh, ow) = two(&w.out);
+    let ((h, wd), (oh, ow)) = (w.in_2d(), w.out_2d());
     format!(
-        "{{{n}, {c}, {h}, {wd}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pt}, {pl}, {pb}, {pr}, {oh}, {ow}, {}}}",
+        "{{{n}, {c}, {h}, {wd}, {}, {oh}, {ow}, {}}}",
+        w.taps_2d(),
         include_pad as i32
     )
 }
