@@ -2,43 +2,40 @@
 //! hostile names, and the error cases (unsupported op, missing compiler, compiler error,
 //! wrong input shape or dtype) leaving nothing half-written.
 
+#[allow(dead_code)]
+mod support;
+
 use petasos_ir::builder::GraphBuilder;
 use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
 use petasos_ir::{DType, Graph, Tensor, ValueType};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
+use support::{petasos, text, TempDir};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("petasos-cpucli-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
+/// `petasos compile MODEL --target cpu -o OUT EXTRA...`.
+fn compile_cpu(model: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "compile",
+        model,
+        "--target",
+        "cpu",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    petasos(&args)
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn petasos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_petasos"))
-        .args(args)
-        .output()
-        .expect("run petasos")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// `petasos run ART -i INPUT -o RES`.
+fn run_cpu(art: &Path, input: &str, res: &Path) -> Output {
+    petasos(&[
+        "run",
+        art.to_str().unwrap(),
+        "-i",
+        input,
+        "-o",
+        res.to_str().unwrap(),
+    ])
 }
 
 /// x[1,64,64] -> (Relu -> Add x) repeated `n` times; output named `y`.
@@ -82,16 +79,7 @@ fn compile_run_matches_interpret_and_is_deterministic() {
     let x = input(&d.0, &[1, 64, 64]);
     let (a, b) = (d.0.join("a"), d.0.join("b"));
     for out in [&a, &b] {
-        let o = petasos(&[
-            "compile",
-            &m,
-            "--target",
-            "cpu",
-            "-o",
-            out.to_str().unwrap(),
-            "--cflags",
-            "-O1",
-        ]);
+        let o = compile_cpu(&m, out, &["--cflags", "-O1"]);
         assert!(o.status.success(), "{}", text(&o));
     }
     for f in [
@@ -107,14 +95,7 @@ fn compile_run_matches_interpret_and_is_deterministic() {
         assert!(p.ok() == q.ok(), "{f} differs between two compiles");
     }
     let (ro, ri) = (d.0.join("ro"), d.0.join("ri"));
-    let o = petasos(&[
-        "run",
-        a.to_str().unwrap(),
-        "-i",
-        &x,
-        "-o",
-        ro.to_str().unwrap(),
-    ]);
+    let o = run_cpu(&a, &x, &ro);
     assert!(o.status.success(), "{}", text(&o));
     let o = petasos(&["interpret", &m, "-i", &x, "-o", ri.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -145,15 +126,7 @@ fn bench_and_profile() {
     b.output(v, "y");
     let m = save(&b.finish().expect("graph"), &d.0);
     let out = d.0.join("out");
-    let o = petasos(&[
-        "compile",
-        &m,
-        "--target",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-        "--profile",
-    ]);
+    let o = compile_cpu(&m, &out, &["--profile"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = petasos(&[
         "bench",
@@ -210,16 +183,7 @@ fn hostile_names_are_sanitised() {
     let g = chain(1, evil);
     let m = save(&g, &d.0);
     let out = d.0.join("out");
-    let o = petasos(&[
-        "compile",
-        &m,
-        "--target",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-        "--cflags",
-        "-O1 -Wall -Wextra -Werror",
-    ]);
+    let o = compile_cpu(&m, &out, &["--cflags", "-O1 -Wall -Wextra -Werror"]);
     assert!(o.status.success(), "{}", text(&o));
     let c = std::fs::read_to_string(out.join("model.c")).expect("model.c");
     // Outside string literals, the name may only appear inside comments it cannot close.
@@ -238,14 +202,7 @@ fn hostile_names_are_sanitised() {
         "non-ASCII names are octal-escaped in string literals"
     );
     let x = input(&d.0, &[1, 64, 64]);
-    let o = petasos(&[
-        "run",
-        out.to_str().unwrap(),
-        "-i",
-        &x,
-        "-o",
-        d.0.join("r").to_str().unwrap(),
-    ]);
+    let o = run_cpu(&out, &x, &d.0.join("r"));
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -277,28 +234,10 @@ fn strip_strings(src: &str) -> String {
 fn failing_compile_keeps_out(name: &str, model: &str, extra: &[&str], expect: &str, d: &TempDir) {
     let out = d.0.join(format!("out-{name}"));
     let good = save(&chain(1, "x"), &d.0);
-    let o = petasos(&[
-        "compile",
-        &good,
-        "--target",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-        "--cflags",
-        "-O1",
-    ]);
+    let o = compile_cpu(&good, &out, &["--cflags", "-O1"]);
     assert!(o.status.success(), "{}", text(&o));
     let before = std::fs::read(out.join("model.c")).expect("model.c");
-    let mut args = vec![
-        "compile",
-        model,
-        "--target",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = petasos(&args);
+    let o = compile_cpu(model, &out, extra);
     assert!(!o.status.success(), "{name}: compile should fail");
     let t = text(&o);
     assert!(t.contains(expect), "{name}: message lacks '{expect}': {t}");
@@ -358,31 +297,17 @@ fn compile_errors_are_clear_and_atomic() {
     let sym = d.0.join("sym.onnx");
     petasos_ir::onnx::save_model(&b.finish().expect("g"), &sym).expect("save");
     failing_compile_keeps_out("unbound", sym.to_str().unwrap(), &[], "--dim N=<value>", &d);
-    let o = petasos(&[
-        "compile",
+    let o = compile_cpu(
         sym.to_str().unwrap(),
-        "--target",
-        "cpu",
-        "-o",
-        d.0.join("s").to_str().unwrap(),
-        "--dim",
-        "N=3",
-        "--cflags",
-        "-O1",
-    ]);
+        &d.0.join("s"),
+        &["--dim", "N=3", "--cflags", "-O1"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // A folder that is not an artifact is never replaced.
     let foreign = d.0.join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("precious.txt"), "keep").unwrap();
-    let o = petasos(&[
-        "compile",
-        &good,
-        "--target",
-        "cpu",
-        "-o",
-        foreign.to_str().unwrap(),
-    ]);
+    let o = compile_cpu(&good, &foreign, &[]);
     assert!(!o.status.success());
     assert!(foreign.join("precious.txt").is_file());
 }
@@ -392,27 +317,11 @@ fn wrong_inputs_are_refused() {
     let d = TempDir::new("inputs");
     let m = save(&chain(1, "x"), &d.0);
     let out = d.0.join("out");
-    let o = petasos(&[
-        "compile",
-        &m,
-        "--target",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-        "--cflags",
-        "-O1",
-    ]);
+    let o = compile_cpu(&m, &out, &["--cflags", "-O1"]);
     assert!(o.status.success(), "{}", text(&o));
     let bad_shape = input(&d.0, &[1, 64, 63]);
     let r = d.0.join("r");
-    let o = petasos(&[
-        "run",
-        out.to_str().unwrap(),
-        "-i",
-        &bad_shape,
-        "-o",
-        r.to_str().unwrap(),
-    ]);
+    let o = run_cpu(&out, &bad_shape, &r);
     assert!(!o.status.success());
     assert!(
         text(&o).contains("input 0 'x' must be float[1,64,64], got float[1,64,63]"),
@@ -426,14 +335,7 @@ fn wrong_inputs_are_refused() {
         &Tensor::from_i64(&[1, 64, 64], vec![1; 4096]).unwrap(),
     )
     .unwrap();
-    let o = petasos(&[
-        "run",
-        out.to_str().unwrap(),
-        "-i",
-        p.to_str().unwrap(),
-        "-o",
-        r.to_str().unwrap(),
-    ]);
+    let o = run_cpu(&out, p.to_str().unwrap(), &r);
     assert!(!o.status.success());
     assert!(text(&o).contains("got int64[1,64,64]"), "{}", text(&o));
     assert!(
@@ -460,28 +362,12 @@ fn run_time_errors_of_kernels_fail_the_run() {
     b.output(y, "y");
     let m = save(&b.finish().expect("graph"), &d.0);
     let out = d.0.join("out");
-    let o = petasos(&[
-        "compile",
-        &m,
-        "--target",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-        "--cflags",
-        "-O1",
-    ]);
+    let o = compile_cpu(&m, &out, &["--cflags", "-O1"]);
     assert!(o.status.success(), "{}", text(&o));
     let run = |vals: Vec<i64>, r: &Path| {
         let p = d.0.join("idx.pb");
         write_tensor_file(&p, "idx", &Tensor::from_i64(&[3], vals).unwrap()).unwrap();
-        petasos(&[
-            "run",
-            out.to_str().unwrap(),
-            "-i",
-            p.to_str().unwrap(),
-            "-o",
-            r.to_str().unwrap(),
-        ])
+        run_cpu(&out, p.to_str().unwrap(), r)
     };
     let good = d.0.join("good");
     let o = run(vec![3, 0, -1], &good);

@@ -2,113 +2,18 @@
 //! (and that the fusion happened), QONNX quantizers, and the 12 shared models (env PETASOS_SHARED) compiled with
 //! the default flags, run on their recorded inputs and compared with their recorded outputs.
 
+#[allow(dead_code)]
+mod support;
+
 use petasos_compiler::backend::cpu::{self, CpuOptions};
 use petasos_ir::builder::GraphBuilder;
 use petasos_ir::onnx::import::import_file;
-use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
+use petasos_ir::onnx::tensor_file::read_tensor_file;
 use petasos_ir::op::Attr;
 use petasos_ir::{DType, Graph, Tensor, ValueType};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A fresh, empty folder for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("petasos-cpunn-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Test compile options: quick, warnings are errors (the generated C must be clean).
-fn quick() -> CpuOptions {
-    let mut o = CpuOptions::default();
-    o.cc.cflags = vec![
-        "-O1".into(),
-        "-march=native".into(),
-        "-Wall".into(),
-        "-Wextra".into(),
-        "-Werror".into(),
-    ];
-    o
-}
-
-/// Deterministic values in [-2, 2).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
-        })
-        .collect()
-}
-
-/// Runs `main` of `out` on `inputs`; returns its outputs.
-fn run_main(out: &Path, inputs: &[Tensor], work: &Path, threads: usize) -> Vec<Tensor> {
-    let mut cmd = Command::new(out.join("main"));
-    for (i, t) in inputs.iter().enumerate() {
-        let p = work.join(format!("input_{i}.pb"));
-        write_tensor_file(&p, &format!("in{i}"), t).expect("write input");
-        cmd.arg("-i").arg(&p);
-    }
-    let res = work.join("res");
-    std::fs::create_dir_all(&res).expect("res dir");
-    let o = cmd
-        .arg("-o")
-        .arg(&res)
-        .arg("--threads")
-        .arg(threads.to_string())
-        .output()
-        .expect("run main");
-    assert!(
-        o.status.success(),
-        "main failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut outs = Vec::new();
-    for i in 0.. {
-        let p = res.join(format!("output_{i}.pb"));
-        if !p.is_file() {
-            break;
-        }
-        outs.push(read_tensor_file(&p).expect("read output"));
-    }
-    outs
-}
-
-/// Asserts `got` matches `want` (rtol 1e-3, atol 1e-5; same dtype and shape).
-fn assert_close(what: &str, got: &[Tensor], want: &[Tensor]) {
-    assert_eq!(got.len(), want.len(), "{what}: number of outputs");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert_eq!(a.dtype(), b.dtype(), "{what} output {i}");
-        assert_eq!(a.shape(), b.shape(), "{what} output {i}");
-        let (x, y) = (a.to_f64_vec().expect("f"), b.to_f64_vec().expect("f"));
-        let mut worst = 0.0f64;
-        for (k, (p, q)) in x.iter().zip(&y).enumerate() {
-            assert!(
-                (p - q).abs() <= 1e-5 + 1e-3 * q.abs(),
-                "{what} output {i} element {k}: got {p}, want {q}"
-            );
-            worst = worst.max((p - q).abs());
-        }
-        println!(
-            "{what} output {i}: {} values, max |diff| {worst:e}",
-            x.len()
-        );
-    }
-}
+use support::{assert_close, quick_native, run_main_threads, values, TempDir};
 
 /// The scale of the QONNX `Quant` node (one-element scale) that produces graph output `i`.
 fn quant_step(g: &Graph, i: usize) -> Option<f64> {
@@ -170,16 +75,13 @@ fn assert_close_quantized(what: &str, got: &[Tensor], want: &[Tensor], steps: &[
 /// Compiles `g`, checks the kernels' op chains contain every one of `fused` (e.g.
 /// `Conv+Add+Clip`), runs at 1 and 2 threads and compares with the interpreter.
 fn check(name: &str, g: &Graph, inputs: Vec<Tensor>, fused: &[&str]) {
-    check_with(name, g, inputs, fused, &quick());
+    check_with(name, g, inputs, fused, &quick_native());
 }
 
 /// [`check`] with compile options `opts`.
 fn check_with(name: &str, g: &Graph, inputs: Vec<Tensor>, fused: &[&str], opts: &CpuOptions) {
-    let dir = TempDir::new(name);
-    let want = petasos_ir::interp::run(g, inputs.clone()).expect("interpret");
-    let mut gc = g.clone();
-    let out = dir.0.join("out");
-    cpu::compile(&mut gc, opts, &out).expect("compile");
+    let want = support::interpret(g, &inputs);
+    let (dir, out) = support::compile(name, g, opts);
     let plan = std::fs::read_to_string(out.join("plan.json")).expect("plan.json");
     for f in fused {
         assert!(
@@ -188,7 +90,7 @@ fn check_with(name: &str, g: &Graph, inputs: Vec<Tensor>, fused: &[&str], opts: 
         );
     }
     for threads in [1, 2] {
-        let got = run_main(&out, &inputs, &dir.0, threads);
+        let got = run_main_threads(&out, &inputs, &dir.0, threads);
         assert_close(&format!("{name} ({threads} threads)"), &got, &want);
     }
 }
@@ -438,7 +340,7 @@ fn shared_models_compile_run_and_match() {
             }
             Err(e) => panic!("{name}: compile failed: {e}"),
         }
-        let got = run_main(&out, &inputs, &dir.0, 1);
+        let got = run_main_threads(&out, &inputs, &dir.0, 1);
         if steps.iter().any(|s| s.is_some()) {
             assert_close_quantized(name, &got, &want, &steps);
         } else {
@@ -629,7 +531,7 @@ fn blas_openblas_runs_gemms_and_dense_convs() {
     let th = b.op("Tanh", &[gm], &[]).expect("tanh");
     b.output(th, "y");
     let g = b.finish().expect("graph");
-    let mut o = quick();
+    let mut o = quick_native();
     o.cc.blas = Some(cpu::Blas::Openblas);
     check_with(
         "blas_chain",

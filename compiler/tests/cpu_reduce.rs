@@ -4,109 +4,13 @@
 //! statistics outputs, losses with ignore_index) are compiled with `-Werror`, run through
 //! the generated `main`, and compared with the interpreter (ints and NaN positions exactly).
 
-use petasos_compiler::backend::cpu::{self, CpuOptions};
+#[allow(dead_code)]
+mod support;
+
 use petasos_ir::builder::GraphBuilder;
-use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
 use petasos_ir::op::Attr;
-use petasos_ir::{DType, Graph, Tensor, ValueType};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A fresh, empty folder for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("petasos-cpu-red-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Deterministic values in [-2, 2).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
-        })
-        .collect()
-}
-
-/// Compiles `g` (warnings are errors), runs `main` on `inputs`, and checks every output
-/// against the interpreter: same dtype and shape, ints exact, NaN where the interpreter has
-/// NaN, floats within rtol 1e-3 / atol 1e-5.
-fn check(name: &str, g: &Graph, inputs: Vec<Tensor>) {
-    let dir = TempDir::new(name);
-    let want = petasos_ir::interp::run(g, inputs.clone()).expect("interpret");
-    let mut o = CpuOptions::default();
-    o.cc.cflags = vec![
-        "-O1".into(),
-        "-Wall".into(),
-        "-Wextra".into(),
-        "-Werror".into(),
-    ];
-    let out = dir.0.join("out");
-    let mut gc = g.clone();
-    cpu::compile(&mut gc, &o, &out).expect("compile");
-    let got = run_main(&out, &inputs, &dir.0);
-    assert_eq!(got.len(), want.len(), "{name}: number of outputs");
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(a.dtype(), b.dtype(), "{name} output {i}");
-        assert_eq!(a.shape(), b.shape(), "{name} output {i}");
-        if a.dtype().is_int() {
-            assert_eq!(
-                a.to_i64_vec().ok(),
-                b.to_i64_vec().ok(),
-                "{name} output {i}"
-            );
-            continue;
-        }
-        let (x, y) = (a.to_f64_vec().expect("f"), b.to_f64_vec().expect("f"));
-        for (k, (p, q)) in x.iter().zip(&y).enumerate() {
-            let ok = if q.is_nan() {
-                p.is_nan()
-            } else {
-                p == q || (p - q).abs() <= 1e-5 + 1e-3 * q.abs()
-            };
-            assert!(ok, "{name} output {i} element {k}: got {p}, want {q}");
-        }
-    }
-}
-
-/// Runs `main` of `out` on `inputs`; returns its outputs.
-fn run_main(out: &Path, inputs: &[Tensor], work: &Path) -> Vec<Tensor> {
-    let mut cmd = Command::new(out.join("main"));
-    for (i, t) in inputs.iter().enumerate() {
-        let p = work.join(format!("input_{i}.pb"));
-        write_tensor_file(&p, &format!("in{i}"), t).expect("write input");
-        cmd.arg("-i").arg(&p);
-    }
-    let res = work.join("res");
-    std::fs::create_dir_all(&res).expect("res dir");
-    let o = cmd.arg("-o").arg(&res).output().expect("run main");
-    assert!(
-        o.status.success(),
-        "main failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (0..)
-        .map(|i| res.join(format!("output_{i}.pb")))
-        .take_while(|p| p.is_file())
-        .map(|p| read_tensor_file(&p).expect("read output"))
-        .collect()
-}
+use petasos_ir::{DType, Tensor, ValueType};
+use support::{check, values};
 
 #[test]
 fn integer_reductions_wrap_and_float_ones_propagate_nan() {

@@ -3,33 +3,18 @@
 //! interpreter's Rust implementations over edge-case sweeps; Cast/Quantize/Dequantize
 //! graphs with float8 and int4 tensors end to end; and `--freeze-input`.
 
+#[allow(dead_code)]
+mod support;
+
 use petasos_compiler::backend::cpu::{self, specialise, CpuOptions};
 use petasos_ir::builder::GraphBuilder;
 use petasos_ir::minifloat::{decode, encode};
-use petasos_ir::onnx::tensor_file::{read_tensor_file, write_tensor_file};
 use petasos_ir::op::Attr;
 use petasos_ir::{DType, Graph, Tensor, ValueType};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// A fresh, empty folder for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("petasos-types-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{quick, same, try_run_main, Cmp, TempDir};
 
 const FORMATS: [DType; 5] = [
     DType::F8E4M3FN,
@@ -177,10 +162,6 @@ int main(void) {{
     String::from_utf8(o.stdout).expect("utf8")
 }
 
-fn same(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits() || (a == b && a != 0.0)
-}
-
 #[test]
 fn c_conversions_match_the_interpreter() {
     let dir = TempDir::new("conv");
@@ -254,66 +235,9 @@ fn c_conversions_match_the_interpreter() {
     assert!(checked > 10_000, "only {checked} encodings checked");
 }
 
-/// Fast compile options (warnings are errors: generated C must be clean).
-fn opts() -> CpuOptions {
-    let mut o = CpuOptions::default();
-    o.cc.cflags = vec![
-        "-O1".into(),
-        "-Wall".into(),
-        "-Wextra".into(),
-        "-Werror".into(),
-    ];
-    o
-}
-
-/// Runs `main` of `out` on `inputs`: its outputs, or its exit code and stderr.
-fn run_main(out: &Path, inputs: &[Tensor], work: &Path) -> Result<Vec<Tensor>, (i32, String)> {
-    let mut cmd = Command::new(out.join("main"));
-    for (i, t) in inputs.iter().enumerate() {
-        let p = work.join(format!("input_{i}.pb"));
-        write_tensor_file(&p, &format!("in{i}"), t).expect("write input");
-        cmd.arg("-i").arg(&p);
-    }
-    let res = work.join("res");
-    let _ = std::fs::remove_dir_all(&res);
-    std::fs::create_dir_all(&res).expect("res dir");
-    let o = cmd.arg("-o").arg(&res).output().expect("run main");
-    if !o.status.success() {
-        return Err((
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        ));
-    }
-    let mut outs = Vec::new();
-    for i in 0.. {
-        let p = res.join(format!("output_{i}.pb"));
-        if !p.is_file() {
-            break;
-        }
-        outs.push(read_tensor_file(&p).expect("read output"));
-    }
-    Ok(outs)
-}
-
 /// Compiles `g` (with `o`), runs it and checks every output equals the interpreter's.
 fn check(name: &str, g: &Graph, o: &CpuOptions, inputs: Vec<Tensor>) {
-    let dir = TempDir::new(name);
-    let want = petasos_ir::interp::run(g, inputs.clone()).expect("interpret");
-    let mut gc = g.clone();
-    cpu::compile(&mut gc, o, &dir.0.join("out")).expect("compile");
-    let got = run_main(&dir.0.join("out"), &inputs, &dir.0).expect("main");
-    assert_eq!(got.len(), want.len(), "{name}: number of outputs");
-    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(a.dtype(), b.dtype(), "{name} output {i}");
-        assert_eq!(a.shape(), b.shape(), "{name} output {i}");
-        let (x, y) = (a.to_f64_vec().expect("f"), b.to_f64_vec().expect("f"));
-        for (k, (p, q)) in x.iter().zip(&y).enumerate() {
-            assert!(
-                same(*p, *q),
-                "{name} output {i} element {k}: got {p}, want {q}"
-            );
-        }
-    }
+    support::check_with(name, g, o, &inputs, Cmp::Bits);
 }
 
 #[test]
@@ -365,7 +289,7 @@ fn float8_and_int4_graphs_match_the_interpreter() {
         ],
     )
     .expect("x");
-    check("types", &g, &opts(), vec![x]);
+    check("types", &g, &quick(), vec![x]);
 }
 
 /// x[2,3] reshaped by a graph input `shape`.
@@ -387,7 +311,7 @@ fn frozen_input_gives_static_shapes_and_is_checked_at_run_time() {
     // Without freezing the output shape is unknown; the probe names the input to freeze.
     let dir = TempDir::new("frozen");
     let mut g0 = g.clone();
-    let err = cpu::compile(&mut g0, &opts(), &dir.0.join("none")).expect_err("dynamic");
+    let err = cpu::compile(&mut g0, &quick(), &dir.0.join("none")).expect_err("dynamic");
     let msg = err.to_string();
     assert!(msg.contains("no static shape"), "{msg}");
     assert!(msg.contains("--freeze-input shape=FILE.pb"), "{msg}");
@@ -398,19 +322,20 @@ fn frozen_input_gives_static_shapes_and_is_checked_at_run_time() {
         vec!["shape".to_string()]
     );
 
-    let mut o = opts();
+    let mut o = quick();
     o.frozen.insert("shape".into(), shape.clone());
     check("frozen", &g, &o, vec![x.clone(), shape.clone()]);
 
     let mut gc = g.clone();
     cpu::compile(&mut gc, &o, &dir.0.join("out")).expect("compile");
     let other = Tensor::from_i64(&[2], vec![6, 1]).expect("other");
-    let (code, msg) = run_main(&dir.0.join("out"), &[x, other], &dir.0).expect_err("refused");
+    let (code, msg) =
+        try_run_main(&dir.0.join("out"), &[x, other], &dir.0, &[]).expect_err("refused");
     assert_eq!(code, 3, "{msg}");
     assert!(msg.contains("'shape'") && msg.contains("frozen"), "{msg}");
 
     // A frozen value of the wrong dtype or shape is refused at compile time.
-    let mut bad = opts();
+    let mut bad = quick();
     bad.frozen.insert(
         "shape".into(),
         Tensor::from_f32(&[2], vec![3.0, 2.0]).expect("f"),
@@ -438,9 +363,9 @@ fn shape_and_size_of_static_values_fold_to_constants() {
     b.output(n, "size");
     let g = b.finish().expect("graph");
     let mut gs = g.clone();
-    let src = cpu::generate(&mut gs, &opts()).expect("generate");
+    let src = cpu::generate(&mut gs, &quick()).expect("generate");
     assert_eq!(src.report.kernels, 1, "only the Reshape copy is left");
     let xs = Tensor::from_f32(&[2, 3, 4], (0..24).map(|v| v as f32).collect()).expect("x");
     let ys = Tensor::from_f32(&[4, 6], vec![0.0; 24]).expect("y");
-    check("shapes", &g, &opts(), vec![xs, ys]);
+    check("shapes", &g, &quick(), vec![xs, ys]);
 }

@@ -336,14 +336,15 @@ extern uint64_t model_prof_total_ns[];
     Ok(h)
 }
 
-/// A C array initialiser body for `items`, or a placeholder for an empty list (C forbids
-/// empty initialisers).
-fn list(items: &[String], empty: &str) -> String {
-    if items.is_empty() {
-        empty.to_string()
+/// Appends the line `DECL[] = {ITEMS};` to `c`: a C array of `items`, or `{0}` for an empty
+/// list (C forbids empty initialisers).
+fn c_array(c: &mut String, decl: &str, items: &[String]) {
+    let body = if items.is_empty() {
+        "0".to_string()
     } else {
         items.join(", ")
-    }
+    };
+    let _ = writeln!(c, "{decl}[] = {{{body}}};");
 }
 
 /// `model.c`.
@@ -394,10 +395,10 @@ fn source_file(
         let mut shapes = Vec::new();
         for (i, (_, _, s)) in vals.iter().enumerate() {
             let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
-            let _ = writeln!(
-                c,
-                "static const int64_t pt_{what}_shape_{i}[] = {{{}}};",
-                list(&dims, "0")
+            c_array(
+                &mut c,
+                &format!("static const int64_t pt_{what}_shape_{i}"),
+                &dims,
             );
             shapes.push(format!("pt_{what}_shape_{i}"));
         }
@@ -408,46 +409,26 @@ fn source_file(
             .iter()
             .map(|v| format!("{}u", v.1.bytes_for(v.2.iter().product())))
             .collect();
-        let _ = writeln!(
-            c,
-            "const char *const model_{what}_names[] = {{{}}};",
-            list(&names, "0")
+        c_array(
+            &mut c,
+            &format!("const char *const model_{what}_names"),
+            &names,
         );
-        let _ = writeln!(
-            c,
-            "const int model_{what}_dtypes[] = {{{}}};",
-            list(&codes, "0")
+        c_array(&mut c, &format!("const int model_{what}_dtypes"), &codes);
+        c_array(&mut c, &format!("const int model_{what}_ranks"), &ranks);
+        c_array(
+            &mut c,
+            &format!("const int64_t *const model_{what}_shapes"),
+            &shapes,
         );
-        let _ = writeln!(
-            c,
-            "const int model_{what}_ranks[] = {{{}}};",
-            list(&ranks, "0")
-        );
-        let _ = writeln!(
-            c,
-            "const int64_t *const model_{what}_shapes[] = {{{}}};",
-            list(&shapes, "0")
-        );
-        let _ = writeln!(
-            c,
-            "const size_t model_{what}_bytes[] = {{{}}};",
-            list(&bytes, "0")
-        );
+        c_array(&mut c, &format!("const size_t model_{what}_bytes"), &bytes);
     }
     let nk = kernels.len();
     let kn: Vec<String> = kernels.iter().map(|k| c_string(&k.0)).collect();
     let ko: Vec<String> = kernels.iter().map(|k| c_string(&k.1)).collect();
     let _ = writeln!(c, "\n/* Kernels. */\nconst int model_num_kernels = {nk};");
-    let _ = writeln!(
-        c,
-        "const char *const model_kernel_names[] = {{{}}};",
-        list(&kn, "0")
-    );
-    let _ = writeln!(
-        c,
-        "const char *const model_kernel_ops[] = {{{}}};",
-        list(&ko, "0")
-    );
+    c_array(&mut c, "const char *const model_kernel_names", &kn);
+    c_array(&mut c, "const char *const model_kernel_ops", &ko);
     let n1 = nk.max(1);
     let _ = writeln!(c, "uint64_t model_prof_start_ns[{n1}];\nuint64_t model_prof_dur_ns[{n1}];\nuint64_t model_prof_total_ns[{n1}];");
     for f in frozen.iter().filter(|f| !f.bytes.is_empty()) {

@@ -573,9 +573,7 @@ fn lower_rotary(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let im = rnd(&format!("{} + {}", rnd("sn * x1"), rnd("c * x2")));
     cx.line(y.store(i1, &re));
     cx.line(y.store(&i2, &im));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 
@@ -825,8 +823,7 @@ fn lower_linear_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line(format!(
         "for (size_t m = 0; m < {dv}; m++) Sh[i * {dv} + m] += kv * vt[m];"
     ));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     cx.line(format!("for (size_t hqi = 0; hqi < {hq}; hqi++) {{"));
     cx.line(format!(
         "const {t} *Sh = S + (bi * {hk} + hqi / {}) * {};",
@@ -843,9 +840,7 @@ fn lower_linear_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         &format!("bt * {} + hqi * {dv} + m", hq * dv),
         &format!("({t}){} * o", lit(scale)),
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     if let Some(o) = &so {
         cx.line(format!("for (size_t i = 0; i < {ns}; i++) {{"));
         cx.line(o.store("i", "S[i]"));
@@ -968,8 +963,7 @@ fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         &format!("((b * {hq} + h) * {lq} + i) * {dv} + m"),
         "yrow[m]",
     ));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 

@@ -133,9 +133,7 @@ fn lower_einsum(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     } else {
         cx.line(format!("{}[{yi}] = ({})acc;", y.expr, y.ctype()));
     }
-    for _ in 0..p.n_out {
-        cx.line("}");
-    }
+    cx.close(p.n_out);
     Ok(())
 }
 

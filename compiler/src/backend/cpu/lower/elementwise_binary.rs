@@ -14,7 +14,8 @@ use super::{CTensor, LowerCx, LowerError};
 use petasos_ir::graph::Node;
 use petasos_ir::DType;
 
-/// The op types of this file.
+/// The op types of this file, as registered (public: `tests/cpu_elementwise.rs` iterates it to
+/// check the lowerings against the interpreter).
 pub const OPS: &[&str] = &[
     "Add",
     "Sub",

@@ -14,7 +14,8 @@ use super::{LowerCx, LowerError};
 use petasos_ir::graph::Node;
 use petasos_ir::DType;
 
-/// The op types of this file.
+/// The op types of this file, as registered (public: `tests/cpu_elementwise.rs` iterates it to
+/// check the lowerings against the interpreter).
 pub const OPS: &[&str] = &[
     "Abs",
     "Acos",
@@ -100,6 +101,16 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
         )
     };
     let e = |s: String| Some(Elem::expr(s));
+    // `h = clamp(lin, 0, 1)` (a NaN stays NaN), then the value `val`.
+    let hard = |lin: String, val: &str| {
+        Some(Elem {
+            pre: vec![
+                format!("{t} h = {lin};"),
+                format!("h = h < {zero} ? {zero} : (h > {one} ? {one} : h);"),
+            ],
+            val: val.into(),
+        })
+    };
     match op {
         "Abs" => e(format!("{}(x0)", m("fabs"))),
         "Exp" => e(fm::exp(t, "x0")),
@@ -119,13 +130,7 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
         "Softsign" => e(format!("x0 / ({one} + {}(x0))", m("fabs"))),
         "Softplus" => e(softplus("x0")),
         "Mish" => e(format!("x0 * {}", fm::tanh(t, &softplus("x0")))),
-        "HardSwish" => Some(Elem {
-            pre: vec![
-                format!("{t} h = x0 / {} + {};", lit(t, 6.0), lit(t, 0.5)),
-                format!("h = h < {zero} ? {zero} : (h > {one} ? {one} : h);"),
-            ],
-            val: "x0 * h".into(),
-        }),
+        "HardSwish" => hard(format!("x0 / {} + {}", lit(t, 6.0), lit(t, 0.5)), "x0 * h"),
         "LeakyRelu" => {
             let a = lit(t, attr_f(node, "alpha", 0.01) as f64);
             e(format!("x0 < {zero} ? {a} * x0 : x0"))
@@ -157,13 +162,7 @@ fn float_unary(node: &Node, op: &str, t: &str) -> Option<Elem> {
         "HardSigmoid" => {
             let a = lit(t, attr_f(node, "alpha", 0.2) as f64);
             let b = lit(t, attr_f(node, "beta", 0.5) as f64);
-            Some(Elem {
-                pre: vec![
-                    format!("{t} h = {a} * x0 + {b};"),
-                    format!("h = h < {zero} ? {zero} : (h > {one} ? {one} : h);"),
-                ],
-                val: "h".into(),
-            })
+            hard(format!("{a} * x0 + {b}"), "h")
         }
         "ThresholdedRelu" => {
             let a = lit(t, attr_f(node, "alpha", 1.0) as f64);

@@ -129,8 +129,7 @@ fn lower_gather(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             y.expr, x.expr
         ));
     }
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -188,9 +187,7 @@ fn lower_gather_elements(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         y.expr, x.expr, xs[a]
     ));
     cx.line("f++;");
-    for _ in 0..n {
-        cx.line("}");
-    }
+    cx.close(n);
     Ok(())
 }
 
@@ -293,9 +290,7 @@ fn lower_reverse_sequence(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         offset_expr(&xs, Some(ta)),
         xs[ta]
     ));
-    for _ in 0..n {
-        cx.line("}");
-    }
+    cx.close(n);
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use super::layout_rt::{is_runtime, lower_pad_rt, lower_slice_rt};
 use super::movement::{emit_copy_plan, strides, Axis, CopyPlan, Src};
-use super::operand::{const_ints, ctype, literal, norm_axis};
+use super::operand::{const_ints, ctype, fill, literal, norm_axis};
 use super::{CTensor, LowerCx, LowerError, Registry};
 use petasos_ir::ops::nn::layout::{DepthToSpace, SpaceToDepth};
 use petasos_ir::ops::shape_ops::layout::{Concat, Transpose};
@@ -227,19 +227,6 @@ fn lower_tile(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         src.extend([0, st]);
     }
     copy(cx, &x, &y, &CopyPlan::gather(&shape, 0, &src))
-}
-
-/// Fills all of `y` with the value of C expression `v` (in `y`'s compute type).
-fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
-    if y.numel() == 0 {
-        return;
-    }
-    cx.line("{");
-    cx.line(format!("const {} fv = {v};", y.compute_type()));
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    cx.line(y.store("i", "fv"));
-    cx.line("}");
-    cx.line("}");
 }
 
 /// The fill value of a constant Pad: the attribute, the optional value input (read at run

@@ -128,9 +128,7 @@ pub fn lower_slice_rt(cx: &mut LowerCx<'_>, x: &CTensor, y: &CTensor) -> Result<
     } else {
         cx.line(format!("{}[f++] = {}[{src}];", y.expr, x.expr));
     }
-    for _ in 0..loops {
-        cx.line("}");
-    }
+    cx.close(loops);
     Ok(())
 }
 
@@ -208,8 +206,7 @@ pub fn lower_pad_rt(
         }
         cx.line("}");
         cx.line(format!("tab[q] = v < 0 ? -1 : v * {xa};"));
-        cx.line("}");
-        cx.line("}");
+        cx.close(2);
         base += o;
     }
     cx.line(format!("const {} fv = {fill};", y.compute_type()));
@@ -233,8 +230,6 @@ pub fn lower_pad_rt(
     cx.line(format!("{}[f] = {}[{}];", y.expr, x.expr, sum.join(" + ")));
     cx.line("}");
     cx.line("f++;");
-    for _ in 0..r {
-        cx.line("}");
-    }
+    cx.close(r);
     Ok(())
 }

@@ -118,15 +118,13 @@ fn lower_loss(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     };
     cx.line(format!("l = -{val} * w;"));
     cx.line("wsum += w;");
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     if none {
         cx.line(loss.store(&format!("b * {d} + p"), "l"));
     } else {
         cx.line("tot += l;");
     }
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     match reduction.as_str() {
         "sum" => cx.line(loss.store("0", "tot")),
         "mean" => cx.line(loss.store("0", "tot / wsum")),

@@ -102,7 +102,6 @@ fn lower_lp_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         &format!("b * {ov} + o"),
         &format!("pow(s, {})", c_double(1.0 / p)),
     ));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }

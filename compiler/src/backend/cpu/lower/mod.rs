@@ -224,19 +224,7 @@ pub fn ctype(d: DType) -> Option<&'static str> {
 /// code per float8 element; float4/int4/uint4/int2/uint2 packed into `uint8_t` bytes as in
 /// ONNX raw data). Only kernels of [`Registry::handles_exotic`] op types get those tensors.
 pub fn storage_ctype(d: DType) -> Option<&'static str> {
-    ctype(d).or(match d {
-        DType::F8E4M3FN
-        | DType::F8E4M3FNUZ
-        | DType::F8E5M2
-        | DType::F8E5M2FNUZ
-        | DType::F8E8M0
-        | DType::F4E2M1
-        | DType::I4
-        | DType::U4
-        | DType::I2
-        | DType::U2 => Some("uint8_t"),
-        _ => None,
-    })
+    ctype(d).or_else(|| cast::is_exotic(d).then_some("uint8_t"))
 }
 
 /// One tensor of a kernel as the generated C sees it.
@@ -477,6 +465,13 @@ impl<'a> LowerCx<'a> {
             if l.ends_with('{') {
                 self.depth += 1;
             }
+        }
+    }
+
+    /// Closes `n` blocks (appends `n` lines `}`).
+    pub fn close(&mut self, n: usize) {
+        for _ in 0..n {
+            self.line("}");
         }
     }
 

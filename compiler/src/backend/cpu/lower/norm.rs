@@ -105,12 +105,12 @@ fn lower_layer_norm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         val = format!("{val} + {}", load_f64(b, &nest.off_all(3)));
     }
     cx.line(y.store(&xi, &val));
-    Nest::close(cx, c);
+    cx.close(c);
     let so = nest.off(1, Part::Outer);
     for (s, val) in stats.iter().zip(["m", "inv"]) {
         cx.line(s.store(&so, val));
     }
-    Nest::close(cx, outer);
+    cx.close(outer);
     Ok(())
 }
 
@@ -120,13 +120,13 @@ fn emit_mean_var(cx: &mut LowerCx<'_>, nest: &Nest, v: &str, n: usize) {
     cx.line("double s = 0.0;");
     let c = nest.open(cx, Part::Inner);
     cx.line(format!("s += {v};"));
-    Nest::close(cx, c);
+    cx.close(c);
     cx.line(format!("const double m = s / (double){n};"));
     cx.line("double q = 0.0;");
     let c = nest.open(cx, Part::Inner);
     cx.line(format!("const double d = {v} - m;"));
     cx.line("q += d * d;");
-    Nest::close(cx, c);
+    cx.close(c);
     cx.line(format!("const double var = q / (double){n};"));
 }
 
@@ -145,24 +145,22 @@ fn lower_rms_norm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         return Ok(());
     }
     let nest = Nest::new(&x.shape, &mask, &strides);
-    let n = nest.len(Part::Inner);
-    let xi = nest.off_all(0);
-    let v = load_f64(&x, &xi);
-    let outer = nest.open(cx, Part::Outer);
-    cx.line("double q = 0.0;");
-    let c = nest.open(cx, Part::Inner);
-    cx.line(format!("const double v = {v};"));
-    cx.line("q += v * v;");
-    Nest::close(cx, c);
-    cx.line(format!(
-        "const double inv = 1.0 / sqrt(q / (double){n} + {});",
-        c_double(op.epsilon as f64)
-    ));
-    let c = nest.open(cx, Part::Inner);
-    let val = format!("{v} * inv * {}", load_f64(&scale, &nest.off_all(1)));
-    cx.line(y.store(&xi, &val));
-    Nest::close(cx, c);
-    Nest::close(cx, outer);
+    let eps = c_double(op.epsilon as f64);
+    let mid = |n| {
+        vec![format!(
+            "const double inv = 1.0 / sqrt(q / (double){n} + {eps});"
+        )]
+    };
+    let sc = load_f64(&scale, &nest.off_all(1));
+    emit_two_pass(
+        cx,
+        &(x, y),
+        &nest,
+        "double q = 0.0;",
+        &["q += v * v;"],
+        mid,
+        |v| format!("{v} * inv * {sc}"),
+    );
     Ok(())
 }
 
@@ -230,9 +228,7 @@ fn lower_group_norm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line(format!("for (size_t p = 0; p < {spatial}; p++) {{"));
     cx.line(format!("const size_t k = cc * {spatial} + p;"));
     cx.line(y.store("base + k", &format!("({v} - m) * inv * sc + bi")));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 
@@ -245,29 +241,25 @@ fn lower_lp_norm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     }
     let a = norm_axis(cx, op.axis, x.rank())?;
     let mask: Vec<bool> = (0..x.rank()).map(|i| i == a).collect();
+    let acc = if op.p == 1 {
+        "nrm += fabs(v);"
+    } else {
+        "nrm += v * v;"
+    };
+    let mid = |_| {
+        if op.p == 2 {
+            vec!["nrm = sqrt(nrm);".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
     if x.numel() == 0 {
         return Ok(());
     }
     let nest = Nest::new(&x.shape, &mask, &[contiguous(&x.shape)]);
-    let xi = nest.off_all(0);
-    let v = load_f64(&x, &xi);
-    let outer = nest.open(cx, Part::Outer);
-    cx.line("double nrm = 0.0;");
-    let c = nest.open(cx, Part::Inner);
-    cx.line(format!("const double v = {v};"));
-    cx.line(if op.p == 1 {
-        "nrm += fabs(v);"
-    } else {
-        "nrm += v * v;"
+    emit_two_pass(cx, &(x, y), &nest, "double nrm = 0.0;", &[acc], mid, |v| {
+        format!("nrm == 0.0 ? 0.0 : {v} / nrm")
     });
-    Nest::close(cx, c);
-    if op.p == 2 {
-        cx.line("nrm = sqrt(nrm);");
-    }
-    let c = nest.open(cx, Part::Inner);
-    cx.line(y.store(&xi, &format!("nrm == 0.0 ? 0.0 : {v} / nrm")));
-    Nest::close(cx, c);
-    Nest::close(cx, outer);
     Ok(())
 }
 
@@ -276,28 +268,60 @@ fn lower_mvn(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let op = cx.op::<MeanVarianceNormalization>()?.clone();
     let (x, y) = float_io(cx)?;
     let mask = axes_mask(cx, &op.axes, x.rank())?;
+    let mid = |n| {
+        vec![
+            format!("const double m = s / (double){n};"),
+            format!("const double m2 = s2 / (double){n};"),
+            "const double sd = sqrt(fmax(m2 - m * m, 0.0));".to_string(),
+        ]
+    };
     if x.numel() == 0 {
         return Ok(());
     }
     let nest = Nest::new(&x.shape, &mask, &[contiguous(&x.shape)]);
-    let n = nest.len(Part::Inner);
+    emit_two_pass(
+        cx,
+        &(x, y),
+        &nest,
+        "double s = 0.0, s2 = 0.0;",
+        &["s += v;", "s2 += v * v;"],
+        mid,
+        |v| format!("({v} - m) / (sd + 1e-9)"),
+    );
+    Ok(())
+}
+
+/// Emits a two-pass normalisation of `x` into `y` (`io`) over `nest` (tensor 0: `x`,
+/// contiguous), per position of its outer loops: `init`; then, for every element of the
+/// inner loops, `const double v = X;` and the `acc` statements; then `mid(n)` (n: the inner
+/// elements per position); then, for every inner element again, `y = out(X)`.
+fn emit_two_pass(
+    cx: &mut LowerCx<'_>,
+    io: &(CTensor, CTensor),
+    nest: &Nest,
+    init: &str,
+    acc: &[&str],
+    mid: impl FnOnce(usize) -> Vec<String>,
+    out: impl FnOnce(&str) -> String,
+) {
+    let (x, y) = io;
     let xi = nest.off_all(0);
-    let v = load_f64(&x, &xi);
+    let v = load_f64(x, &xi);
     let outer = nest.open(cx, Part::Outer);
-    cx.line("double s = 0.0, s2 = 0.0;");
+    cx.line(init);
     let c = nest.open(cx, Part::Inner);
     cx.line(format!("const double v = {v};"));
-    cx.line("s += v;");
-    cx.line("s2 += v * v;");
-    Nest::close(cx, c);
-    cx.line(format!("const double m = s / (double){n};"));
-    cx.line(format!("const double m2 = s2 / (double){n};"));
-    cx.line("const double sd = sqrt(fmax(m2 - m * m, 0.0));");
+    for l in acc {
+        cx.line(l);
+    }
+    cx.close(c);
+    for l in mid(nest.len(Part::Inner)) {
+        cx.line(l);
+    }
     let c = nest.open(cx, Part::Inner);
-    cx.line(y.store(&xi, &format!("({v} - m) / (sd + 1e-9)")));
-    Nest::close(cx, c);
-    Nest::close(cx, outer);
-    Ok(())
+    cx.line(y.store(&xi, &out(&v)));
+    cx.close(c);
+    cx.close(outer);
 }
 
 /// `LRN` across the channels of `(N, C, ...)`.
@@ -345,8 +369,6 @@ fn lower_lrn(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             c_double(op.beta as f64)
         ),
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

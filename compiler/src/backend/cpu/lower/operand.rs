@@ -1,8 +1,9 @@
 //! Operand helpers shared by the shape/data-movement lowerings: compile-time values of
-//! constant operands (axes, pads, starts...), axis normalisation, and C literals per dtype.
+//! constant operands (axes, pads, starts...), axis normalisation, C literals per dtype and
+//! filling a tensor with one value.
 
 use super::{CTensor, LowerCx, LowerError};
-use petasos_ir::DType;
+use petasos_ir::{DType, Tensor};
 
 /// The integer values of optional input `slot` when it is present: `Ok(None)` when the input
 /// is omitted; an `unsupported` error naming `what` when it is present but not a constant
@@ -12,18 +13,7 @@ pub fn const_ints(
     slot: usize,
     what: &str,
 ) -> Result<Option<Vec<i64>>, LowerError> {
-    let Some(t) = cx.opt_input(slot) else {
-        return Ok(None);
-    };
-    if t.numel() == 0 {
-        return Ok(Some(Vec::new()));
-    }
-    let Some(c) = &t.constant else {
-        return Err(cx.unsupported(format!("a non-constant {what} input")));
-    };
-    c.to_i64_vec()
-        .map(Some)
-        .map_err(|e| cx.invalid(format!("{what}: {e}")))
+    const_values(cx, slot, what, Tensor::to_i64_vec)
 }
 
 /// The float values of optional input `slot` when present (see [`const_ints`]).
@@ -32,6 +22,16 @@ pub fn const_floats(
     slot: usize,
     what: &str,
 ) -> Result<Option<Vec<f64>>, LowerError> {
+    const_values(cx, slot, what, Tensor::to_f64_vec)
+}
+
+/// [`const_ints`] / [`const_floats`] with the conversion `values` of the constant.
+fn const_values<T>(
+    cx: &LowerCx<'_>,
+    slot: usize,
+    what: &str,
+    values: impl Fn(&Tensor) -> petasos_ir::Result<Vec<T>>,
+) -> Result<Option<Vec<T>>, LowerError> {
     let Some(t) = cx.opt_input(slot) else {
         return Ok(None);
     };
@@ -41,9 +41,22 @@ pub fn const_floats(
     let Some(c) = &t.constant else {
         return Err(cx.unsupported(format!("a non-constant {what} input")));
     };
-    c.to_f64_vec()
+    values(c)
         .map(Some)
         .map_err(|e| cx.invalid(format!("{what}: {e}")))
+}
+
+/// Emits `for i in 0..numel(y): y[i] = v` (in a block of its own) with `v` a C expression in
+/// `y`'s compute type; nothing for an empty `y`.
+pub fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
+    if y.numel() == 0 {
+        return;
+    }
+    cx.line("{");
+    cx.line(format!("const {} fv = {v};", y.compute_type()));
+    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
+    cx.line(y.store("i", "fv"));
+    cx.close(2);
 }
 
 /// Normalises `axis` (negative counts from the end) against `rank`.

@@ -87,6 +87,16 @@ fn param_index(
     ))
 }
 
+/// The per-element operands of QuantizeLinear / DequantizeLinear over elements `i`: C
+/// expressions of the parameter index `p` of `i` ([`param_index`]), of `x[i]`, `scale[p]`
+/// and `zero_point[p]` (`0.0` when absent), all `double`.
+struct QParams {
+    p: String,
+    xd: String,
+    sd: String,
+    zd: String,
+}
+
 /// Checks that a zero point, when given, has the scale's element count.
 fn check_zp(cx: &LowerCx<'_>, s: &CTensor, z: Option<&CTensor>) -> Result<(), LowerError> {
     match z {
@@ -96,6 +106,38 @@ fn check_zp(cx: &LowerCx<'_>, s: &CTensor, z: Option<&CTensor>) -> Result<(), Lo
         ))),
         _ => Ok(()),
     }
+}
+
+/// The [`QParams`] of `x` with scale `s` and the op's optional zero point (input 2) on
+/// `axis` / `block`.
+fn qparams(
+    cx: &LowerCx<'_>,
+    x: &CTensor,
+    s: &CTensor,
+    axis: i64,
+    block: usize,
+) -> Result<QParams, LowerError> {
+    Ok(QParams {
+        p: param_index(cx, &x.shape, &s.shape, axis, block)?,
+        xd: load_d(cx, x, "i")?,
+        sd: load_d(cx, s, "p")?,
+        zd: match cx.opt_input(2) {
+            Some(z) => load_d(cx, z, "p")?,
+            None => "0.0".into(),
+        },
+    })
+}
+
+/// Emits `for (i < n) { const size_t p = P; BODY }`: one element `i` per iteration with its
+/// parameter index `p`.
+fn emit_param_loop(cx: &mut LowerCx<'_>, n: usize, p: &str, body: &[String]) {
+    cx.line(format!("for (size_t i = 0; i < {n}; i++) {{"));
+    cx.line(format!("const size_t p = {p};"));
+    cx.line("(void)p;");
+    for l in body {
+        cx.line(l);
+    }
+    cx.line("}");
 }
 
 /// `QuantizeLinear`: `q = round_c(round_c(x) / round_c(scale))` in the computation type
@@ -108,21 +150,14 @@ fn lower_quantize(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         cx.input(1)?.clone(),
         cx.output(0)?.clone(),
     );
-    let z = cx.opt_input(2).cloned();
-    check_zp(cx, &s, z.as_ref())?;
+    check_zp(cx, &s, cx.opt_input(2))?;
     if !x.dtype.is_float() || !s.dtype.is_float() {
         return Err(cx.unsupported(format!("QuantizeLinear of {} by {}", x.dtype, s.dtype)));
     }
     let cdt = op
         .precision
         .unwrap_or_else(|| promote_float(x.dtype, s.dtype));
-    let p = param_index(cx, &x.shape, &s.shape, op.axis, op.block_size)?;
-    let xd = load_d(cx, &x, "i")?;
-    let sd = load_d(cx, &s, "p")?;
-    let zd = match &z {
-        Some(z) => load_d(cx, z, "p")?,
-        None => "0.0".into(),
-    };
+    let QParams { p, xd, sd, zd } = qparams(cx, &x, &s, op.axis, op.block_size)?;
     let rc = |v: &str| round_to(cdt, v).ok_or_else(|| cx.unsupported(format!("precision {cdt}")));
     let q = rc(&format!("{} / {}", rc(&xd)?, rc(&sd)?))?;
     let rules = FloatRules {
@@ -130,29 +165,25 @@ fn lower_quantize(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         round_mode: "up",
         f4_nan_zero: true,
     };
-    cx.need_rt("pt_types.h");
-    super::cast::clear_packed(cx, &y);
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    cx.line(format!("const size_t p = {p};"));
-    cx.line("(void)p;");
-    cx.line(format!("const double q = {q};"));
+    let mut body = vec![format!("const double q = {q};")];
     if let Some((lo, hi)) = y.dtype.int_range() {
-        cx.line(format!("double r = rint(q) + {zd};"));
-        cx.line(format!(
-            "r = r < {lo}.0 ? {lo}.0 : (r > {hi}.0 ? {hi}.0 : r);"
-        ));
-        cx.line("const int64_t v = isnan(r) ? 0 : (int64_t)r;");
         let st = store(&y, "i", "v", Val::Signed, rules)
             .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-        cx.line(st);
+        body.extend([
+            format!("double r = rint(q) + {zd};"),
+            format!("r = r < {lo}.0 ? {lo}.0 : (r > {hi}.0 ? {hi}.0 : r);"),
+            "const int64_t v = isnan(r) ? 0 : (int64_t)r;".into(),
+            st,
+        ]);
     } else {
-        cx.line(format!("const double v = q + {zd};"));
         let st = store(&y, "i", "v", Val::Double, rules)
             .filter(|_| y.dtype.is_float())
             .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-        cx.line(st);
+        body.extend([format!("const double v = q + {zd};"), st]);
     }
-    cx.line("}");
+    cx.need_rt("pt_types.h");
+    super::cast::clear_packed(cx, &y);
+    emit_param_loop(cx, y.numel(), &p, &body);
     Ok(())
 }
 
@@ -164,32 +195,22 @@ fn lower_dequantize(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         cx.input(1)?.clone(),
         cx.output(0)?.clone(),
     );
-    let z = cx.opt_input(2).cloned();
-    check_zp(cx, &s, z.as_ref())?;
+    check_zp(cx, &s, cx.opt_input(2))?;
     if !s.dtype.is_float() || round_to(y.dtype, "0").is_none() {
         return Err(cx.unsupported(format!(
             "DequantizeLinear with scale {} to {}",
             s.dtype, y.dtype
         )));
     }
-    let p = param_index(cx, &x.shape, &s.shape, op.axis, op.block_size)?;
-    let xd = load_d(cx, &x, "i")?;
-    let sd = load_d(cx, &s, "p")?;
-    let zd = match &z {
-        Some(z) => load_d(cx, z, "p")?,
-        None => "0.0".into(),
-    };
-    cx.need_rt("pt_types.h");
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    cx.line(format!("const size_t p = {p};"));
-    cx.line("(void)p;");
-    cx.line(format!(
-        "const double v = (double)(float)({xd} - {zd}) * {sd};"
-    ));
+    let QParams { p, xd, sd, zd } = qparams(cx, &x, &s, op.axis, op.block_size)?;
     let st = store(&y, "i", "v", Val::Double, DEFAULT_RULES)
         .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-    cx.line(st);
-    cx.line("}");
+    cx.need_rt("pt_types.h");
+    let body = [
+        format!("const double v = (double)(float)({xd} - {zd}) * {sd};"),
+        st,
+    ];
+    emit_param_loop(cx, y.numel(), &p, &body);
     Ok(())
 }
 
@@ -294,20 +315,34 @@ fn matmul_geom(cx: &LowerCx<'_>, a: &[usize], b: &[usize]) -> Result<MatGeom, Lo
     Ok((m, k, n, ao, bo))
 }
 
-/// A C expression of a zero point / scale of operand A (`None`: absent): one value, or one
-/// per row `mi` (1-D of length M).
+/// A C expression of an optional zero point / scale `t`: `zero` when absent, its value when
+/// it has one, its element `idx` when `fits(t)` (one value per row, column or channel), else
+/// the error `bad(t)`.
+fn param_expr(
+    cx: &LowerCx<'_>,
+    t: Option<&CTensor>,
+    zero: &str,
+    idx: &str,
+    fits: impl Fn(&CTensor) -> bool,
+    bad: impl Fn(&CTensor) -> LowerError,
+) -> Result<String, LowerError> {
+    match t {
+        None => Ok(zero.into()),
+        Some(t) if t.numel() == 1 => load_d(cx, t, "0"),
+        Some(t) if fits(t) => load_d(cx, t, idx),
+        Some(t) => Err(bad(t)),
+    }
+}
+
+/// A zero point / scale of operand A: one value, or one per row `mi` (1-D of length M).
 fn row_param(
     cx: &LowerCx<'_>,
     t: Option<&CTensor>,
     m: usize,
     zero: &str,
 ) -> Result<String, LowerError> {
-    match t {
-        None => Ok(zero.into()),
-        Some(t) if t.numel() == 1 => load_d(cx, t, "0"),
-        Some(t) if t.shape == [m] => load_d(cx, t, "mi"),
-        Some(t) => Err(cx.unsupported(format!("A parameter of shape {:?}", t.shape))),
-    }
+    let bad = |t: &CTensor| cx.unsupported(format!("A parameter of shape {:?}", t.shape));
+    param_expr(cx, t, zero, "mi", |t| t.shape == [m], bad)
 }
 
 /// Same for operand B / the output: one value, or one per column `ni` (1-D of length N).
@@ -317,12 +352,8 @@ fn col_param(
     n: usize,
     zero: &str,
 ) -> Result<String, LowerError> {
-    match t {
-        None => Ok(zero.into()),
-        Some(t) if t.numel() == 1 => load_d(cx, t, "0"),
-        Some(t) if t.shape == [n] => load_d(cx, t, "ni"),
-        Some(t) => Err(cx.unsupported(format!("B/output parameter of shape {:?}", t.shape))),
-    }
+    let bad = |t: &CTensor| cx.unsupported(format!("B/output parameter of shape {:?}", t.shape));
+    param_expr(cx, t, zero, "ni", |t| t.shape == [n], bad)
 }
 
 /// Emits the batched integer product loops; the body gets `acc` (int64_t, exact) and
@@ -375,10 +406,30 @@ fn emit_int_matmul(
     for l in finish {
         cx.line(l);
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
+}
+
+/// The epilogue statements of QLinearMatMul / QLinearConv: `rounded(lo, hi)` computes the
+/// `double r`, rounded and saturated to the output range `[lo, hi]`; then `v = r` (NaN to 0)
+/// is stored to `y[o]`. Declares the runtime types and clears a packed output.
+fn saturated_store<L: IntoIterator<Item = String>>(
+    cx: &mut LowerCx<'_>,
+    y: &CTensor,
+    rounded: impl FnOnce(i128, i128) -> L,
+) -> Result<Vec<String>, LowerError> {
+    let (lo, hi) = y
+        .dtype
+        .int_range()
+        .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
+    let st = store(y, "o", "v", Val::Signed, DEFAULT_RULES)
+        .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
+    cx.need_rt("pt_types.h");
+    super::cast::clear_packed(cx, y);
+    let mut lines: Vec<String> = rounded(lo, hi).into_iter().collect();
+    lines.push("const int64_t v = isnan(r) ? 0 : (int64_t)r;".into());
+    lines.push(st);
+    Ok(lines)
 }
 
 /// `MatMulInteger`: `int32((A - a_zp) @ (B - b_zp))` (wrapping), zero points per tensor,
@@ -422,20 +473,12 @@ fn lower_qlinear_matmul(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let sdt = a_s.dtype;
     let rs = |v: &str| round_to(sdt, v).ok_or_else(|| cx.unsupported(format!("scales of {sdt}")));
     let mult = rs(&format!("{} / {ysd}", rs(&format!("{asd} * {bsd}"))?))?;
-    let (lo, hi) = y
-        .dtype
-        .int_range()
-        .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-    let st = store(&y, "o", "v", Val::Signed, DEFAULT_RULES)
-        .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-    cx.need_rt("pt_types.h");
-    super::cast::clear_packed(cx, &y);
-    let fin = vec![
-        format!("double r = rint((double)acc * {mult} + {yzd});"),
-        format!("r = r < {lo}.0 ? {lo}.0 : (r > {hi}.0 ? {hi}.0 : r);"),
-        "const int64_t v = isnan(r) ? 0 : (int64_t)r;".to_string(),
-        st,
-    ];
+    let fin = saturated_store(cx, &y, |lo, hi| {
+        [
+            format!("double r = rint((double)acc * {mult} + {yzd});"),
+            format!("r = r < {lo}.0 ? {lo}.0 : (r > {hi}.0 ? {hi}.0 : r);"),
+        ]
+    })?;
     emit_int_matmul(cx, &a, &b, &azp, &bzp, &g, &fin)
 }
 
@@ -541,17 +584,12 @@ fn emit_int_conv(
     cx.line(format!(
         "acc += ((int64_t)({xv}) - zx) * ((int64_t)({wv}) - zw);"
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     cx.line("const size_t o = ((b * M + mo) * OH + oh) * OW + ow;");
     for l in finish {
         cx.line(l);
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(4);
     Ok(())
 }
 
@@ -562,21 +600,14 @@ fn per_channel(
     m: usize,
     zero: &str,
 ) -> Result<String, LowerError> {
-    match t {
-        None => Ok(zero.into()),
-        Some(t) if t.numel() == 1 => load_d(cx, t, "0"),
-        Some(t) if t.numel() == m => load_d(cx, t, "mo"),
-        Some(t) => Err(cx.invalid(format!("weight parameter has {} values", t.numel()))),
-    }
+    let bad = |t: &CTensor| cx.invalid(format!("weight parameter has {} values", t.numel()));
+    param_expr(cx, t, zero, "mo", |t| t.numel() == m, bad)
 }
 
 /// A scalar parameter (input zero point, scales of x and y).
 fn scalar(cx: &LowerCx<'_>, t: Option<&CTensor>, zero: &str) -> Result<String, LowerError> {
-    match t {
-        None => Ok(zero.into()),
-        Some(t) if t.numel() == 1 => load_d(cx, t, "0"),
-        Some(t) => Err(cx.invalid(format!("parameter must be a scalar, has {:?}", t.shape))),
-    }
+    let bad = |t: &CTensor| cx.invalid(format!("parameter must be a scalar, has {:?}", t.shape));
+    param_expr(cx, t, zero, "0", |_| false, bad)
 }
 
 /// `ConvInteger` (2-D): int32 accumulation of `(x - x_zp) * (w - w_zp)`.
@@ -619,21 +650,13 @@ fn lower_qlinear_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         )),
         Some(b) => return Err(cx.invalid(format!("bias {} {:?}", b.dtype, b.shape))),
     };
-    let (lo, hi) = y
-        .dtype
-        .int_range()
-        .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-    let st = store(&y, "o", "v", Val::Signed, DEFAULT_RULES)
-        .ok_or_else(|| cx.unsupported(format!("output {}", y.dtype)))?;
-    cx.need_rt("pt_types.h");
-    super::cast::clear_packed(cx, &y);
-    let fin = vec![
-        format!("const float sc = ((float)({xs}) * (float)({ws})) / (float)({ys});"),
-        format!("double r = (double)acc * (double)sc + {yzp};"),
-        format!("r = rint(r < {lo}.0 ? {lo}.0 : (r > {hi}.0 ? {hi}.0 : r));"),
-        "const int64_t v = isnan(r) ? 0 : (int64_t)r;".to_string(),
-        st,
-    ];
+    let fin = saturated_store(cx, &y, |lo, hi| {
+        [
+            format!("const float sc = ((float)({xs}) * (float)({ws})) / (float)({ys});"),
+            format!("double r = (double)acc * (double)sc + {yzp};"),
+            format!("r = rint(r < {lo}.0 ? {lo}.0 : (r > {hi}.0 ? {hi}.0 : r));"),
+        ]
+    })?;
     emit_int_conv(cx, &x, &w, &g, &xzp, &wzp, bias.as_deref(), &fin)
 }
 

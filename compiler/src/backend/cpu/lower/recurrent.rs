@@ -393,8 +393,7 @@ fn lower_recurrent(cx: &mut LowerCx<'_>, at: &RnnAttrs, cell: Cell) -> Result<()
         if let Some(Some(y)) = outs.first() {
             cx.line(y.store(&yi, "hs[k]"));
         }
-        cx.line("}");
-        cx.line("}");
+        cx.close(2);
         cx.line(format!("for (size_t k = 0; k < {h}; k++) {{"));
         if let Some(Some(yh)) = outs.get(1) {
             cx.line(yh.store(&si, "hs[k]"));
@@ -402,8 +401,7 @@ fn lower_recurrent(cx: &mut LowerCx<'_>, at: &RnnAttrs, cell: Cell) -> Result<()
         if let Some(Some(yc)) = outs.get(2) {
             cx.line(yc.store(&si, "cs[k]"));
         }
-        cx.line("}");
-        cx.line("}");
+        cx.close(2);
     }
     Ok(())
 }

@@ -113,7 +113,7 @@ fn lower_reduce(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
                 "if (({}[{xi}] != 0) == {stop}) acc = {stop};",
                 x.expr
             ));
-            Nest::close(cx, c);
+            cx.close(c);
             cx.line(format!("{}[{yi}] = acc;", y.expr));
         }
         d if is_int(d) => match k {
@@ -128,7 +128,7 @@ fn lower_reduce(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
                     ReduceKind::L1 => "acc += v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;",
                     _ => "acc += (uint64_t)v * (uint64_t)v;",
                 });
-                Nest::close(cx, c);
+                cx.close(c);
                 cx.line(format!("{}[{yi}] = ({})acc;", y.expr, y.ctype()));
             }
             ReduceKind::Max | ReduceKind::Min => {
@@ -145,7 +145,7 @@ fn lower_reduce(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
                     "if (v {} acc) acc = v;",
                     if max { ">" } else { "<" }
                 ));
-                Nest::close(cx, c);
+                cx.close(c);
                 cx.line(format!("{}[{yi}] = acc;", y.expr));
             }
             _ => {
@@ -155,7 +155,7 @@ fn lower_reduce(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         },
         d => return Err(cx.unsupported(format!("{} of {d}", op_name(cx)))),
     }
-    Nest::close(cx, opened);
+    cx.close(opened);
     Ok(())
 }
 
@@ -178,7 +178,7 @@ fn emit_float_reduce(
         let c = nest.open(cx, Part::Inner);
         cx.line(format!("double v = {v};"));
         cx.line(float_update(ReduceKind::Max, "m", "v"));
-        Nest::close(cx, c);
+        cx.close(c);
     }
     let init = match k {
         ReduceKind::Prod => "1.0",
@@ -193,7 +193,7 @@ fn emit_float_reduce(
     let c = nest.open(cx, Part::Inner);
     cx.line(format!("double v = {v};"));
     cx.line(float_update(k, "acc", "v"));
-    Nest::close(cx, c);
+    cx.close(c);
     match k {
         ReduceKind::Mean => cx.line(format!("acc = acc / (double){n};")),
         ReduceKind::L2 => cx.line("acc = sqrt(acc);"),
@@ -250,8 +250,7 @@ fn lower_arg(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     ));
     cx.line("}");
     cx.line(format!("{}[p * {post} + q] = bi;", y.expr));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -364,9 +363,7 @@ fn emit_cum(cx: &mut LowerCx<'_>, op: &Cumulative, x: &CTensor, y: &CTensor, ax:
         cx.line(upd);
         cx.line(&store);
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
 }
 
 /// `TopK` with a constant `k`: per group a selection by (value, then lower index), so the
@@ -434,8 +431,6 @@ fn lower_topk(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         vals.expr, x.expr
     ));
     cx.line(format!("{}[at] = ix[s];", idx.expr));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

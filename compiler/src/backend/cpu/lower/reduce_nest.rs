@@ -102,7 +102,7 @@ impl Nest {
         self.part(p).map(|(_, l)| l.size).product()
     }
 
-    /// Opens the loops of `p` (each `for` adds one brace to close with [`Nest::close`]);
+    /// Opens the loops of `p` (each `for` adds one brace to close with [`LowerCx::close`]);
     /// returns how many were opened.
     pub fn open(&self, cx: &mut LowerCx<'_>, p: Part) -> usize {
         let mut n = 0;
@@ -117,13 +117,6 @@ impl Nest {
             n += 1;
         }
         n
-    }
-
-    /// Closes `n` loops.
-    pub fn close(cx: &mut LowerCx<'_>, n: usize) {
-        for _ in 0..n {
-            cx.line("}");
-        }
     }
 
     /// The C offset expression of tensor `j` over the loops of `p` (`0` without loops).

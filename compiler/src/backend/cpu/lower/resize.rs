@@ -377,9 +377,7 @@ fn emit_pass(
         Some(b) => cx.line(format!("{b}[{di}] = acc;")),
         None => cx.line(store_rounded(y, &di, "acc")?),
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 

@@ -198,9 +198,7 @@ fn lower_grid_sample(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line("}");
     let t = y.compute_type();
     cx.line(y.store(&format!("(b * {c} + ci) * {ov} + o"), &format!("({t})acc")));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 
@@ -278,9 +276,7 @@ fn lower_affine_grid(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         ));
     }
     cx.line(format!("f += {nd};"));
-    for _ in 0..loops {
-        cx.line("}");
-    }
+    cx.close(loops);
     cx.line("}");
     Ok(())
 }
@@ -400,8 +396,7 @@ fn lower_roi_align(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             terms[0], terms[1], terms[2], terms[3]
         ));
     }
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     if avg {
         cx.line("acc /= count;");
     } else {
@@ -412,9 +407,6 @@ fn lower_roi_align(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         &format!("((r * {c} + ci) * {oh} + ph) * {ow} + pw"),
         &format!("({t})acc"),
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(4);
     Ok(())
 }

@@ -77,14 +77,21 @@ fn copy_data(cx: &mut LowerCx<'_>, x: &CTensor, y: &CTensor) -> Result<(), Lower
     Ok(())
 }
 
-fn lower_scatter_elements(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, ind, u, y) = (
+/// The data, indices and updates (inputs 0 to 2) and the output of a scatter; checks the
+/// data has a C type.
+fn scatter_io(cx: &LowerCx<'_>) -> Result<(CTensor, CTensor, CTensor, CTensor), LowerError> {
+    let io = (
         cx.input(0)?.clone(),
         cx.input(1)?.clone(),
         cx.input(2)?.clone(),
         cx.output(0)?.clone(),
     );
-    ctype(cx, &x)?;
+    ctype(cx, &io.0)?;
+    Ok(io)
+}
+
+fn lower_scatter_elements(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
+    let (x, ind, u, y) = scatter_io(cx)?;
     let op = cx.op::<ScatterElements>()?;
     let red = op.reduction;
     let r = x.rank();
@@ -110,20 +117,12 @@ fn lower_scatter_elements(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let off = format!("{} + (size_t)k * {}", offset_expr(&xs, Some(a)), xs[a]);
     emit_reduce(cx, &y, &off, &u, "f", red)?;
     cx.line("f++;");
-    for _ in 0..n {
-        cx.line("}");
-    }
+    cx.close(n);
     Ok(())
 }
 
 fn lower_scatter_nd(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
-    let (x, ind, u, y) = (
-        cx.input(0)?.clone(),
-        cx.input(1)?.clone(),
-        cx.input(2)?.clone(),
-        cx.output(0)?.clone(),
-    );
-    ctype(cx, &x)?;
+    let (x, ind, u, y) = scatter_io(cx)?;
     let red = cx.op::<ScatterND>()?.reduction;
     let q = ind.rank();
     if q == 0 || u.dtype != x.dtype {
@@ -160,8 +159,7 @@ fn lower_scatter_nd(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     }
     cx.line(format!("for (size_t e = 0; e < {slice}; e++) {{"));
     emit_reduce(cx, &y, "off + e", &u, &format!("tu * {slice} + e"), red)?;
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -219,8 +217,6 @@ fn lower_tensor_scatter(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "memcpy({} + ((b * {p} + p) * {sa} + (size_t)pos) * {q}, {} + ((b * {p} + p) * {ua} + (size_t)tt) * {q}, {q} * sizeof({t}));",
         y.expr, u.expr
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

@@ -92,8 +92,7 @@ fn lower_col2im(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let t = y.compute_type();
     cx.line(format!("for (size_t i = 0; i < {iv}; i++) {{"));
     cx.line(y.store(&format!("bc * {iv} + i"), &format!("({t})acc[i]")));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -225,8 +224,7 @@ fn lower_det(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line(format!(
         "if (f != 0.0) for (size_t k = c; k < {n}; k++) m[r * {n} + k] -= f * m[c * {n} + k];"
     ));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     cx.line(y.store("b", &format!("({t})d")));
     cx.line("}");
     Ok(())

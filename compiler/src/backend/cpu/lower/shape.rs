@@ -1,7 +1,7 @@
 //! Generator lowerings: Shape and Size (compile-time constants of the static shapes),
 //! ConstantOfShape, Range, EyeLike, Trilu and OneHot.
 
-use super::operand::{ctype, int_literal, literal, norm_axis};
+use super::operand::{ctype, fill, int_literal, literal, norm_axis};
 use super::{CTensor, LowerCx, LowerError, Registry};
 use petasos_ir::ops::shape_ops::generate::{ConstantOfShape, EyeLike, OneHot, Trilu};
 use petasos_ir::ops::shape_ops::reshape::Shape;
@@ -45,19 +45,6 @@ fn lower_shape(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
 fn lower_size(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let (x, y) = (cx.input(0)?.clone(), cx.output(0)?.clone());
     store_ints(cx, &y, &[x.numel() as i64])
-}
-
-/// Emits `for i in 0..numel(y): y[i] = v` with `v` a C expression in `y`'s compute type.
-fn fill(cx: &mut LowerCx<'_>, y: &CTensor, v: &str) {
-    if y.numel() == 0 {
-        return;
-    }
-    cx.line("{");
-    cx.line(format!("const {} fv = {v};", y.compute_type()));
-    cx.line(format!("for (size_t i = 0; i < {}; i++) {{", y.numel()));
-    cx.line(y.store("i", "fv"));
-    cx.line("}");
-    cx.line("}");
 }
 
 fn lower_constant_of_shape(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
@@ -149,8 +136,7 @@ fn lower_eye_like(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         &format!("i * {c} + j"),
         &format!("(j - i == {k}) ? {one} : {zero}"),
     ));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -188,9 +174,7 @@ fn lower_trilu(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "{}[f] = (j - i {cmp} k) ? {}[f] : 0;",
         y.expr, x.expr
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }
 
@@ -234,8 +218,6 @@ fn lower_one_hot(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "{}[(o * {depth} + (size_t)d) * {inner} + p] = (v == d) ? {}[1] : {}[0];",
         y.expr, vals.expr, vals.expr
     ));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

@@ -249,8 +249,7 @@ fn lower_stft(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     let base = format!("((b * {frames} + f) * {bins} + k) * 2");
     cx.line(y.store(&base, "yr[k]"));
     cx.line(y.store(&format!("{base} + 1"), "yi[k]"));
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 

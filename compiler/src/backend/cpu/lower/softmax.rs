@@ -50,16 +50,16 @@ fn lower_softmax(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             cx.line(format!(
                 "if (first || v > best) {{ first = 0; best = v; bi = {xi}; }}"
             ));
-            Nest::close(cx, c);
+            cx.close(c);
             let c = nest.open(cx, Part::Inner);
             cx.line(y.store(&xi, &format!("({xi}) == bi ? 1.0 : 0.0")));
-            Nest::close(cx, c);
+            cx.close(c);
         }
         kind => {
             cx.line("double m = -INFINITY;");
             let c = nest.open(cx, Part::Inner);
             cx.line(format!("m = fmax(m, {v});"));
-            Nest::close(cx, c);
+            cx.close(c);
             cx.line("double s = 0.0;");
             // Softmax into f32/f64: the exponentials are kept in the output and divided in
             // place (one exp per element; the f32 rounding is far below the tolerance).
@@ -72,7 +72,7 @@ fn lower_softmax(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             } else {
                 cx.line(format!("s += exp({v} - m);"));
             }
-            Nest::close(cx, c);
+            cx.close(c);
             if kind == SoftKind::LogSoftmax {
                 cx.line("const double ls = log(s);");
             }
@@ -85,9 +85,9 @@ fn lower_softmax(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
                 format!("exp({v} - m) / s")
             };
             cx.line(y.store(&xi, &val));
-            Nest::close(cx, c);
+            cx.close(c);
         }
     }
-    Nest::close(cx, outer);
+    cx.close(outer);
     Ok(())
 }

@@ -57,8 +57,6 @@ pub fn lower_batch_norm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     cx.line("const size_t yi = base + i;");
     let val = round(ep.out.dtype, &format!("{} * sc + sh", x.load("yi")));
     cx.line(ep.out.store("yi", &ep.apply(&val, "yi")));
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

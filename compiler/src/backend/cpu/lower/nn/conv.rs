@@ -8,7 +8,7 @@
 
 use super::super::fuse::{round, Epilogue};
 use super::super::{CTensor, LowerCx, LowerError};
-use super::loops::{close, flat, open_loops, open_taps, open_taps_transposed, Win};
+use super::loops::{flat, open_loops, open_taps, open_taps_transposed, Win};
 use super::{need_act_helpers, need_kernels};
 use petasos_ir::ops::nn::conv::{Conv, ConvTranspose};
 use petasos_ir::DType;
@@ -18,6 +18,25 @@ type ConvDims = (usize, usize, usize, Vec<usize>, Vec<usize>);
 
 /// (strides, dilations, begin pads, output padding) of a transposed convolution.
 type TransposedGeom = (Vec<usize>, Vec<usize>, Vec<i64>, Vec<i64>);
+
+/// A checked convolution: input, weight, optional bias, the fused epilogue (whose `out` is
+/// the output), window and group count.
+struct ConvJob {
+    x: CTensor,
+    w: CTensor,
+    bias: Option<CTensor>,
+    ep: Epilogue,
+    win: Win,
+    group: usize,
+}
+
+impl ConvJob {
+    /// (N, C, M, C per group, M per group): batch, input and output channels.
+    fn channels(&self) -> (usize, usize, usize, usize, usize) {
+        let (n, c, m) = (self.x.shape[0], self.x.shape[1], self.ep.out.shape[1]);
+        (n, c, m, c / self.group, m / self.group)
+    }
+}
 
 /// Checks `x` / `w` shapes and dtypes of a convolution and returns its dims.
 fn conv_dims(cx: &LowerCx<'_>, x: &CTensor, w: &CTensor) -> Result<ConvDims, LowerError> {
@@ -79,15 +98,35 @@ pub fn lower_conv(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
             ep.out.shape
         )));
     }
-    if let Some(b) = &bias {
-        if b.numel() != m || b.dtype != x.dtype {
+    let job = ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    };
+    emit_conv(cx, &job, false)
+}
+
+/// Checks the bias (M values of the input's dtype) and emits the (transposed when
+/// `transposed`) convolution `job`: f32 with a constant weight on the kernels ([`conv_fast`]
+/// where `pt_conv2d` takes the window, [`deconv_fast`]), else as generated loops.
+fn emit_conv(cx: &mut LowerCx<'_>, job: &ConvJob, transposed: bool) -> Result<(), LowerError> {
+    let (_, _, m, _, _) = job.channels();
+    if let Some(b) = &job.bias {
+        if b.numel() != m || b.dtype != job.x.dtype {
             return Err(cx.invalid(format!("bias of shape {:?}", b.shape)));
         }
     }
-    if x.dtype == DType::F32 && w.is_const && inp.len() <= 2 && fits_formula(&win) {
-        return conv_fast(cx, &x, &w, bias.as_ref(), &ep, &win, group);
+    let f32_const = job.x.dtype == DType::F32 && job.w.is_const;
+    if f32_const && transposed {
+        deconv_fast(cx, job)
+    } else if f32_const && job.win.rank() <= 2 && fits_formula(&job.win) {
+        conv_fast(cx, job)
+    } else {
+        conv_loops(cx, job, transposed)
     }
-    conv_loops(cx, &x, &w, bias.as_ref(), &ep, &win, group, false)
 }
 
 /// Whether the window's output sizes follow the floor formula `pt_conv2d` checks.
@@ -101,57 +140,37 @@ fn fits_formula(w: &Win) -> bool {
 
 /// `{a, b, ...}` of a 2-D view of the window (1-D: H = 1).
 fn desc2d(win: &Win, n: usize, c: usize, m: usize, group: usize) -> String {
-    let two = |v: &[usize], one: usize| -> (usize, usize) {
-        if v.len() == 1 {
-            (one, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let twoi = |v: &[i64]| -> (i64, i64) {
-        if v.len() == 1 {
-            (0, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let (h, wd) = two(&win.inp, 1);
-    let (kh, kw) = two(&win.k, 1);
-    let (sh, sw) = two(&win.s, 1);
-    let (dh, dw) = two(&win.d, 1);
-    let (pt, pl) = twoi(&win.pb);
-    let (pbm, pr) = twoi(&win.pe);
-    let (oh, ow) = two(&win.out, 1);
+    let ((h, wd), (oh, ow)) = (win.in_2d(), win.out_2d());
     format!(
-        "{{{n}, {c}, {h}, {wd}, {m}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pt}, {pl}, {pbm}, {pr}, {group}, {oh}, {ow}}}"
+        "{{{n}, {c}, {h}, {wd}, {m}, {}, {group}, {oh}, {ow}}}",
+        win.taps_2d()
     )
 }
 
 /// f32 conv on `pt_conv2d_*`: weight packed at init, epilogue fused.
-fn conv_fast(
-    cx: &mut LowerCx<'_>,
-    x: &CTensor,
-    w: &CTensor,
-    bias: Option<&CTensor>,
-    ep: &Epilogue,
-    win: &Win,
-    group: usize,
-) -> Result<(), LowerError> {
+fn conv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
+    let ep = &job.ep;
     need_kernels(cx);
-    let (n, c, m) = (x.shape[0], x.shape[1], w.shape[0]);
+    let (n, c, m, _, _) = job.channels();
     let prep = cx.fresh("conv");
     let desc = cx.fresh("desc");
     cx.global(format!(
         "static const pt_conv2d_desc {desc} = {};\nstatic void *{prep};",
-        desc2d(win, n, c, m, group)
+        desc2d(&job.win, n, c, m, job.group)
     ));
-    cx.init_line(format!("{prep} = pt_conv2d_prepare(&{desc}, {});", w.addr));
+    cx.init_line(format!(
+        "{prep} = pt_conv2d_prepare(&{desc}, {});",
+        job.w.addr
+    ));
     cx.init_line(format!(
         "if (!{prep}) {{ pt_set_error(\"{}: cannot prepare the convolution\"); return 1; }}",
         cx.fn_name
     ));
     cx.free_line(format!("pt_conv2d_free({prep});\n{prep} = NULL;"));
-    let b = bias.map_or("NULL".to_string(), |b| b.expr.clone());
+    let b = job
+        .bias
+        .as_ref()
+        .map_or("NULL".to_string(), |b| b.expr.clone());
     let r = ep
         .residual
         .as_ref()
@@ -159,35 +178,33 @@ fn conv_fast(
     cx.line(ep.pt_struct("ep", &b, &r));
     cx.line(format!(
         "pt_conv2d_run({prep}, {}, {}, &ep, NULL);",
-        x.expr, ep.out.expr
+        job.x.expr, ep.out.expr
     ));
     Ok(())
 }
 
 /// Generated loop nest for a (transposed when `transposed`) convolution of any float dtype.
 /// Forward: weight `[M, C/G, k...]`; transposed: weight `[C, M/G, k...]`.
-#[allow(clippy::too_many_arguments)]
-fn conv_loops(
-    cx: &mut LowerCx<'_>,
-    x: &CTensor,
-    w: &CTensor,
-    bias: Option<&CTensor>,
-    ep: &Epilogue,
-    win: &Win,
-    group: usize,
-    transposed: bool,
-) -> Result<(), LowerError> {
+fn conv_loops(cx: &mut LowerCx<'_>, job: &ConvJob, transposed: bool) -> Result<(), LowerError> {
+    let ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        ..
+    } = job;
     need_act_helpers(cx);
-    let (n, c) = (x.shape[0], x.shape[1]);
-    let m = ep.out.shape[1];
-    let (cg, mg) = (c / group, m / group);
+    let (n, c, m, cg, mg) = job.channels();
     let (iv, ov, kv) = (win.in_vol(), win.out_vol(), win.k_vol());
     cx.line(format!("for (long b = 0; b < {n}; b++) {{"));
     cx.line(format!("for (long m = 0; m < {m}; m++) {{"));
     cx.line(format!("const long g = m / {mg}, mi = m % {mg};"));
     cx.line("(void)mi;");
     let lo = open_loops(cx, "o", &win.out);
-    let init = bias.map_or("0.0".to_string(), |b| format!("(double){}", b.load("m")));
+    let init = bias
+        .as_ref()
+        .map_or("0.0".to_string(), |b| format!("(double){}", b.load("m")));
     cx.line(format!("double acc = {init};"));
     cx.line(format!("for (long ci = 0; ci < {cg}; ci++) {{"));
     cx.line(format!("const long ch = g * {cg} + ci;"));
@@ -207,7 +224,7 @@ fn conv_loops(
         x.load(&xi),
         w.load(&wi)
     ));
-    close(cx, lt);
+    cx.close(lt);
     cx.line("}");
     cx.line(format!(
         "const size_t yi = (size_t)(b * {m} + m) * {ov} + {};",
@@ -215,9 +232,8 @@ fn conv_loops(
     ));
     let v = round(ep.out.dtype, "acc");
     cx.line(ep.out.store("yi", &ep.apply(&v, "yi")));
-    close(cx, lo);
-    cx.line("}");
-    cx.line("}");
+    cx.close(lo);
+    cx.close(2);
     Ok(())
 }
 
@@ -299,11 +315,6 @@ pub fn lower_conv_transpose(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     if ep.out.shape.len() != x.rank() || ep.out.shape[0] != n || ep.out.shape[1] != m {
         return Err(cx.invalid(format!("output shape {:?}", ep.out.shape)));
     }
-    if let Some(b) = &bias {
-        if b.numel() != m || b.dtype != x.dtype {
-            return Err(cx.invalid(format!("bias of shape {:?}", b.shape)));
-        }
-    }
     let win = Win {
         inp,
         out,
@@ -313,29 +324,32 @@ pub fn lower_conv_transpose(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         pb,
         pe: Vec::new(),
     };
-    if x.dtype == DType::F32 && w.is_const {
-        return deconv_fast(cx, &x, &w, bias.as_ref(), &ep, &win, group);
-    }
-    conv_loops(cx, &x, &w, bias.as_ref(), &ep, &win, group, true)
+    let job = ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    };
+    emit_conv(cx, &job, true)
 }
 
 /// f32 transposed conv: per image and group, `cols[Mg*KV x IV] = W_g^T x X_g` (pt_sgemm),
 /// then each output is its bias plus the column entries that land on it (col2im), with the
 /// epilogue applied on the way out.
-fn deconv_fast(
-    cx: &mut LowerCx<'_>,
-    x: &CTensor,
-    w: &CTensor,
-    bias: Option<&CTensor>,
-    ep: &Epilogue,
-    win: &Win,
-    group: usize,
-) -> Result<(), LowerError> {
+fn deconv_fast(cx: &mut LowerCx<'_>, job: &ConvJob) -> Result<(), LowerError> {
+    let ConvJob {
+        x,
+        w,
+        bias,
+        ep,
+        win,
+        group,
+    } = job;
     need_kernels(cx);
     need_act_helpers(cx);
-    let (n, c) = (x.shape[0], x.shape[1]);
-    let m = ep.out.shape[1];
-    let (cg, mg) = (c / group, m / group);
+    let (n, c, m, cg, mg) = job.channels();
     let (iv, ov, kv) = (win.in_vol(), win.out_vol(), win.k_vol());
     let rows = mg * kv;
     let cols = cx.scratch((rows * iv * 4) as u64);
@@ -355,7 +369,7 @@ fn deconv_fast(
         "float *y = {} + (size_t)(b * {m} + m) * {ov};",
         ep.out.expr
     ));
-    let init = bias.map_or("0.0f".to_string(), |b| b.load("m"));
+    let init = bias.as_ref().map_or("0.0f".to_string(), |b| b.load("m"));
     cx.line(format!("for (long i = 0; i < {ov}; i++) y[i] = {init};"));
     // Scatter-add the columns: column (mi, k..) at input p.. lands on o = p*s + k*d - pb.
     let nd = win.rank();
@@ -385,7 +399,7 @@ fn deconv_fast(
         flat("o", &win.out),
         flat("p", &win.inp)
     ));
-    close(cx, 2 * nd);
+    cx.close(2 * nd);
     if !ep.is_empty() {
         cx.line(format!("for (long i = 0; i < {ov}; i++) {{"));
         cx.line(format!(
@@ -394,8 +408,6 @@ fn deconv_fast(
         cx.line(ep.out.store("yi", &ep.apply("y[i]", "yi")));
         cx.line("}");
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

@@ -106,8 +106,7 @@ pub fn lower_gemm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
                     v = format!("{v} + (double){}", r.load(&format!("i * {n} + j")));
                 }
                 cx.line(format!("cb[i * {n} + j] = (float)({v});"));
-                cx.line("}");
-                cx.line("}");
+                cx.close(2);
                 residual = Some("cb".into());
             }
         }
@@ -193,8 +192,7 @@ pub fn lower_gemm(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     } else {
         return Err(cx.unsupported(format!("Gemm of {}", a.dtype)));
     }
-    cx.line("}");
-    cx.line("}");
+    cx.close(2);
     Ok(())
 }
 
@@ -328,8 +326,6 @@ pub fn lower_matmul(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
     } else {
         return Err(cx.unsupported(format!("MatMul of {}", a.dtype)));
     }
-    cx.line("}");
-    cx.line("}");
-    cx.line("}");
+    cx.close(3);
     Ok(())
 }

@@ -38,6 +38,34 @@ impl Win {
     pub fn k_vol(&self) -> usize {
         self.k.iter().product()
     }
+    /// Input `(H, W)` of a 1-D / 2-D window seen as 2-D (1-D: `H = 1`).
+    pub fn in_2d(&self) -> (usize, usize) {
+        as_2d(&self.inp, 1)
+    }
+    /// Output `(OH, OW)` of a 1-D / 2-D window seen as 2-D (1-D: `OH = 1`).
+    pub fn out_2d(&self) -> (usize, usize) {
+        as_2d(&self.out, 1)
+    }
+    /// `KH, KW, SH, SW, DH, DW, PT, PL, PB, PR` (the fields of the runtime's 2-D conv and pool
+    /// descriptors) of a 1-D / 2-D window seen as 2-D (1-D: size, stride and dilation 1 and
+    /// no pads along H).
+    pub fn taps_2d(&self) -> String {
+        let (kh, kw) = as_2d(&self.k, 1);
+        let (sh, sw) = as_2d(&self.s, 1);
+        let (dh, dw) = as_2d(&self.d, 1);
+        let (pt, pl) = as_2d(&self.pb, 0);
+        let (pb, pr) = as_2d(&self.pe, 0);
+        format!("{kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pt}, {pl}, {pb}, {pr}")
+    }
+}
+
+/// `(v[0], v[1])` of a 2-element `v`, `(one, v[0])` of a 1-element one.
+fn as_2d<T: Copy>(v: &[T], one: T) -> (T, T) {
+    if v.len() == 1 {
+        (one, v[0])
+    } else {
+        (v[0], v[1])
+    }
 }
 
 /// Row-major flat offset expression of coordinates `{var}0..` over `dims`.
@@ -61,13 +89,6 @@ pub fn open_loops(cx: &mut LowerCx<'_>, var: &str, dims: &[usize]) -> usize {
         ));
     }
     dims.len()
-}
-
-/// Closes `n` loops.
-pub fn close(cx: &mut LowerCx<'_>, n: usize) {
-    for _ in 0..n {
-        cx.line("}");
-    }
 }
 
 /// Opens the kernel-tap loops of a forward window (conv / pool) at output `o..`: `p{j}` is

@@ -9,7 +9,7 @@
 
 use super::super::fuse::round;
 use super::super::{CTensor, LowerCx, LowerError};
-use super::loops::{close, flat, open_loops, open_taps, padded_count, Win};
+use super::loops::{flat, open_loops, open_taps, padded_count, Win};
 use super::need_kernels;
 use petasos_ir::ops::nn::geom::WinAttrs;
 use petasos_ir::ops::nn::pool::{AveragePool, MaxPool};
@@ -51,29 +51,10 @@ fn pool_win(
 
 /// `pt_pool2d_desc` initialiser of a 1-D / 2-D window.
 fn pool_desc(w: &Win, n: usize, c: usize, include_pad: bool) -> String {
-    let two = |v: &[usize]| -> (usize, usize) {
-        if v.len() == 1 {
-            (1, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let twoi = |v: &[i64]| -> (i64, i64) {
-        if v.len() == 1 {
-            (0, v[0])
-        } else {
-            (v[0], v[1])
-        }
-    };
-    let (h, wd) = two(&w.inp);
-    let (kh, kw) = two(&w.k);
-    let (sh, sw) = two(&w.s);
-    let (dh, dw) = two(&w.d);
-    let (pt, pl) = twoi(&w.pb);
-    let (pb, pr) = twoi(&w.pe);
-    let (oh, ow) = two(&w.out);
+    let ((h, wd), (oh, ow)) = (w.in_2d(), w.out_2d());
     format!(
-        "{{{n}, {c}, {h}, {wd}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pt}, {pl}, {pb}, {pr}, {oh}, {ow}, {}}}",
+        "{{{n}, {c}, {h}, {wd}, {}, {oh}, {ow}, {}}}",
+        w.taps_2d(),
         include_pad as i32
     )
 }
@@ -116,7 +97,7 @@ pub fn lower_max_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         x.load(&format!("b * {iv} + off"))
     ));
     cx.line("if (bi < 0 || v > best) { best = v; bi = off; }");
-    close(cx, lt);
+    cx.close(lt);
     cx.line(format!(
         "const size_t yi = (size_t)b * {ov} + {};",
         flat("o", &w.out)
@@ -152,7 +133,7 @@ pub fn lower_max_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         };
         cx.line(format!("{}[yi] = (int64_t)b * {iv} + {off};", ix.expr));
     }
-    close(cx, lo);
+    cx.close(lo);
     cx.line("}");
     Ok(())
 }
@@ -189,14 +170,14 @@ pub fn lower_average_pool(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         "acc += (double){}; cnt++;",
         x.load(&format!("b * {iv} + {}", flat("p", &w.inp)))
     ));
-    close(cx, lt);
+    cx.close(lt);
     cx.line(format!(
         "const size_t yi = (size_t)b * {ov} + {};",
         flat("o", &w.out)
     ));
     let div = if op.count_include_pad { "pc" } else { "cnt" };
     cx.line(y.store("yi", &format!("acc / (double){div}")));
-    close(cx, lo);
+    cx.close(lo);
     cx.line("}");
     Ok(())
 }
