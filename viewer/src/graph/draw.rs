@@ -208,23 +208,27 @@ pub fn draw(a: &DrawArgs, cache: &mut OverviewCache) -> DrawStats {
     let mut stats = match lod {
         Lod::Full => draw_full(a, world),
         Lod::Boxes => draw_boxes(a, world),
-        Lod::Overview => {
-            let key = Some((a.cam, a.view, a.scene as *const Scene as usize));
-            if cache.key != key || cache.fills.as_slice() != a.item_fill {
-                let (mesh, st) = draw_overview(a, world);
-                cache.key = key;
-                cache.fills.clear();
-                cache.fills.extend_from_slice(a.item_fill);
-                cache.mesh = Arc::new(mesh);
-                cache.stats = st;
-            }
-            a.painter.add(Shape::mesh(cache.mesh.clone()));
-            cache.stats
-        }
+        Lod::Overview => overview_cached(a, world, cache),
     };
     draw_marks(a, world, lod);
     stats.lod = Some(lod);
     stats
+}
+
+/// Paints the part of the scene inside `world` binned into screen cells of `a.view`,
+/// reusing the cached mesh while camera, view, scene and fills are unchanged.
+pub fn overview_cached(a: &DrawArgs, world: Rect, cache: &mut OverviewCache) -> DrawStats {
+    let key = Some((a.cam, a.view, a.scene as *const Scene as usize));
+    if cache.key != key || cache.fills.as_slice() != a.item_fill {
+        let (mesh, st) = draw_overview(a, world);
+        cache.key = key;
+        cache.fills.clear();
+        cache.fills.extend_from_slice(a.item_fill);
+        cache.mesh = Arc::new(mesh);
+        cache.stats = st;
+    }
+    a.painter.add(Shape::mesh(cache.mesh.clone()));
+    cache.stats
 }
 
 /// Whether edge `e` of the visible graph touches `item`.

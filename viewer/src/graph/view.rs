@@ -4,6 +4,7 @@
 
 use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette};
 use super::hierarchy::{Hierarchy, VisItem};
+use super::minimap::Minimap;
 use super::worker::{LayoutJob, Poll, Scene};
 use super::{GraphData, NodeStyle};
 use egui::{Color32, Key, Pos2, Rect, Sense, Vec2};
@@ -82,6 +83,7 @@ pub struct GraphView {
     item_fill: Vec<Option<Color32>>,
     item_hl: Vec<usize>,
     overview: OverviewCache,
+    minimap: Minimap,
     stats: DrawStats,
 }
 
@@ -115,6 +117,7 @@ impl GraphView {
             item_fill: Vec::new(),
             item_hl: Vec::new(),
             overview: OverviewCache::default(),
+            minimap: Minimap::default(),
             stats: DrawStats::default(),
         };
         v.relayout();
@@ -446,11 +449,32 @@ impl GraphView {
             return response;
         };
 
+        // The minimap (when the graph does not fit the view): pressing or dragging on it moves
+        // the camera there, and the main view ignores that pointer interaction.
+        let mini = Minimap::rect(view).filter(|_| {
+            !self
+                .camera
+                .world_rect(view)
+                .contains_rect(scene.layout.bounds)
+        });
+        // egui may run a frame in two passes with the same input; act on input once.
+        let act = ui.ctx().current_pass_index() == 0;
+        let in_mini = |p: Option<Pos2>| matches!((mini, p), (Some(m), Some(p)) if m.contains(p));
+        let press = ui.input(|i| i.pointer.press_origin());
+        let on_mini = in_mini(press)
+            || ((response.clicked() || response.double_clicked())
+                && in_mini(response.interact_pointer_pos()));
+        if let (true, true, Some(m), Some(p)) =
+            (act, on_mini, mini, response.interact_pointer_pos())
+        {
+            self.camera.center = Minimap::to_world(&scene, m, p);
+        }
+
         // Pan and zoom.
-        if response.dragged() {
+        if act && response.dragged() && !on_mini {
             self.camera.center -= response.drag_delta() / self.camera.zoom;
         }
-        if let Some(hp) = response.hover_pos() {
+        if let Some(hp) = response.hover_pos().filter(|_| act) {
             let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
             let factor = pinch * (scroll * 0.0025).exp();
             if (factor - 1.0).abs() > 1e-4 {
@@ -466,7 +490,9 @@ impl GraphView {
         }
 
         // Hit-testing through the spatial index.
-        let pointer = response.hover_pos().filter(|_| !response.dragged());
+        let pointer = response
+            .hover_pos()
+            .filter(|&p| !response.dragged() && !in_mini(Some(p)));
         self.hover = pointer.and_then(|p| {
             let w = self.camera.to_world(view, p);
             if let Some(i) = scene.index.item_at(w, &scene.layout.rects) {
@@ -484,7 +510,9 @@ impl GraphView {
                     .item_at(self.camera.to_world(view, p), &scene.layout.rects)
             })
         };
-        if response.double_clicked() {
+        if on_mini || !act {
+            // Minimap interaction is handled above; a second pass repeats the same input.
+        } else if response.double_clicked() {
             match clicked_item(&response).and_then(|i| scene.vis.items.get(i).copied()) {
                 Some(VisItem::Group(g)) => self.set_group_expanded(g, true),
                 Some(VisItem::Node(n)) => {
@@ -538,6 +566,12 @@ impl GraphView {
             },
             &mut self.overview,
         );
+        if let Some(m) = mini {
+            let world = self.camera.world_rect(view);
+            let palette = Palette::new(ui.visuals().dark_mode);
+            self.minimap
+                .draw(&painter, m, &scene, &self.item_fill, world, palette);
+        }
         if let Some(p) = self.progress() {
             painter.text(
                 view.right_top() + egui::vec2(-8.0, 8.0),
