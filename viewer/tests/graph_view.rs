@@ -324,3 +324,66 @@ fn clicking_the_minimap_moves_the_camera() {
     assert_eq!(after.zoom, before.zoom);
     assert_eq!(h.state().sel, None, "a minimap click selects nothing");
 }
+
+#[test]
+fn collapsed_group_tooltip_sums_the_metric() {
+    let data = Arc::new(synth::residual_chain(3000));
+    let values: Vec<f64> = (0..data.nodes.len())
+        .map(|i| (i % 13) as f64 * 0.5)
+        .collect();
+    let mut v = GraphView::new(data.clone());
+    v.set_metric("latency", values.clone());
+    v.wait_for_layout();
+    let scene = v.scene().expect("laid out");
+    let item = scene
+        .vis
+        .items
+        .iter()
+        .position(|it| matches!(it, VisItem::Group(_)))
+        .expect("a collapsed group");
+    let want: f64 = (0..data.nodes.len())
+        .filter(|&n| scene.vis.node_item[n] == item)
+        .map(|n| values[n])
+        .sum();
+    let count = scene.vis.item_count[item];
+    let centre = scene.layout.rects[item].center();
+    let mut h = harness(v);
+    h.state_mut().view.set_camera(Camera {
+        center: centre,
+        zoom: 1.0,
+    });
+    h.run_steps(1);
+    let view = h.state().view.view_rect().expect("shown");
+    h.hover_at(view.center());
+    h.run_steps(60);
+    assert!(h
+        .query_by_label_contains(&format!("{count} ops (collapsed)"))
+        .is_some());
+    assert!(
+        h.query_by_label_contains(&format!("sum of latency: {want:.4}"))
+            .is_some(),
+        "sum {want}"
+    );
+}
+
+#[test]
+fn empty_graph_and_bad_edges_do_not_break_the_view() {
+    let data = GraphData {
+        nodes: vec![],
+        edges: vec![GEdge {
+            from: 3,
+            to: 9,
+            label: String::new(),
+        }],
+    };
+    let mut v = GraphView::new(Arc::new(data));
+    v.wait_for_layout();
+    let mut h = harness(v);
+    let view = h.state().view.view_rect().expect("shown");
+    click(&mut h, view.center(), 2);
+    h.state_mut().view.focus(5);
+    h.state_mut().view.fit();
+    h.run_steps(2);
+    assert_eq!(h.state().sel, None);
+    assert!(h.state().view.node_screen_rect(0).is_none());
+}

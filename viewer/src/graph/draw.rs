@@ -104,6 +104,8 @@ pub struct DrawArgs<'a> {
     pub item_fill: &'a [Option<Color32>],
     /// Highlighted items (search matches), ascending.
     pub highlighted: &'a [usize],
+    /// The metric's name and its sum per item, shown on group boxes (if a metric is set).
+    pub sums: Option<(&'a str, &'a [f64])>,
     /// The selected item, if any.
     pub selected: Option<usize>,
     /// The hovered item, if any.
@@ -146,6 +148,42 @@ fn fit_text(s: &str, max: usize, keep_end: bool) -> String {
     } else {
         let head: String = s.chars().take(keep).collect();
         format!("{head}…")
+    }
+}
+
+/// A number in 3 significant digits with a k/M/G/T suffix.
+pub fn short_num(v: f64) -> String {
+    let a = v.abs();
+    let (d, suffix) = if a >= 1e12 {
+        (1e12, "T")
+    } else if a >= 1e9 {
+        (1e9, "G")
+    } else if a >= 1e6 {
+        (1e6, "M")
+    } else if a >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let x = v / d;
+    let digits = if x.abs() >= 100.0 {
+        0
+    } else if x.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{x:.digits$}{suffix}")
+}
+
+/// The second text line of item `i`: groups get the metric sum appended.
+fn second_line(a: &DrawArgs, i: usize, base: &str, group: bool) -> String {
+    match a.sums {
+        Some((name, sums)) if group => match sums.get(i) {
+            Some(v) => format!("{base}, {name} {}", short_num(*v)),
+            None => base.to_string(),
+        },
+        _ => base.to_string(),
     }
 }
 
@@ -322,7 +360,7 @@ fn draw_full(a: &DrawArgs, world: Rect) -> DrawStats {
             a.painter.text(
                 pos2(c.x, c.y + 1.0 * z),
                 Align2::CENTER_TOP,
-                fit_text(&t[1], n2, false),
+                fit_text(&second_line(a, i, &t[1], group), n2, false),
                 f2.clone(),
                 tc.gamma_multiply(0.85),
             );

@@ -64,6 +64,7 @@ impl Minimap {
             scene,
             item_fill,
             highlighted: &[],
+            sums: None,
             selected: None,
             hovered: None,
             palette,

@@ -80,6 +80,8 @@ pub struct GraphView {
     hover: Option<Hover>,
     selected_group: Option<usize>,
     metric: Option<(String, Vec<f64>)>,
+    sums: Option<(u64, Vec<f64>)>,
+    scene_gen: u64,
     item_fill: Vec<Option<Color32>>,
     item_hl: Vec<usize>,
     overview: OverviewCache,
@@ -114,6 +116,8 @@ impl GraphView {
             hover: None,
             selected_group: None,
             metric: None,
+            sums: None,
+            scene_gen: 0,
             item_fill: Vec::new(),
             item_hl: Vec::new(),
             overview: OverviewCache::default(),
@@ -167,6 +171,31 @@ impl GraphView {
     /// largest member. `values` is indexed by node.
     pub fn set_metric(&mut self, name: &str, values: Vec<f64>) {
         self.metric = Some((name.to_string(), values));
+        self.sums = None;
+    }
+
+    /// Removes the metric set by [`GraphView::set_metric`].
+    pub fn clear_metric(&mut self) {
+        self.metric = None;
+        self.sums = None;
+    }
+
+    /// The metric sum per visible item of `scene` (cached per scene and metric).
+    fn item_sums(&mut self, scene: &Scene) -> Option<&[f64]> {
+        let values = &self.metric.as_ref()?.1;
+        let key = self.scene_gen;
+        if self.sums.as_ref().map(|s| s.0) != Some(key) {
+            let mut sums = vec![0.0; scene.vis.items.len()];
+            for (n, &item) in scene.vis.node_item.iter().enumerate() {
+                if let (Some(v), Some(s)) = (values.get(n), sums.get_mut(item)) {
+                    if v.is_finite() {
+                        *s += v;
+                    }
+                }
+            }
+            self.sums = Some((key, sums));
+        }
+        self.sums.as_ref().map(|s| s.1.as_slice())
     }
 
     /// Fits the whole graph into the view (on the next frame if the view has no size yet).
@@ -279,6 +308,7 @@ impl GraphView {
             }
         }
         self.scene = Some(s);
+        self.scene_gen += 1;
         self.hover = None;
         self.apply_pending();
     }
@@ -552,6 +582,11 @@ impl GraphView {
             Some(Hover::Item(i)) => Some(i),
             _ => None,
         };
+        self.item_sums(&scene);
+        let sums = match (&self.metric, &self.sums) {
+            (Some((name, _)), Some((_, s))) => Some((name.as_str(), s.as_slice())),
+            _ => None,
+        };
         self.stats = draw(
             &DrawArgs {
                 painter: &painter,
@@ -560,6 +595,7 @@ impl GraphView {
                 scene: &scene,
                 item_fill: &self.item_fill,
                 highlighted: &self.item_hl,
+                sums,
                 selected,
                 hovered,
                 palette: Palette::new(ui.visuals().dark_mode),

@@ -18,6 +18,8 @@ pub const CHAR_W2: f32 = 6.0;
 pub const PAD_X: f32 = 8.0;
 /// Narrowest box.
 pub const MIN_W: f32 = 48.0;
+/// Narrowest group box (room for "N ops, metric sum").
+pub const GROUP_MIN_W: f32 = 150.0;
 /// Widest box; longer labels are truncated when drawn.
 pub const MAX_W: f32 = 220.0;
 
@@ -37,8 +39,12 @@ pub struct Scene {
 /// Box size for two lines of text, estimated from character counts (no font context needed).
 pub fn box_size(line1: &str, line2: &str, group: bool) -> Vec2 {
     let w = (line1.chars().count() as f32 * CHAR_W1).max(line2.chars().count() as f32 * CHAR_W2);
-    let h = if group { 40.0 } else { 34.0 };
-    vec2((w + 2.0 * PAD_X).clamp(MIN_W, MAX_W), h)
+    let (h, min_w) = if group {
+        (40.0, GROUP_MIN_W)
+    } else {
+        (34.0, MIN_W)
+    };
+    vec2((w + 2.0 * PAD_X).clamp(min_w, MAX_W), h)
 }
 
 /// Builds the scene for `hier`'s collapse state synchronously.
