@@ -32,7 +32,7 @@ pub struct Scene {
     pub layout: Layout,
     /// Spatial index over `layout`.
     pub index: SpatialIndex,
-    /// Two text lines per item (node: op type, name; group: path, op count).
+    /// Two text lines per item (node: op type, name; group: last path segment, op count).
     pub text: Vec<[String; 2]>,
 }
 
@@ -60,12 +60,10 @@ pub fn build_scene(data: &GraphData, hier: &Hierarchy, progress: &dyn Fn(f32)) -
                 [node.op_type.clone(), node.label.clone()]
             }
             VisItem::Group(g) => {
-                let path = hier
-                    .groups()
-                    .get(g)
-                    .map(|x| x.path.clone())
-                    .unwrap_or_default();
-                [path, format!("{count} ops")]
+                // The last path segment names the group on its box; the tooltip has the path.
+                let path = hier.groups().get(g).map(|x| x.path.as_str()).unwrap_or("");
+                let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or(path);
+                [last.to_string(), format!("{count} ops")]
             }
         })
         .collect();
