@@ -2,7 +2,7 @@
 //! thread), the camera, the collapse state and interaction state; `show` handles pan / zoom /
 //! fit / click / double-click / hover and paints through [`super::draw`].
 
-use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette};
+use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette, BOXES_ZOOM};
 use super::hierarchy::{Hierarchy, VisItem};
 use super::minimap::Minimap;
 use super::worker::{LayoutJob, Poll, Scene};
@@ -527,6 +527,10 @@ impl GraphView {
             let w = self.camera.to_world(view, p);
             if let Some(i) = scene.index.item_at(w, &scene.layout.rects) {
                 return Some(Hover::Item(i));
+            }
+            // Edges are only hoverable where they are drawn individually.
+            if self.camera.zoom < BOXES_ZOOM {
+                return None;
             }
             scene
                 .index
