@@ -405,20 +405,24 @@ fn draw_overview(a: &DrawArgs, world: Rect) -> (Mesh, DrawStats) {
     };
     let mut mesh = Mesh::default();
     let mut pairs: HashSet<u64, BuildHasherDefault<MixHasher>> = HashSet::default();
-    a.scene.index.segments_in(world, |s: &Seg| {
-        let (p, q) = (a.cam.to_screen(a.view, s.a), a.cam.to_screen(a.view, s.b));
-        let (cp, cq) = (cell_of(p), cell_of(q));
-        if (cp.0 - cq.0).abs() <= 1 && (cp.1 - cq.1).abs() <= 1 {
-            return; // hidden under the boxes' cells
-        }
-        // Cell coordinates fit in 16 bits each for any real screen (clamped otherwise).
-        let c16 = |v: i64| (v.clamp(-32768, 32767) + 32768) as u64;
-        let key = c16(cp.0) << 48 | c16(cp.1) << 32 | c16(cq.0) << 16 | c16(cq.1);
-        if pairs.insert(key) {
-            line_quad(&mut mesh, p, q, 1.0, a.palette.edge);
-            st.segments += 1;
-        }
-    });
+    // A segment shorter than one cell on screen spans at most adjacent cells: never drawn.
+    let min_extent = CELL / a.cam.zoom.max(1e-9);
+    a.scene
+        .index
+        .long_segments_in(min_extent, world, |s: &Seg| {
+            let (p, q) = (a.cam.to_screen(a.view, s.a), a.cam.to_screen(a.view, s.b));
+            let (cp, cq) = (cell_of(p), cell_of(q));
+            if (cp.0 - cq.0).abs() <= 1 && (cp.1 - cq.1).abs() <= 1 {
+                return; // hidden under the boxes' cells
+            }
+            // Cell coordinates fit in 16 bits each for any real screen (clamped otherwise).
+            let c16 = |v: i64| (v.clamp(-32768, 32767) + 32768) as u64;
+            let key = c16(cp.0) << 48 | c16(cp.1) << 32 | c16(cq.0) << 16 | c16(cq.1);
+            if pairs.insert(key) {
+                line_quad(&mut mesh, p, q, 1.0, a.palette.edge);
+                st.segments += 1;
+            }
+        });
     let mut cells = vec![false; (cols * rows) as usize];
     a.scene.index.items_in(world, |i| {
         let Some(r) = a.scene.layout.rects.get(i) else {
