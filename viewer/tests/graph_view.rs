@@ -387,3 +387,31 @@ fn empty_graph_and_bad_edges_do_not_break_the_view() {
     assert_eq!(h.state().sel, None);
     assert!(h.state().view.node_screen_rect(0).is_none());
 }
+
+#[test]
+fn layout_runs_off_thread_and_the_old_layout_stays_until_the_new_one_is_ready() {
+    let data = Arc::new(synth::transformer(50_000, 8));
+    let mut v = GraphView::new(data);
+    // Just started: a progress fraction, no scene yet; the constructor did not block.
+    let p = v.progress().expect("layout job running");
+    assert!((0.0..=1.0).contains(&p));
+    assert!(v.scene().is_none());
+    v.wait_for_layout();
+    assert!(v.progress().is_none());
+    let before = v.scene().expect("laid out").vis.items.len();
+    let g = v
+        .scene()
+        .and_then(|s| {
+            s.vis.items.iter().find_map(|it| match it {
+                VisItem::Group(g) => Some(*g),
+                _ => None,
+            })
+        })
+        .expect("a collapsed group");
+    v.set_group_expanded(g, true);
+    // Re-layout pending: the old scene is still the one shown.
+    assert!(v.progress().is_some());
+    assert_eq!(v.scene().expect("old scene").vis.items.len(), before);
+    v.wait_for_layout();
+    assert!(v.scene().expect("new scene").vis.items.len() > before);
+}

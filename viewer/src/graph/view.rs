@@ -65,7 +65,17 @@ enum Hover {
     Edge(usize),
 }
 
-/// The graph widget; see the module doc.
+/// The graph widget.
+///
+/// Interaction: drag pans; scroll or pinch zooms around the pointer; `F` (pointer over the
+/// view) or the Fit button fits; click selects a node (writes the caller's selection; empty
+/// space clears it); double-click on a collapsed group expands it, on a node inside a group
+/// collapses that group; hovering shows node / group / edge tooltips; the minimap (shown when
+/// the graph does not fit) moves the camera. Call [`GraphView::focus`] when the selection
+/// changes elsewhere (e.g. the table), not every frame.
+///
+/// Layouts are computed on a worker thread; until one is ready the previous one stays on
+/// screen and the toolbar shows the progress.
 pub struct GraphView {
     data: Arc<GraphData>,
     hier: Hierarchy,
