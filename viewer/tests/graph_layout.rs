@@ -238,3 +238,24 @@ fn empty_and_edgeless_graphs() {
     assert!(l.rank.iter().all(|&r| r == 0));
     assert!(!l.rects[0].intersects(l.rects[1]) && !l.rects[1].intersects(l.rects[2]));
 }
+
+#[test]
+fn cancelled_layouts_stop_early() {
+    use petasos_viewer::graph::layout::layout_cancellable;
+    use std::cell::Cell;
+    let g = synth::transformer(3000, 4);
+    let inp = input_of(&g);
+    assert!(layout_cancellable(&inp, &|_| {}, &|| true).is_none());
+    // Cancelled midway: the progress seen stops below 1.
+    let calls = Cell::new(0);
+    let last = Cell::new(0.0f32);
+    let out = layout_cancellable(&inp, &|f| last.set(f), &|| {
+        calls.set(calls.get() + 1);
+        calls.get() > 4
+    });
+    assert!(out.is_none());
+    assert!(last.get() < 1.0);
+    // Not cancelled: same result as `layout`.
+    let full = layout_cancellable(&inp, &|_| {}, &|| false).expect("not cancelled");
+    assert_eq!(full.rects, layout(&inp, &|_| {}).rects);
+}

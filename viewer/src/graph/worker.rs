@@ -2,11 +2,11 @@
 //! that on a worker thread with a progress fraction.
 
 use super::hierarchy::{Hierarchy, VisGraph, VisItem};
-use super::layout::{layout, Layout, LayoutInput};
+use super::layout::{layout_cancellable, Layout, LayoutInput};
 use super::spatial::SpatialIndex;
 use super::GraphData;
 use egui::{vec2, Vec2};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -49,6 +49,16 @@ pub fn box_size(line1: &str, line2: &str, group: bool) -> Vec2 {
 
 /// Builds the scene for `hier`'s collapse state synchronously.
 pub fn build_scene(data: &GraphData, hier: &Hierarchy, progress: &dyn Fn(f32)) -> Scene {
+    build_scene_cancellable(data, hier, progress, &|| false).unwrap_or_default()
+}
+
+/// Like [`build_scene`], giving up (`None`) soon after `cancelled` returns true.
+pub fn build_scene_cancellable(
+    data: &GraphData,
+    hier: &Hierarchy,
+    progress: &dyn Fn(f32),
+    cancelled: &dyn Fn() -> bool,
+) -> Option<Scene> {
     let vis = hier.visible(data);
     let text: Vec<[String; 2]> = vis
         .items
@@ -77,21 +87,29 @@ pub fn build_scene(data: &GraphData, hier: &Hierarchy, progress: &dyn Fn(f32)) -
         sizes,
         edges: vis.edges.iter().map(|e| (e.from, e.to)).collect(),
     };
-    let layout = layout(&input, &|f| progress(f * 0.95));
+    let layout = layout_cancellable(&input, &|f| progress(f * 0.95), cancelled)?;
     let index = SpatialIndex::new(&layout);
     progress(1.0);
-    Scene {
+    Some(Scene {
         vis,
         layout,
         index,
         text,
-    }
+    })
 }
 
 /// A scene being built on a worker thread.
+/// Dropping the job cancels the worker at its next phase boundary.
 pub struct LayoutJob {
     rx: Receiver<Scene>,
     progress: Arc<AtomicU32>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Drop for LayoutJob {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What polling a job gives.
@@ -110,18 +128,29 @@ impl LayoutJob {
         let (tx, rx) = channel();
         let progress = Arc::new(AtomicU32::new(0));
         let p = progress.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
         let spawned = std::thread::Builder::new()
             .name("graph-layout".into())
             .spawn(move || {
-                let scene = build_scene(&data, &hier, &|f| {
-                    p.store((f.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed)
-                });
-                let _ = tx.send(scene);
+                let scene = build_scene_cancellable(
+                    &data,
+                    &hier,
+                    &|f| p.store((f.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed),
+                    &|| c.load(Ordering::Relaxed),
+                );
+                if let Some(s) = scene {
+                    let _ = tx.send(s);
+                }
             });
         // If the thread cannot be spawned, `tx` is dropped with the closure and the job
         // reports `Failed` on the next poll.
         drop(spawned);
-        LayoutJob { rx, progress }
+        LayoutJob {
+            rx,
+            progress,
+            cancel,
+        }
     }
 
     /// Progress fraction in `[0, 1]`.
