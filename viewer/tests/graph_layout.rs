@@ -157,3 +157,105 @@ fn transformer_does_not_drift() {
         l.bounds.width()
     );
 }
+
+/// Crossings between consecutive ranks, from the edge polylines (segments spanning one gap).
+fn crossings(l: &petasos_viewer::graph::Layout) -> usize {
+    // Gap segments: from the bottom of one rank row to the top of the next.
+    let mut segs: Vec<(u32, f32, f32)> = Vec::new();
+    for e in 0..l.edge_count() {
+        let p = l.edge_path(e);
+        for w in p.windows(2) {
+            if (w[1].y - w[0].y).abs() > 1e-3 {
+                let r = l.rank_top.partition_point(|&t| t <= w[0].y) as u32;
+                segs.push((r, w[0].x, w[1].x));
+            }
+        }
+    }
+    let mut n = 0;
+    for (i, a) in segs.iter().enumerate() {
+        for b in &segs[i + 1..] {
+            if a.0 == b.0 && (a.1 - b.1) * (a.2 - b.2) < -1e-6 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn crossing_counter_counts() {
+    // K(3,3) in two layers always has C(3,2)^2 = 9 crossings.
+    let edges = (0..3).flat_map(|a| (3..6).map(move |b| (a, b))).collect();
+    let inp = LayoutInput {
+        sizes: vec![vec2(60.0, 30.0); 6],
+        edges,
+    };
+    assert_eq!(crossings(&layout(&inp, &|_| {})), 9);
+}
+
+#[test]
+fn trees_are_drawn_without_crossings() {
+    // A tree whose children are numbered so that index order interleaves subtrees.
+    let n = 120;
+    let edges: Vec<(usize, usize)> = (1..n).map(|v| ((v * 37 + 11) % v, v)).collect();
+    let inp = LayoutInput {
+        sizes: vec![vec2(60.0, 30.0); n],
+        edges,
+    };
+    let l = layout(&inp, &|_| {});
+    assert_eq!(crossings(&l), 0);
+}
+
+#[test]
+fn barycenter_untangles_a_twisted_ladder() {
+    // Two parallel chains whose rungs are listed in an order that crosses when placed by index.
+    let k = 30;
+    let mut edges = Vec::new();
+    for i in 0..k - 1 {
+        edges.push((2 * i + (i % 2), 2 * (i + 1)));
+        edges.push((2 * i + 1 - (i % 2), 2 * (i + 1) + 1));
+    }
+    let inp = LayoutInput {
+        sizes: vec![vec2(60.0, 30.0); 2 * k],
+        edges,
+    };
+    let l = layout(&inp, &|_| {});
+    assert_eq!(crossings(&l), 0);
+}
+
+#[test]
+fn empty_and_edgeless_graphs() {
+    let l = layout(&LayoutInput::default(), &|_| {});
+    assert!(l.rects.is_empty() && l.bounds.is_positive());
+    let l = layout(
+        &LayoutInput {
+            sizes: vec![vec2(50.0, 30.0); 3],
+            edges: vec![],
+        },
+        &|_| {},
+    );
+    // All in rank 0, side by side.
+    assert!(l.rank.iter().all(|&r| r == 0));
+    assert!(!l.rects[0].intersects(l.rects[1]) && !l.rects[1].intersects(l.rects[2]));
+}
+
+#[test]
+fn cancelled_layouts_stop_early() {
+    use petasos_viewer::graph::layout::layout_cancellable;
+    use std::cell::Cell;
+    let g = synth::transformer(3000, 4);
+    let inp = input_of(&g);
+    assert!(layout_cancellable(&inp, &|_| {}, &|| true).is_none());
+    // Cancelled midway: the progress seen stops below 1.
+    let calls = Cell::new(0);
+    let last = Cell::new(0.0f32);
+    let out = layout_cancellable(&inp, &|f| last.set(f), &|| {
+        calls.set(calls.get() + 1);
+        calls.get() > 4
+    });
+    assert!(out.is_none());
+    assert!(last.get() < 1.0);
+    // Not cancelled: same result as `layout`.
+    let full = layout_cancellable(&inp, &|_| {}, &|| false).expect("not cancelled");
+    assert_eq!(full.rects, layout(&inp, &|_| {}).rects);
+}

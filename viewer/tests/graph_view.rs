@@ -6,7 +6,7 @@ use egui::{Event, Modifiers, PointerButton, Pos2, Rect};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use petasos_viewer::graph::hierarchy::VisItem;
-use petasos_viewer::graph::{synth, GEdge, GNode, GraphData, GraphView, NodeStyle};
+use petasos_viewer::graph::{synth, Camera, GEdge, GNode, GraphData, GraphView, NodeStyle};
 use std::sync::Arc;
 
 struct State {
@@ -23,6 +23,7 @@ fn harness(view: GraphView) -> Harness<'static, State> {
     };
     let mut h = Harness::builder()
         .with_size(egui::vec2(900.0, 700.0))
+        .with_step_dt(1.0 / 60.0)
         .build_ui_state(
             |ui, s: &mut State| {
                 s.view.show(ui, &s.style, &mut s.sel);
@@ -36,7 +37,8 @@ fn harness(view: GraphView) -> Harness<'static, State> {
 fn click(h: &mut Harness<'static, State>, pos: Pos2, count: usize) {
     h.hover_at(pos);
     h.step();
-    // One press + release per frame, as a person clicking would produce.
+    // All presses and releases queued at once; egui spreads them over frames (60 fps here, well
+    // within the double-click window).
     for _ in 0..count {
         for pressed in [true, false] {
             h.event(Event::PointerButton {
@@ -46,8 +48,8 @@ fn click(h: &mut Harness<'static, State>, pos: Pos2, count: usize) {
                 modifiers: Modifiers::NONE,
             });
         }
-        h.step();
     }
+    h.run_steps(4);
 }
 
 /// A small diamond with a tail: 0 -> {1, 2} -> 3 -> 4.
@@ -173,8 +175,13 @@ fn double_click_expands_a_collapsed_group() {
         .expect("member");
     let mut h = harness(v);
     let view = h.state().view.view_rect().expect("shown");
-    // Zoom onto the group's box so the double-click lands on it.
-    h.state_mut().view.focus(node);
+    // Zoom onto the group's box so the double-click lands on it (not `focus`, which would
+    // expand the group to reveal the node).
+    let centre = h.state().view.scene().expect("laid out").layout.rects[item].center();
+    h.state_mut().view.set_camera(Camera {
+        center: centre,
+        zoom: 1.0,
+    });
     h.run_steps(1);
     let r = h.state().view.node_screen_rect(node).expect("laid out");
     assert!(visible(view, r));
@@ -195,7 +202,7 @@ fn hovering_a_node_shows_its_tooltip() {
     let mut h = harness(v);
     let r = h.state().view.node_screen_rect(2).expect("laid out");
     h.hover_at(r.center());
-    h.run_steps(4);
+    h.run_steps(60); // past the tooltip delay
     assert!(
         h.query_by_label_contains("op: Sigmoid").is_some(),
         "tooltip with the op type"
@@ -223,7 +230,7 @@ fn hovering_an_edge_shows_its_shape() {
     assert!(path.len() >= 2);
     let mid = cam.to_screen(view, path[0] + (path[path.len() - 1] - path[0]) * 0.5);
     h.hover_at(mid);
-    h.run_steps(4);
+    h.run_steps(60); // past the tooltip delay
     assert!(
         h.query_by_label_contains("join -> out").is_some(),
         "edge tooltip"
@@ -290,4 +297,121 @@ fn pinch_zooms_around_the_pointer_and_f_fits() {
     assert!(
         (refit.zoom - fitted.zoom).abs() < 1e-6 && (refit.center - fitted.center).length() < 1e-3
     );
+}
+
+#[test]
+fn clicking_the_minimap_moves_the_camera() {
+    use petasos_viewer::graph::minimap::Minimap;
+    let data = Arc::new(synth::transformer(2000, 4));
+    let mut v = GraphView::with_budget(data, None);
+    v.wait_for_layout();
+    let mut h = harness(v);
+    // Zoomed in on the first node: the graph no longer fits, so the minimap shows.
+    h.state_mut().view.focus(0);
+    h.run_steps(1);
+    let view = h.state().view.view_rect().expect("shown");
+    let mini = Minimap::rect(view).expect("view large enough for a minimap");
+    let target = mini.center() + egui::vec2(0.0, mini.height() * 0.3);
+    let want = Minimap::to_world(h.state().view.scene().expect("laid out"), mini, target);
+    let before = h.state().view.camera();
+    click(&mut h, target, 1);
+    let after = h.state().view.camera();
+    assert!(
+        (after.center - want).length() < 1.0,
+        "{after:?} vs {want:?}"
+    );
+    assert!((after.center - before.center).length() > 100.0, "moved");
+    assert_eq!(after.zoom, before.zoom);
+    assert_eq!(h.state().sel, None, "a minimap click selects nothing");
+}
+
+#[test]
+fn collapsed_group_tooltip_sums_the_metric() {
+    let data = Arc::new(synth::residual_chain(3000));
+    let values: Vec<f64> = (0..data.nodes.len())
+        .map(|i| (i % 13) as f64 * 0.5)
+        .collect();
+    let mut v = GraphView::new(data.clone());
+    v.set_metric("latency", values.clone());
+    v.wait_for_layout();
+    let scene = v.scene().expect("laid out");
+    let item = scene
+        .vis
+        .items
+        .iter()
+        .position(|it| matches!(it, VisItem::Group(_)))
+        .expect("a collapsed group");
+    let want: f64 = (0..data.nodes.len())
+        .filter(|&n| scene.vis.node_item[n] == item)
+        .map(|n| values[n])
+        .sum();
+    let count = scene.vis.item_count[item];
+    let centre = scene.layout.rects[item].center();
+    let mut h = harness(v);
+    h.state_mut().view.set_camera(Camera {
+        center: centre,
+        zoom: 1.0,
+    });
+    h.run_steps(1);
+    let view = h.state().view.view_rect().expect("shown");
+    h.hover_at(view.center());
+    h.run_steps(60);
+    assert!(h
+        .query_by_label_contains(&format!("{count} ops (collapsed)"))
+        .is_some());
+    assert!(
+        h.query_by_label_contains(&format!("sum of latency: {want:.4}"))
+            .is_some(),
+        "sum {want}"
+    );
+}
+
+#[test]
+fn empty_graph_and_bad_edges_do_not_break_the_view() {
+    let data = GraphData {
+        nodes: vec![],
+        edges: vec![GEdge {
+            from: 3,
+            to: 9,
+            label: String::new(),
+        }],
+    };
+    let mut v = GraphView::new(Arc::new(data));
+    v.wait_for_layout();
+    let mut h = harness(v);
+    let view = h.state().view.view_rect().expect("shown");
+    click(&mut h, view.center(), 2);
+    h.state_mut().view.focus(5);
+    h.state_mut().view.fit();
+    h.run_steps(2);
+    assert_eq!(h.state().sel, None);
+    assert!(h.state().view.node_screen_rect(0).is_none());
+}
+
+#[test]
+fn layout_runs_off_thread_and_the_old_layout_stays_until_the_new_one_is_ready() {
+    let data = Arc::new(synth::transformer(50_000, 8));
+    let mut v = GraphView::new(data);
+    // Just started: a progress fraction, no scene yet; the constructor did not block.
+    let p = v.progress().expect("layout job running");
+    assert!((0.0..=1.0).contains(&p));
+    assert!(v.scene().is_none());
+    v.wait_for_layout();
+    assert!(v.progress().is_none());
+    let before = v.scene().expect("laid out").vis.items.len();
+    let g = v
+        .scene()
+        .and_then(|s| {
+            s.vis.items.iter().find_map(|it| match it {
+                VisItem::Group(g) => Some(*g),
+                _ => None,
+            })
+        })
+        .expect("a collapsed group");
+    v.set_group_expanded(g, true);
+    // Re-layout pending: the old scene is still the one shown.
+    assert!(v.progress().is_some());
+    assert_eq!(v.scene().expect("old scene").vis.items.len(), before);
+    v.wait_for_layout();
+    assert!(v.scene().expect("new scene").vis.items.len() > before);
 }

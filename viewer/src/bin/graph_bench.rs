@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use egui::{pos2, vec2, Event, RawInput, Rect};
+use petasos_viewer::graph::draw::FULL_ZOOM;
 use petasos_viewer::graph::hierarchy::Hierarchy;
 use petasos_viewer::graph::{
     build_scene, metric_colours, synth, Camera, GraphData, GraphView, NodeStyle,
@@ -197,6 +198,9 @@ fn bench_graph(name: &str, data: GraphData, args: &Args) {
     report("100% zoom, panning", t, &s);
     let (t, s) = frames(&mut view, &style, args.frames, &follow(0.15, 40));
     report("15% zoom, panning", t, &s);
+    // The most text on screen: the smallest zoom that still draws labels.
+    let (t, s) = frames(&mut view, &style, args.frames, &follow(FULL_ZOOM, 7));
+    report("45% zoom (labels), panning", t, &s);
 
     // Zoomed out to the whole graph but moving every frame: the overview cannot be reused.
     view.fit();

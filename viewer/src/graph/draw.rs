@@ -104,6 +104,8 @@ pub struct DrawArgs<'a> {
     pub item_fill: &'a [Option<Color32>],
     /// Highlighted items (search matches), ascending.
     pub highlighted: &'a [usize],
+    /// The metric's name and its sum per item, shown on group boxes (if a metric is set).
+    pub sums: Option<(&'a str, &'a [f64])>,
     /// The selected item, if any.
     pub selected: Option<usize>,
     /// The hovered item, if any.
@@ -146,6 +148,42 @@ fn fit_text(s: &str, max: usize, keep_end: bool) -> String {
     } else {
         let head: String = s.chars().take(keep).collect();
         format!("{head}…")
+    }
+}
+
+/// A number in 3 significant digits with a k/M/G/T suffix.
+pub fn short_num(v: f64) -> String {
+    let a = v.abs();
+    let (d, suffix) = if a >= 1e12 {
+        (1e12, "T")
+    } else if a >= 1e9 {
+        (1e9, "G")
+    } else if a >= 1e6 {
+        (1e6, "M")
+    } else if a >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let x = v / d;
+    let digits = if x.abs() >= 100.0 {
+        0
+    } else if x.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{x:.digits$}{suffix}")
+}
+
+/// The second text line of item `i`: groups get the metric sum appended.
+fn second_line(a: &DrawArgs, i: usize, base: &str, group: bool) -> String {
+    match a.sums {
+        Some((name, sums)) if group => match sums.get(i) {
+            Some(v) => format!("{base}, {name} {}", short_num(*v)),
+            None => base.to_string(),
+        },
+        _ => base.to_string(),
     }
 }
 
@@ -208,23 +246,27 @@ pub fn draw(a: &DrawArgs, cache: &mut OverviewCache) -> DrawStats {
     let mut stats = match lod {
         Lod::Full => draw_full(a, world),
         Lod::Boxes => draw_boxes(a, world),
-        Lod::Overview => {
-            let key = Some((a.cam, a.view, a.scene as *const Scene as usize));
-            if cache.key != key || cache.fills.as_slice() != a.item_fill {
-                let (mesh, st) = draw_overview(a, world);
-                cache.key = key;
-                cache.fills.clear();
-                cache.fills.extend_from_slice(a.item_fill);
-                cache.mesh = Arc::new(mesh);
-                cache.stats = st;
-            }
-            a.painter.add(Shape::mesh(cache.mesh.clone()));
-            cache.stats
-        }
+        Lod::Overview => overview_cached(a, world, cache),
     };
     draw_marks(a, world, lod);
     stats.lod = Some(lod);
     stats
+}
+
+/// Paints the part of the scene inside `world` binned into screen cells of `a.view`,
+/// reusing the cached mesh while camera, view, scene and fills are unchanged.
+pub fn overview_cached(a: &DrawArgs, world: Rect, cache: &mut OverviewCache) -> DrawStats {
+    let key = Some((a.cam, a.view, a.scene as *const Scene as usize));
+    if cache.key != key || cache.fills.as_slice() != a.item_fill {
+        let (mesh, st) = draw_overview(a, world);
+        cache.key = key;
+        cache.fills.clear();
+        cache.fills.extend_from_slice(a.item_fill);
+        cache.mesh = Arc::new(mesh);
+        cache.stats = st;
+    }
+    a.painter.add(Shape::mesh(cache.mesh.clone()));
+    cache.stats
 }
 
 /// Whether edge `e` of the visible graph touches `item`.
@@ -318,7 +360,7 @@ fn draw_full(a: &DrawArgs, world: Rect) -> DrawStats {
             a.painter.text(
                 pos2(c.x, c.y + 1.0 * z),
                 Align2::CENTER_TOP,
-                fit_text(&t[1], n2, false),
+                fit_text(&second_line(a, i, &t[1], group), n2, false),
                 f2.clone(),
                 tc.gamma_multiply(0.85),
             );
@@ -363,20 +405,24 @@ fn draw_overview(a: &DrawArgs, world: Rect) -> (Mesh, DrawStats) {
     };
     let mut mesh = Mesh::default();
     let mut pairs: HashSet<u64, BuildHasherDefault<MixHasher>> = HashSet::default();
-    a.scene.index.segments_in(world, |s: &Seg| {
-        let (p, q) = (a.cam.to_screen(a.view, s.a), a.cam.to_screen(a.view, s.b));
-        let (cp, cq) = (cell_of(p), cell_of(q));
-        if (cp.0 - cq.0).abs() <= 1 && (cp.1 - cq.1).abs() <= 1 {
-            return; // hidden under the boxes' cells
-        }
-        // Cell coordinates fit in 16 bits each for any real screen (clamped otherwise).
-        let c16 = |v: i64| (v.clamp(-32768, 32767) + 32768) as u64;
-        let key = c16(cp.0) << 48 | c16(cp.1) << 32 | c16(cq.0) << 16 | c16(cq.1);
-        if pairs.insert(key) {
-            line_quad(&mut mesh, p, q, 1.0, a.palette.edge);
-            st.segments += 1;
-        }
-    });
+    // A segment shorter than one cell on screen spans at most adjacent cells: never drawn.
+    let min_extent = CELL / a.cam.zoom.max(1e-9);
+    a.scene
+        .index
+        .long_segments_in(min_extent, world, |s: &Seg| {
+            let (p, q) = (a.cam.to_screen(a.view, s.a), a.cam.to_screen(a.view, s.b));
+            let (cp, cq) = (cell_of(p), cell_of(q));
+            if (cp.0 - cq.0).abs() <= 1 && (cp.1 - cq.1).abs() <= 1 {
+                return; // hidden under the boxes' cells
+            }
+            // Cell coordinates fit in 16 bits each for any real screen (clamped otherwise).
+            let c16 = |v: i64| (v.clamp(-32768, 32767) + 32768) as u64;
+            let key = c16(cp.0) << 48 | c16(cp.1) << 32 | c16(cq.0) << 16 | c16(cq.1);
+            if pairs.insert(key) {
+                line_quad(&mut mesh, p, q, 1.0, a.palette.edge);
+                st.segments += 1;
+            }
+        });
     let mut cells = vec![false; (cols * rows) as usize];
     a.scene.index.items_in(world, |i| {
         let Some(r) = a.scene.layout.rects.get(i) else {

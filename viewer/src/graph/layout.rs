@@ -122,8 +122,24 @@ impl Csr {
 
 /// Lays out `input`; `progress` is called with a fraction in `[0, 1]` as phases complete.
 pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
+    layout_cancellable(input, progress, &|| false).unwrap_or_default()
+}
+
+/// Like [`layout`], but gives up (returns `None`) at the next phase boundary once `cancelled`
+/// returns true — used when a newer layout request makes this one moot.
+pub fn layout_cancellable(
+    input: &LayoutInput,
+    progress: &dyn Fn(f32),
+    cancelled: &dyn Fn() -> bool,
+) -> Option<Layout> {
+    let step = |f: f32| {
+        progress(f);
+        cancelled()
+    };
     let n = input.sizes.len();
-    progress(0.0);
+    if step(0.0) {
+        return None;
+    }
     // Valid edges (index into input.edges kept).
     let valid: Vec<(usize, u32, u32)> = input
         .edges
@@ -178,7 +194,9 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
         }
     }
     order.reverse(); // topological order of the DAG with back edges reversed
-    progress(0.1);
+    if step(0.1) {
+        return None;
+    }
 
     // DAG edges (a -> b with a earlier), per valid edge.
     let reversed: Vec<bool> = valid
@@ -210,7 +228,9 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
         }
     }
     let nranks = rank.iter().map(|&r| r as usize + 1).max().unwrap_or(0);
-    progress(0.2);
+    if step(0.2) {
+        return None;
+    }
 
     // 3. Dummy nodes: layered graph nodes 0..n real, then dummies; chains per DAG edge.
     let mut lrank: Vec<u32> = rank.clone();
@@ -244,7 +264,9 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
     let down = Csr::new(total, &layered);
     let flipped: Vec<(u32, u32)> = layered.iter().map(|&(a, b)| (b, a)).collect();
     let up = Csr::new(total, &flipped);
-    progress(0.3);
+    if step(0.3) {
+        return None;
+    }
 
     // 4. Initial order within ranks: DFS discovery order over the layered graph.
     let mut rows: Vec<Vec<u32>> = vec![Vec::new(); nranks];
@@ -281,7 +303,9 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
             pos[v as usize] = i as f32;
         }
     }
-    progress(0.4);
+    if step(0.4) {
+        return None;
+    }
 
     // 5. Crossing reduction: barycenter sweeps down and up.
     let mut keyed: Vec<(f32, f32, u32)> = Vec::new();
@@ -318,7 +342,9 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
     for i in 0..ORDER_SWEEPS {
         sweep(&mut rows, &mut pos, true);
         sweep(&mut rows, &mut pos, false);
-        progress(0.4 + 0.3 * (i + 1) as f32 / ORDER_SWEEPS as f32);
+        if step(0.4 + 0.3 * (i + 1) as f32 / ORDER_SWEEPS as f32) {
+            return None;
+        }
     }
 
     // 6. x placement.
@@ -419,7 +445,9 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
     for i in 0..PLACE_SWEEPS {
         place(&mut x, Some(true));
         place(&mut x, Some(false));
-        progress(0.7 + 0.25 * (i + 1) as f32 / PLACE_SWEEPS as f32);
+        if step(0.7 + 0.25 * (i + 1) as f32 / PLACE_SWEEPS as f32) {
+            return None;
+        }
     }
     place(&mut x, None);
 
@@ -483,7 +511,7 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
         bounds = Rect::from_min_size(Pos2::ZERO, Vec2::splat(1.0));
     }
     progress(1.0);
-    Layout {
+    Some(Layout {
         rects,
         rank,
         rank_top,
@@ -499,7 +527,7 @@ pub fn layout(input: &LayoutInput, progress: &dyn Fn(f32)) -> Layout {
         edge_start,
         bounds,
         dummies,
-    }
+    })
 }
 
 /// Weighted isotonic regression (pool adjacent violators) for one rank: minimises

@@ -8,6 +8,7 @@ pub mod colour;
 pub mod draw;
 pub mod hierarchy;
 pub mod layout;
+pub mod minimap;
 pub mod spatial;
 pub mod synth;
 pub mod view;

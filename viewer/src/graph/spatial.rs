@@ -40,6 +40,9 @@ pub struct SpatialIndex {
     bucket_segs: Vec<u32>,
     long_segs: Vec<u32>,
     y_origin: f32,
+    /// Segment ids by decreasing extent (max of |dx|, |dy|), and those extents.
+    by_extent: Vec<u32>,
+    extents: Vec<f32>,
 }
 
 impl SpatialIndex {
@@ -118,8 +121,21 @@ impl SpatialIndex {
                 fill[b] += 1;
             }
         }
+        let extent = |s: &Seg| (s.a.x - s.b.x).abs().max((s.a.y - s.b.y).abs());
+        let mut by_extent: Vec<u32> = (0..segs.len() as u32).collect();
+        by_extent.sort_by(|&a, &b| {
+            extent(&segs[b as usize])
+                .total_cmp(&extent(&segs[a as usize]))
+                .then(a.cmp(&b))
+        });
+        let extents = by_extent
+            .iter()
+            .map(|&i| extent(&segs[i as usize]))
+            .collect();
         SpatialIndex {
             rows,
+            by_extent,
+            extents,
             segs,
             bucket_start: counts,
             bucket_segs,
@@ -182,6 +198,23 @@ impl SpatialIndex {
         for &i in &self.long_segs {
             let s = &self.segs[i as usize];
             if hits(s) {
+                f(s);
+            }
+        }
+    }
+
+    /// Calls `f` with every segment whose extent (max of |dx|, |dy|) exceeds `min_extent` and
+    /// whose bounding box intersects `r`; visits only those long segments (for zoomed-out
+    /// views, where shorter ones vanish inside one screen cell).
+    pub fn long_segments_in(&self, min_extent: f32, r: Rect, mut f: impl FnMut(&Seg)) {
+        let k = self.extents.partition_point(|&e| e > min_extent);
+        for &i in &self.by_extent[..k] {
+            let s = &self.segs[i as usize];
+            if s.a.y.max(s.b.y) >= r.min.y
+                && s.a.y.min(s.b.y) <= r.max.y
+                && s.a.x.max(s.b.x) >= r.min.x
+                && s.a.x.min(s.b.x) <= r.max.x
+            {
                 f(s);
             }
         }

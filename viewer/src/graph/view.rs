@@ -2,8 +2,9 @@
 //! thread), the camera, the collapse state and interaction state; `show` handles pan / zoom /
 //! fit / click / double-click / hover and paints through [`super::draw`].
 
-use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette};
+use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette, BOXES_ZOOM};
 use super::hierarchy::{Hierarchy, VisItem};
+use super::minimap::Minimap;
 use super::worker::{LayoutJob, Poll, Scene};
 use super::{GraphData, NodeStyle};
 use egui::{Color32, Key, Pos2, Rect, Sense, Vec2};
@@ -64,7 +65,17 @@ enum Hover {
     Edge(usize),
 }
 
-/// The graph widget; see the module doc.
+/// The graph widget.
+///
+/// Interaction: drag pans; scroll or pinch zooms around the pointer; `F` (pointer over the
+/// view) or the Fit button fits; click selects a node (writes the caller's selection; empty
+/// space clears it); double-click on a collapsed group expands it, on a node inside a group
+/// collapses that group; hovering shows node / group / edge tooltips; the minimap (shown when
+/// the graph does not fit) moves the camera. Call [`GraphView::focus`] when the selection
+/// changes elsewhere (e.g. the table), not every frame.
+///
+/// Layouts are computed on a worker thread; until one is ready the previous one stays on
+/// screen and the toolbar shows the progress.
 pub struct GraphView {
     data: Arc<GraphData>,
     hier: Hierarchy,
@@ -79,9 +90,12 @@ pub struct GraphView {
     hover: Option<Hover>,
     selected_group: Option<usize>,
     metric: Option<(String, Vec<f64>)>,
+    sums: Option<(u64, Vec<f64>)>,
+    scene_gen: u64,
     item_fill: Vec<Option<Color32>>,
     item_hl: Vec<usize>,
     overview: OverviewCache,
+    minimap: Minimap,
     stats: DrawStats,
 }
 
@@ -112,9 +126,12 @@ impl GraphView {
             hover: None,
             selected_group: None,
             metric: None,
+            sums: None,
+            scene_gen: 0,
             item_fill: Vec::new(),
             item_hl: Vec::new(),
             overview: OverviewCache::default(),
+            minimap: Minimap::default(),
             stats: DrawStats::default(),
         };
         v.relayout();
@@ -164,6 +181,31 @@ impl GraphView {
     /// largest member. `values` is indexed by node.
     pub fn set_metric(&mut self, name: &str, values: Vec<f64>) {
         self.metric = Some((name.to_string(), values));
+        self.sums = None;
+    }
+
+    /// Removes the metric set by [`GraphView::set_metric`].
+    pub fn clear_metric(&mut self) {
+        self.metric = None;
+        self.sums = None;
+    }
+
+    /// The metric sum per visible item of `scene` (cached per scene and metric).
+    fn item_sums(&mut self, scene: &Scene) -> Option<&[f64]> {
+        let values = &self.metric.as_ref()?.1;
+        let key = self.scene_gen;
+        if self.sums.as_ref().map(|s| s.0) != Some(key) {
+            let mut sums = vec![0.0; scene.vis.items.len()];
+            for (n, &item) in scene.vis.node_item.iter().enumerate() {
+                if let (Some(v), Some(s)) = (values.get(n), sums.get_mut(item)) {
+                    if v.is_finite() {
+                        *s += v;
+                    }
+                }
+            }
+            self.sums = Some((key, sums));
+        }
+        self.sums.as_ref().map(|s| s.1.as_slice())
     }
 
     /// Fits the whole graph into the view (on the next frame if the view has no size yet).
@@ -276,6 +318,7 @@ impl GraphView {
             }
         }
         self.scene = Some(s);
+        self.scene_gen += 1;
         self.hover = None;
         self.apply_pending();
     }
@@ -446,11 +489,32 @@ impl GraphView {
             return response;
         };
 
+        // The minimap (when the graph does not fit the view): pressing or dragging on it moves
+        // the camera there, and the main view ignores that pointer interaction.
+        let mini = Minimap::rect(view).filter(|_| {
+            !self
+                .camera
+                .world_rect(view)
+                .contains_rect(scene.layout.bounds)
+        });
+        // egui may run a frame in two passes with the same input; act on input once.
+        let act = ui.ctx().current_pass_index() == 0;
+        let in_mini = |p: Option<Pos2>| matches!((mini, p), (Some(m), Some(p)) if m.contains(p));
+        let press = ui.input(|i| i.pointer.press_origin());
+        let on_mini = in_mini(press)
+            || ((response.clicked() || response.double_clicked())
+                && in_mini(response.interact_pointer_pos()));
+        if let (true, true, Some(m), Some(p)) =
+            (act, on_mini, mini, response.interact_pointer_pos())
+        {
+            self.camera.center = Minimap::to_world(&scene, m, p);
+        }
+
         // Pan and zoom.
-        if response.dragged() {
+        if act && response.dragged() && !on_mini {
             self.camera.center -= response.drag_delta() / self.camera.zoom;
         }
-        if let Some(hp) = response.hover_pos() {
+        if let Some(hp) = response.hover_pos().filter(|_| act) {
             let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
             let factor = pinch * (scroll * 0.0025).exp();
             if (factor - 1.0).abs() > 1e-4 {
@@ -466,11 +530,17 @@ impl GraphView {
         }
 
         // Hit-testing through the spatial index.
-        let pointer = response.hover_pos().filter(|_| !response.dragged());
+        let pointer = response
+            .hover_pos()
+            .filter(|&p| !response.dragged() && !in_mini(Some(p)));
         self.hover = pointer.and_then(|p| {
             let w = self.camera.to_world(view, p);
             if let Some(i) = scene.index.item_at(w, &scene.layout.rects) {
                 return Some(Hover::Item(i));
+            }
+            // Edges are only hoverable where they are drawn individually.
+            if self.camera.zoom < BOXES_ZOOM {
+                return None;
             }
             scene
                 .index
@@ -484,7 +554,9 @@ impl GraphView {
                     .item_at(self.camera.to_world(view, p), &scene.layout.rects)
             })
         };
-        if response.double_clicked() {
+        if on_mini || !act {
+            // Minimap interaction is handled above; a second pass repeats the same input.
+        } else if response.double_clicked() {
             match clicked_item(&response).and_then(|i| scene.vis.items.get(i).copied()) {
                 Some(VisItem::Group(g)) => self.set_group_expanded(g, true),
                 Some(VisItem::Node(n)) => {
@@ -524,6 +596,11 @@ impl GraphView {
             Some(Hover::Item(i)) => Some(i),
             _ => None,
         };
+        self.item_sums(&scene);
+        let sums = match (&self.metric, &self.sums) {
+            (Some((name, _)), Some((_, s))) => Some((name.as_str(), s.as_slice())),
+            _ => None,
+        };
         self.stats = draw(
             &DrawArgs {
                 painter: &painter,
@@ -532,12 +609,19 @@ impl GraphView {
                 scene: &scene,
                 item_fill: &self.item_fill,
                 highlighted: &self.item_hl,
+                sums,
                 selected,
                 hovered,
                 palette: Palette::new(ui.visuals().dark_mode),
             },
             &mut self.overview,
         );
+        if let Some(m) = mini {
+            let world = self.camera.world_rect(view);
+            let palette = Palette::new(ui.visuals().dark_mode);
+            self.minimap
+                .draw(&painter, m, &scene, &self.item_fill, world, palette);
+        }
         if let Some(p) = self.progress() {
             painter.text(
                 view.right_top() + egui::vec2(-8.0, 8.0),

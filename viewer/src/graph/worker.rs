@@ -2,11 +2,11 @@
 //! that on a worker thread with a progress fraction.
 
 use super::hierarchy::{Hierarchy, VisGraph, VisItem};
-use super::layout::{layout, Layout, LayoutInput};
+use super::layout::{layout_cancellable, Layout, LayoutInput};
 use super::spatial::SpatialIndex;
 use super::GraphData;
 use egui::{vec2, Vec2};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -18,6 +18,8 @@ pub const CHAR_W2: f32 = 6.0;
 pub const PAD_X: f32 = 8.0;
 /// Narrowest box.
 pub const MIN_W: f32 = 48.0;
+/// Narrowest group box (room for "N ops, metric sum").
+pub const GROUP_MIN_W: f32 = 150.0;
 /// Widest box; longer labels are truncated when drawn.
 pub const MAX_W: f32 = 220.0;
 
@@ -30,19 +32,33 @@ pub struct Scene {
     pub layout: Layout,
     /// Spatial index over `layout`.
     pub index: SpatialIndex,
-    /// Two text lines per item (node: op type, name; group: path, op count).
+    /// Two text lines per item (node: op type, name; group: last path segment, op count).
     pub text: Vec<[String; 2]>,
 }
 
 /// Box size for two lines of text, estimated from character counts (no font context needed).
 pub fn box_size(line1: &str, line2: &str, group: bool) -> Vec2 {
     let w = (line1.chars().count() as f32 * CHAR_W1).max(line2.chars().count() as f32 * CHAR_W2);
-    let h = if group { 40.0 } else { 34.0 };
-    vec2((w + 2.0 * PAD_X).clamp(MIN_W, MAX_W), h)
+    let (h, min_w) = if group {
+        (40.0, GROUP_MIN_W)
+    } else {
+        (34.0, MIN_W)
+    };
+    vec2((w + 2.0 * PAD_X).clamp(min_w, MAX_W), h)
 }
 
 /// Builds the scene for `hier`'s collapse state synchronously.
 pub fn build_scene(data: &GraphData, hier: &Hierarchy, progress: &dyn Fn(f32)) -> Scene {
+    build_scene_cancellable(data, hier, progress, &|| false).unwrap_or_default()
+}
+
+/// Like [`build_scene`], giving up (`None`) soon after `cancelled` returns true.
+pub fn build_scene_cancellable(
+    data: &GraphData,
+    hier: &Hierarchy,
+    progress: &dyn Fn(f32),
+    cancelled: &dyn Fn() -> bool,
+) -> Option<Scene> {
     let vis = hier.visible(data);
     let text: Vec<[String; 2]> = vis
         .items
@@ -54,12 +70,10 @@ pub fn build_scene(data: &GraphData, hier: &Hierarchy, progress: &dyn Fn(f32)) -
                 [node.op_type.clone(), node.label.clone()]
             }
             VisItem::Group(g) => {
-                let path = hier
-                    .groups()
-                    .get(g)
-                    .map(|x| x.path.clone())
-                    .unwrap_or_default();
-                [path, format!("{count} ops")]
+                // The last path segment names the group on its box; the tooltip has the path.
+                let path = hier.groups().get(g).map(|x| x.path.as_str()).unwrap_or("");
+                let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or(path);
+                [last.to_string(), format!("{count} ops")]
             }
         })
         .collect();
@@ -73,21 +87,29 @@ pub fn build_scene(data: &GraphData, hier: &Hierarchy, progress: &dyn Fn(f32)) -
         sizes,
         edges: vis.edges.iter().map(|e| (e.from, e.to)).collect(),
     };
-    let layout = layout(&input, &|f| progress(f * 0.95));
+    let layout = layout_cancellable(&input, &|f| progress(f * 0.95), cancelled)?;
     let index = SpatialIndex::new(&layout);
     progress(1.0);
-    Scene {
+    Some(Scene {
         vis,
         layout,
         index,
         text,
-    }
+    })
 }
 
 /// A scene being built on a worker thread.
+/// Dropping the job cancels the worker at its next phase boundary.
 pub struct LayoutJob {
     rx: Receiver<Scene>,
     progress: Arc<AtomicU32>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Drop for LayoutJob {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What polling a job gives.
@@ -106,18 +128,29 @@ impl LayoutJob {
         let (tx, rx) = channel();
         let progress = Arc::new(AtomicU32::new(0));
         let p = progress.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
         let spawned = std::thread::Builder::new()
             .name("graph-layout".into())
             .spawn(move || {
-                let scene = build_scene(&data, &hier, &|f| {
-                    p.store((f.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed)
-                });
-                let _ = tx.send(scene);
+                let scene = build_scene_cancellable(
+                    &data,
+                    &hier,
+                    &|f| p.store((f.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed),
+                    &|| c.load(Ordering::Relaxed),
+                );
+                if let Some(s) = scene {
+                    let _ = tx.send(s);
+                }
             });
         // If the thread cannot be spawned, `tx` is dropped with the closure and the job
         // reports `Failed` on the next poll.
         drop(spawned);
-        LayoutJob { rx, progress }
+        LayoutJob {
+            rx,
+            progress,
+            cancel,
+        }
     }
 
     /// Progress fraction in `[0, 1]`.
