@@ -169,7 +169,6 @@ impl ViewerApp {
             self.graph = Some(GraphView::new(d.graph_data.clone()));
         }
         self.style_key = None;
-        self.fit_request = true;
     }
 
     /// Selects op `op` (or clears), scrolling the table and focusing the graph on it.
@@ -210,7 +209,8 @@ impl ViewerApp {
                 None => Vec::new(),
             };
             if let (Some(g), Some(v)) = (&mut self.graph, values) {
-                g.set_metric(s.colour_by.title(), v);
+                let (k, label) = s.colour_by.sum_label();
+                g.set_metric(label, v.iter().map(|x| x * k).collect());
             }
             self.style_key = Some(key);
         }

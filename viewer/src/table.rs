@@ -161,6 +161,18 @@ impl ColourBy {
         }
     }
 
+    /// How group boxes show a sum of it: (factor, label), e.g. latency in ms.
+    pub fn sum_label(self) -> (f64, &'static str) {
+        match self {
+            ColourBy::Column(Col::Latency) => (1e3, "latency ms"),
+            ColourBy::Column(Col::Energy) => (1e3, "energy mJ"),
+            ColourBy::Column(Col::Power) => (1.0, "power W"),
+            ColourBy::Column(Col::WeightBytes) => (1.0, "weight B"),
+            ColourBy::Column(Col::ActivationBytes) => (1.0, "activation B"),
+            c => (1.0, c.title()),
+        }
+    }
+
     /// Whether a log scale suits it (values spanning decades).
     pub fn log_scale(self) -> bool {
         matches!(self, ColourBy::Column(_))

@@ -1,5 +1,5 @@
-//! Screenshots of the app (table, the fitted graph coloured by latency, details of the
-//! slowest op) rendered with wgpu and compared with the
+//! Screenshots of the app (table, the graph coloured by latency and centred on the slowest op,
+//! details of that op) rendered with wgpu and compared with the
 //! golden images in `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them). Needs a wgpu
 //! adapter (lavapipe from `mesa-vulkan-drivers` on a headless machine); without one the test
 //! prints `NOT RUN: no wgpu adapter`.
@@ -7,7 +7,7 @@
 #[path = "app_common.rs"]
 mod common;
 
-use egui_kittest::{Harness, SnapshotResults};
+use egui_kittest::{Harness, SnapshotOptions, SnapshotResults};
 use petasos_viewer::app::ViewerApp;
 use petasos_viewer::doc::Document;
 
@@ -20,18 +20,16 @@ fn snapshot(doc: Document, select: usize, name: &str, results: &mut SnapshotResu
         .build_eframe(move |_cc| ViewerApp::with_document(doc));
     common::settle(&mut h);
     h.state_mut().select(Some(select));
-    // The whole graph (fitted) and the table, plots tab closed.
+    // The graph around the selected op (selecting focuses it) and the table, plots tab closed.
     h.state_mut().tabs.tab = petasos_viewer::app::Tab::Hidden;
-    common::settle(&mut h);
-    if let Some(g) = h.state_mut().graph_mut() {
-        g.fit();
-    }
     common::settle(&mut h);
     if let Err(e) = h.render() {
         common::loud(&format!("NOT RUN: no wgpu adapter ({name}: {e})"));
         return false;
     }
-    h.snapshot(name);
+    // Up to 2,000 of the 1.44M pixels may differ (another CPU's software rasteriser may round
+    // anti-aliased edges differently); a moved or changed widget changes far more.
+    h.snapshot_options(name, &SnapshotOptions::new().max_failed_pixels(2000));
     results.extend_harness(&mut h);
     true
 }

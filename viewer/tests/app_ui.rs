@@ -351,7 +351,12 @@ fn f_fits_the_graph_after_a_focus() {
     let far = doc.ops.len() - 2;
     let mut h = harness(doc, (1600.0, 900.0));
     common::settle(&mut h);
+    // A tall graph opens at a readable zoom on its top; Fit shows all of it.
+    let opening = h.state().graph().expect("graph").camera().zoom;
+    h.state_mut().graph_mut().expect("graph").fit();
+    common::settle(&mut h);
     let fitted = h.state().graph().expect("graph").camera().zoom;
+    assert!(fitted <= opening, "fitted {fitted} vs opening {opening}");
     h.state_mut().select(Some(far));
     common::settle(&mut h);
     h.state_mut()

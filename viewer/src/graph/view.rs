@@ -2,7 +2,7 @@
 //! thread), the camera, the collapse state and interaction state; `show` handles pan / zoom /
 //! fit / click / double-click / hover and paints through [`super::draw`].
 
-use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette, BOXES_ZOOM};
+use super::draw::{draw, DrawArgs, DrawStats, OverviewCache, Palette, BOXES_ZOOM, FULL_ZOOM};
 use super::hierarchy::{Hierarchy, VisItem};
 use super::minimap::Minimap;
 use super::worker::{LayoutJob, Poll, Scene};
@@ -84,6 +84,9 @@ pub struct GraphView {
     failed: bool,
     camera: Camera,
     fit_pending: bool,
+    /// The first fit after opening: a graph too large to read when fitted opens at a readable
+    /// zoom on its top (the inputs) instead.
+    opening: bool,
     focus_pending: Option<usize>,
     anchor: Option<(usize, Vec2)>,
     view_rect: Option<Rect>,
@@ -120,6 +123,7 @@ impl GraphView {
             failed: false,
             camera: Camera::default(),
             fit_pending: true,
+            opening: true,
             focus_pending: None,
             anchor: None,
             view_rect: None,
@@ -211,6 +215,7 @@ impl GraphView {
     /// Fits the whole graph into the view (on the next frame if the view has no size yet).
     pub fn fit(&mut self) {
         self.fit_pending = true;
+        self.opening = false;
         self.focus_pending = None;
         self.apply_pending();
     }
@@ -370,7 +375,17 @@ impl GraphView {
                     center: b.center(),
                     zoom: z.clamp(1e-6, 1.0),
                 };
+                if self.opening && z < FULL_ZOOM {
+                    // Unreadable when fitted: the top of the graph at a zoom that shows labels
+                    // (as wide as fits, within [FULL_ZOOM, FOCUS_ZOOM]).
+                    let zr = (view.width() / b.width()).clamp(FULL_ZOOM, FOCUS_ZOOM);
+                    self.camera = Camera {
+                        center: egui::pos2(b.center().x, b.top() + view.height() / (2.0 * zr)),
+                        zoom: zr,
+                    };
+                }
                 self.fit_pending = false;
+                self.opening = false;
             }
         }
     }
