@@ -380,7 +380,10 @@ impl GraphView {
                     // (as wide as fits, within [FULL_ZOOM, FOCUS_ZOOM]).
                     let zr = (view.width() / b.width()).clamp(FULL_ZOOM, FOCUS_ZOOM);
                     self.camera = Camera {
-                        center: egui::pos2(b.center().x, b.top() + view.height() / (2.0 * zr)),
+                        center: egui::pos2(
+                            b.center().x,
+                            b.top() + (view.height() / 2.0 - 40.0) / zr,
+                        ),
                         zoom: zr,
                     };
                 }
