@@ -76,6 +76,7 @@ fn rendered_boxes_show_their_fill() {
     let style = style_for(&g);
     let mut v = GraphView::with_budget(g.clone(), None);
     v.wait_for_layout();
+    v.fit();
     let centre = v
         .scene()
         .map(|s| s.layout.rects[40].center())
@@ -107,12 +108,15 @@ fn rendered_boxes_show_their_fill() {
     // The other levels of detail render too (images for inspection).
     let mut v = GraphView::new(g.clone());
     v.wait_for_layout();
+    v.fit();
     let _ = render("graph_collapsed_fit", v, style.clone(), None);
     let mut v = GraphView::with_budget(Arc::new(synth::transformer(50_000, 8)), None);
     v.wait_for_layout();
+    v.fit();
     let _ = render("graph_50k_fit", v, NodeStyle::default(), None);
     let mut v = GraphView::with_budget(g, None);
     v.wait_for_layout();
+    v.fit();
     let c = v
         .scene()
         .map(|s| s.layout.bounds.center())

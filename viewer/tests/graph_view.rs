@@ -84,6 +84,7 @@ fn visible(view: Rect, r: Rect) -> bool {
 fn clicking_a_node_selects_it_and_empty_space_clears() {
     let mut v = GraphView::with_budget(Arc::new(diamond()), None);
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     for target in [3usize, 1, 4] {
         let r = h.state().view.node_screen_rect(target).expect("laid out");
@@ -107,6 +108,7 @@ fn focus_brings_a_node_into_view() {
     let n = data.nodes.len();
     let mut v = GraphView::with_budget(data, None);
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     let view = h.state().view.view_rect().expect("shown");
     let target = n * 2 / 3;
@@ -129,6 +131,7 @@ fn focus_expands_the_group_hiding_the_node() {
     let data = Arc::new(synth::residual_chain(5000));
     let mut v = GraphView::new(data.clone()); // default collapse: groups hide most nodes
     v.wait_for_layout();
+    v.fit();
     let target = 4321;
     let scene = v.scene().expect("laid out");
     let item = scene.vis.node_item[target];
@@ -155,6 +158,7 @@ fn double_click_expands_a_collapsed_group() {
     let data = Arc::new(synth::residual_chain(3000));
     let mut v = GraphView::new(data.clone());
     v.wait_for_layout();
+    v.fit();
     let scene = v.scene().expect("laid out");
     let before = scene.vis.items.len();
     let (item, g) = scene
@@ -199,6 +203,7 @@ fn double_click_expands_a_collapsed_group() {
 fn hovering_a_node_shows_its_tooltip() {
     let mut v = GraphView::with_budget(Arc::new(diamond()), None);
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     let r = h.state().view.node_screen_rect(2).expect("laid out");
     h.hover_at(r.center());
@@ -213,6 +218,7 @@ fn hovering_a_node_shows_its_tooltip() {
 fn hovering_an_edge_shows_its_shape() {
     let mut v = GraphView::with_budget(Arc::new(diamond()), None);
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     // Edge 4 (join -> out): the middle of its path, on screen.
     let (cam, view) = (
@@ -246,6 +252,7 @@ fn pinch_zooms_around_the_pointer_and_f_fits() {
     let data = Arc::new(synth::transformer(1000, 2));
     let mut v = GraphView::with_budget(data, None);
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     let view = h.state().view.view_rect().expect("shown");
     let fitted = h.state().view.camera();
@@ -305,6 +312,7 @@ fn clicking_the_minimap_moves_the_camera() {
     let data = Arc::new(synth::transformer(2000, 4));
     let mut v = GraphView::with_budget(data, None);
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     // Zoomed in on the first node: the graph no longer fits, so the minimap shows.
     h.state_mut().view.focus(0);
@@ -334,6 +342,7 @@ fn collapsed_group_tooltip_sums_the_metric() {
     let mut v = GraphView::new(data.clone());
     v.set_metric("latency", values.clone());
     v.wait_for_layout();
+    v.fit();
     let scene = v.scene().expect("laid out");
     let item = scene
         .vis
@@ -378,6 +387,7 @@ fn empty_graph_and_bad_edges_do_not_break_the_view() {
     };
     let mut v = GraphView::new(Arc::new(data));
     v.wait_for_layout();
+    v.fit();
     let mut h = harness(v);
     let view = h.state().view.view_rect().expect("shown");
     click(&mut h, view.center(), 2);
@@ -397,6 +407,7 @@ fn layout_runs_off_thread_and_the_old_layout_stays_until_the_new_one_is_ready() 
     assert!((0.0..=1.0).contains(&p));
     assert!(v.scene().is_none());
     v.wait_for_layout();
+    v.fit();
     assert!(v.progress().is_none());
     let before = v.scene().expect("laid out").vis.items.len();
     let g = v
@@ -413,5 +424,31 @@ fn layout_runs_off_thread_and_the_old_layout_stays_until_the_new_one_is_ready() 
     assert!(v.progress().is_some());
     assert_eq!(v.scene().expect("old scene").vis.items.len(), before);
     v.wait_for_layout();
+    v.fit();
     assert!(v.scene().expect("new scene").vis.items.len() > before);
+}
+
+#[test]
+fn a_tall_graph_opens_readable_at_its_top() {
+    // Fitted, a 3000-node graph's boxes are a few pixels; it opens instead at a zoom that draws
+    // labels, with its first rank in view, and F fits it all.
+    let data = Arc::new(synth::transformer(3000, 4));
+    let mut v = GraphView::with_budget(data, None);
+    v.wait_for_layout();
+    let mut h = harness(v);
+    let view = h.state().view.view_rect().expect("shown");
+    let first = h.state().view.node_screen_rect(0).expect("laid out");
+    assert!(first.height() >= 10.0, "opening box is readable: {first:?}");
+    assert!(
+        visible(view, first),
+        "first node in view: {first:?} in {view:?}"
+    );
+    let opening = h.state().view.camera().zoom;
+    h.hover_at(view.center());
+    h.key_press(egui::Key::F);
+    h.step();
+    assert!(
+        h.state().view.camera().zoom < opening * 0.5,
+        "F fits the whole graph"
+    );
 }
