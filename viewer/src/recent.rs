@@ -50,6 +50,23 @@ impl RecentFiles {
     }
 }
 
+/// An in-memory eframe storage: what the app persists, without a file (tests, headless runs).
+#[derive(Debug, Default)]
+pub struct MemoryStorage(pub std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,23 +85,8 @@ mod tests {
         assert!(!r.items().contains(&"m0".to_string()));
     }
 
+    use super::MemoryStorage as Mem;
     use eframe::Storage;
-
-    #[derive(Default)]
-    struct Mem(std::collections::HashMap<String, String>);
-
-    impl eframe::Storage for Mem {
-        fn get_string(&self, key: &str) -> Option<String> {
-            self.0.get(key).cloned()
-        }
-        fn set_string(&mut self, key: &str, value: String) {
-            self.0.insert(key.to_string(), value);
-        }
-        fn remove_string(&mut self, key: &str) {
-            self.0.remove(key);
-        }
-        fn flush(&mut self) {}
-    }
 
     #[test]
     fn persists_through_storage_and_cleans_what_it_reads() {

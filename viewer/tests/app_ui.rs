@@ -378,22 +378,8 @@ fn f_fits_the_graph_after_a_focus() {
 
 #[test]
 fn recent_files_are_saved_through_eframe_storage() {
-    #[derive(Default)]
-    struct Mem(std::collections::HashMap<String, String>);
-    impl eframe::Storage for Mem {
-        fn get_string(&self, key: &str) -> Option<String> {
-            self.0.get(key).cloned()
-        }
-        fn set_string(&mut self, key: &str, value: String) {
-            self.0.insert(key.to_string(), value);
-        }
-        fn remove_string(&mut self, key: &str) {
-            self.0.remove(key);
-        }
-        fn flush(&mut self) {}
-    }
     let mut app = petasos_viewer::app::ViewerApp::with_document(load("demo-cnn"));
-    let mut st = Mem::default();
+    let mut st = petasos_viewer::recent::MemoryStorage::default();
     eframe::App::save(&mut app, &mut st);
     let back = petasos_viewer::recent::RecentFiles::load(Some(&st));
     assert_eq!(back.items(), ["demo-cnn".to_string()]);
