@@ -166,11 +166,8 @@ static void pt_blas_im2col_row(void *vctx, int r, int tid) {
             memset(o, 0, (size_t)d->OW * sizeof(float));
             continue;
         }
-        const float *xr = xc + (size_t)ih * (size_t)d->W;
-        for (int ow = 0; ow < d->OW; ow++) {
-            int iw = ow * d->SW - d->PL + kw * d->DW;
-            o[ow] = iw >= 0 && iw < d->W ? xr[iw] : 0.0f;
-        }
+        pt_strided_copy(o, d->OW, xc + (size_t)ih * (size_t)d->W, d->W, d->SW,
+                        kw * d->DW - d->PL, 0.0f);
     }
 }
 
