@@ -1,4 +1,4 @@
-//! The CPU backend's C kernels (`src/backend/cpu/rt/pt_{gemm,conv,wino,dw,conv_direct,pool,threads}.c`), built with
+//! The CPU backend's C kernels (`rt::KERNELS`: `src/backend/cpu/rt/pt_{gemm,conv,...}.c`), built with
 //! the system C compiler and checked by the C driver `tests/kernels/test_kernels.c` against
 //! naive reference loops (GEMM, conv with strides / padding / dilation / groups / depthwise,
 //! pooling, every epilogue, 1-3 threads), once vectorised for the host and once with the
@@ -11,16 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const RT_FILES: [&str; 7] = [
-    "pt_gemm.c",
-    "pt_conv.c",
-    "pt_wino.c",
-    "pt_dw.c",
-    "pt_conv_direct.c",
-    "pt_pool.c",
-    "pt_threads.c",
-];
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,7 +50,7 @@ fn build(driver: &str, out: &Path, flags: &[&str]) {
     cmd.args(["-std=c11", "-Wall", "-Wextra"])
         .args(flags)
         .arg(format!("-I{}", rt.display()));
-    for f in RT_FILES {
+    for f in petasos_compiler::backend::cpu::rt::KERNELS {
         cmd.arg(rt.join(f));
     }
     cmd.arg(manifest().join("tests/kernels").join(driver))

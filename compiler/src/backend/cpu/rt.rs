@@ -7,6 +7,18 @@
 /// Always built (the `.c` ones) or included.
 pub const CORE: &[&str] = &["pt_rt.h", "pt_rt.c", "pt_io.h", "pt_io.c", "pt_main.c"];
 
+/// The kernel files (`pt_kernels.h`'s implementation): built together whenever a kernel
+/// needs any of them, and by the kernel tests.
+pub const KERNELS: &[&str] = &[
+    "pt_gemm.c",
+    "pt_conv.c",
+    "pt_wino.c",
+    "pt_dw.c",
+    "pt_conv_direct.c",
+    "pt_pool.c",
+    "pt_threads.c",
+];
+
 /// Every runtime file: (name, contents).
 pub const FILES: &[(&str, &str)] = &[
     ("pt_rt.h", include_str!("rt/pt_rt.h")),

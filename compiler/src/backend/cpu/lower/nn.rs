@@ -41,16 +41,8 @@ pub fn register(r: &mut Registry) {
 
 /// Declares the rt kernel files (`pt_kernels.h` and the `.c` files the kernels need).
 pub(crate) fn need_kernels(cx: &mut LowerCx<'_>) {
-    for f in [
-        "pt_kernels.h",
-        "pt_gemm.c",
-        "pt_conv.c",
-        "pt_wino.c",
-        "pt_dw.c",
-        "pt_conv_direct.c",
-        "pt_pool.c",
-        "pt_threads.c",
-    ] {
+    cx.need_rt("pt_kernels.h");
+    for f in crate::backend::cpu::rt::KERNELS {
         cx.need_rt(f);
     }
 }
