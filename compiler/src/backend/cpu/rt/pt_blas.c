@@ -120,13 +120,10 @@ void *pt_conv2d_prepare(const pt_conv2d_desc *d, const float *weight) {
         }
         return c;
     }
-    /* the native prepare validates the descriptor */
-    void *check = pt_native_conv2d_prepare(d, weight);
-    if (!check) {
+    if (!pt_conv_check(d)) {
         free(c);
         return NULL;
     }
-    pt_native_conv2d_free(check);
     size_t n = (size_t)d->M * (size_t)(d->C / d->G) * (size_t)d->KH * (size_t)d->KW;
     c->w = (float *)malloc(n * sizeof(float) + 1);
     if (!c->w) {

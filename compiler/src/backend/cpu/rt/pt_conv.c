@@ -83,7 +83,7 @@ static int pt_swap_pick(const pt_conv2d_desc *d, int *rows) {
 #endif
 }
 
-static int pt_conv_check(const pt_conv2d_desc *d) {
+int pt_conv_check(const pt_conv2d_desc *d) {
     if (d->N < 1 || d->C < 1 || d->H < 1 || d->W < 1 || d->M < 1 || d->KH < 1 || d->KW < 1)
         return 0;
     if (d->SH < 1 || d->SW < 1 || d->DH < 1 || d->DW < 1 || d->G < 1) return 0;

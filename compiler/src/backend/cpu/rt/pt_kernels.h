@@ -146,6 +146,9 @@ void *pt_workspace(int tid, int slot, size_t bytes);
  * Shared by the rt kernel files (compiled with PT_KERNELS_INTERNAL); not part of the API. */
 #ifdef PT_KERNELS_INTERNAL
 
+/* Whether a convolution descriptor is consistent (sizes, groups, pads matching OH/OW). */
+int pt_conv_check(const pt_conv2d_desc *d);
+
 /* Register tile of the micro-kernel: PT_MR rows (broadcast operand, A) x PT_NRV vectors of
  * PT_VL floats (vector operand, B). */
 #if defined(PT_SCALAR) || !(defined(__GNUC__) || defined(__clang__))
