@@ -401,6 +401,23 @@ pub struct FlexAttention {
     pub prob_mod: Option<Graph>,
 }
 
+impl FlexAttention {
+    /// Whether Q `[B, Hq, Lq, D]`, K `[B, Hk, Lk, D]` and V `[B, Hk, Lk, Dv]` fit together
+    /// (rank 4, `Hq` a multiple of `Hk > 0`).
+    pub fn shapes_fit(qs: &[usize], ks: &[usize], vs: &[usize]) -> bool {
+        qs.len() == 4
+            && ks.len() == 4
+            && vs.len() == 4
+            && ks[1] != 0
+            && qs[1].is_multiple_of(ks[1])
+            && ks[3] == qs[3]
+            && vs[2] == ks[2]
+            && vs[1] == ks[1]
+            && ks[0] == qs[0]
+            && vs[0] == qs[0]
+    }
+}
+
 #[typetag::serde]
 impl Op for FlexAttention {
     fn op_type(&self) -> &str {
@@ -423,17 +440,7 @@ impl Op for FlexAttention {
     fn eval(&self, cx: &mut EvalCx<'_>, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let (q, k, v) = (req(inputs, 0)?, req(inputs, 1)?, req(inputs, 2)?);
         let (qs, ks, vs) = (q.shape().to_vec(), k.shape().to_vec(), v.shape().to_vec());
-        if qs.len() != 4
-            || ks.len() != 4
-            || vs.len() != 4
-            || ks[1] == 0
-            || qs[1] % ks[1] != 0
-            || ks[3] != qs[3]
-            || vs[2] != ks[2]
-            || vs[1] != ks[1]
-            || ks[0] != qs[0]
-            || vs[0] != qs[0]
-        {
+        if !FlexAttention::shapes_fit(&qs, &ks, &vs) {
             return Err(eval_err!(
                 "FlexAttention: incompatible shapes Q {qs:?}, K {ks:?}, V {vs:?}"
             ));

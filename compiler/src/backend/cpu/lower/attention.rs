@@ -866,17 +866,7 @@ fn lower_flex_attention(cx: &mut LowerCx<'_>) -> Result<(), LowerError> {
         need_float(cx, t, n)?;
     }
     let (qs, ks, vs) = (&q.shape, &k.shape, &v.shape);
-    if qs.len() != 4
-        || ks.len() != 4
-        || vs.len() != 4
-        || ks[1] == 0
-        || qs[1] % ks[1] != 0
-        || ks[3] != qs[3]
-        || vs[2] != ks[2]
-        || vs[1] != ks[1]
-        || ks[0] != qs[0]
-        || vs[0] != qs[0]
-    {
+    if !FlexAttention::shapes_fit(qs, ks, vs) {
         return Err(cx.invalid(format!("incompatible shapes Q {qs:?}, K {ks:?}, V {vs:?}")));
     }
     let (b, hq, lq, d) = (qs[0], qs[1], qs[2], qs[3]);
