@@ -22,7 +22,8 @@ pub struct RnnAttrs {
     pub layout: i64,
 }
 
-const ACTIVATIONS: [&str; 11] = [
+/// The activation names RNN, GRU and LSTM accept (lower case).
+pub const ACTIVATIONS: [&str; 11] = [
     "relu",
     "tanh",
     "sigmoid",

@@ -4,7 +4,7 @@ mod cells;
 mod common;
 
 pub use cells::{Gru, Lstm, Rnn};
-pub use common::RnnAttrs;
+pub use common::{RnnAttrs, ACTIVATIONS};
 
 use super::Registry;
 

@@ -412,19 +412,7 @@ mod tests {
 
     #[test]
     fn every_interpreter_activation_has_c() {
-        for n in [
-            "relu",
-            "tanh",
-            "sigmoid",
-            "affine",
-            "leakyrelu",
-            "thresholdedrelu",
-            "scaledtanh",
-            "hardsigmoid",
-            "elu",
-            "softsign",
-            "softplus",
-        ] {
+        for n in petasos_ir::ops::recurrent::ACTIVATIONS {
             let s = act_stmt(n, 0.5, 2.0, "v");
             assert!(s.as_deref().is_some_and(|s| s.starts_with("v = ")), "{n}");
         }
