@@ -268,26 +268,20 @@ fn generic_loops_f16_conv3d_and_pools() {
     );
 }
 
-/// The 12 shared models: every one must compile, run and match.
-const MODELS: [&str; 12] = [
-    "resnet18",
-    "mobilenet_v2",
-    "densenet121",
-    "ch_PP-OCRv4_det_infer",
-    "ch_PP-OCRv4_rec_infer",
-    "ch_ppocr_mobile_v2.0_cls_infer",
-    "silero_vad",
-    "espcn_subpixel_float",
-    "espcn_subpixel_quant",
-    "tiny_gpt2",
-    "tiny_llama",
-    "tiny_mixtral",
-];
+/// The shared models (every one must compile, run and match): the names in
+/// `tests/shared_models.txt` (one a line, `#` comments).
+fn shared_model_names() -> Vec<&'static str> {
+    include_str!("../../tests/shared_models.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
-/// Whether `name` must compile: every one of [`MODELS`] (other files in the folder are
-/// checked when they compile).
+/// Whether `name` must compile: every one of [`shared_model_names`] (other files in the
+/// folder are checked when they compile).
 fn required(name: &str) -> bool {
-    MODELS.contains(&name)
+    shared_model_names().contains(&name)
 }
 
 #[test]
@@ -355,7 +349,12 @@ fn shared_models_compile_run_and_match() {
         skipped.len(),
         skipped.join(", ")
     );
-    for r in MODELS.iter().filter(|m| required(m)) {
+    assert_eq!(
+        shared_model_names().len(),
+        12,
+        "the 12 shared models are listed"
+    );
+    for r in shared_model_names() {
         assert!(matched.iter().any(|m| m == r), "{r} was not checked");
     }
 }

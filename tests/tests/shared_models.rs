@@ -18,20 +18,14 @@ use petasos_tests::signature::signature;
 use petasos_tests::{shared_dir, skipped_loudly};
 use protobuf::Message;
 
-const MODELS: [&str; 12] = [
-    "resnet18",
-    "mobilenet_v2",
-    "densenet121",
-    "ch_PP-OCRv4_det_infer",
-    "ch_PP-OCRv4_rec_infer",
-    "ch_ppocr_mobile_v2.0_cls_infer",
-    "silero_vad",
-    "espcn_subpixel_float",
-    "espcn_subpixel_quant",
-    "tiny_gpt2",
-    "tiny_llama",
-    "tiny_mixtral",
-];
+/// The names in `tests/shared_models.txt` (one a line, `#` comments).
+fn shared_model_names() -> Vec<&'static str> {
+    include_str!("../shared_models.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
 
 fn check_model(name: &str) -> Result<(), String> {
     let shared = shared_dir().ok_or("no shared dir")?;
@@ -136,7 +130,7 @@ fn shared_models_import_roundtrip_and_reproduce_outputs() {
         return;
     }
     let mut failures = Vec::new();
-    for m in MODELS {
+    for m in shared_model_names() {
         let t = std::time::Instant::now();
         match check_model(m) {
             Ok(()) => println!("ok   {m} ({:.1}s)", t.elapsed().as_secs_f64()),
